@@ -1,0 +1,91 @@
+"""The typed event stream of a run, shared by the CLI and the server."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Event:
+    kind: ClassVar[str] = "event"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["type"] = self.kind
+        return data
+
+
+@dataclass
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    run_id: str
+    to_run: list[str]
+    cached: list[str]
+
+
+@dataclass
+class NodeStarted(Event):
+    kind: ClassVar[str] = "node_started"
+    run_id: str
+    node_id: str
+    node_type: str
+
+
+@dataclass
+class Progress(Event):
+    """Step progress of a running node; ``preview`` is an image object (PIL) or None."""
+
+    kind: ClassVar[str] = "progress"
+    run_id: str
+    node_id: str
+    fraction: float
+    step: int | None = None
+    total: int | None = None
+    preview: Any = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "preview"}
+        data["type"] = self.kind
+        return data
+
+
+@dataclass
+class NodeFinished(Event):
+    kind: ClassVar[str] = "node_finished"
+    run_id: str
+    node_id: str
+    node_type: str
+    seconds: float
+    files: list[dict[str, str]]
+
+
+@dataclass
+class NodeCached(Event):
+    kind: ClassVar[str] = "node_cached"
+    run_id: str
+    node_id: str
+    node_type: str
+    files: list[dict[str, str]]
+
+
+@dataclass
+class RunError(Event):
+    kind: ClassVar[str] = "error"
+    run_id: str
+    node_id: str | None
+    node_type: str | None
+    message: str
+    error_type: str
+    traceback: str
+    inputs: dict[str, Any]
+
+
+@dataclass
+class RunFinished(Event):
+    """The last event of every run; status is ok, error or interrupted."""
+
+    kind: ClassVar[str] = "run_finished"
+    run_id: str
+    status: str
+    seconds: float

@@ -1,0 +1,94 @@
+"""Planning: keep what the outputs need, order it, key it, and split it into
+nodes to execute and nodes served from the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from graph.cache import CacheEntry, OutputCache
+from graph.validate import CheckedNode
+
+
+@dataclass
+class Plan:
+    order: list[str]  # every node the outputs depend on, topologically sorted
+    keys: dict[str, str]
+    to_run: list[str]  # in execution order
+    cached: list[str]
+    hits: dict[str, CacheEntry] = field(default_factory=dict)  # pinned for this run
+
+
+def needed_nodes(nodes: dict[str, CheckedNode]) -> list[str]:
+    """Nodes that feed an output node, in a deterministic topological order."""
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    for nid, node in nodes.items():
+        for src, _ in node.links.values():
+            g.add_edge(src, nid)
+    outputs = [nid for nid, n in nodes.items() if n.spec.output_node]
+    keep: set[str] = set(outputs)
+    for nid in outputs:
+        keep |= nx.ancestors(g, nid)
+    return list(nx.lexicographical_topological_sort(g.subgraph(keep)))
+
+
+def node_key(node: CheckedNode, keys: dict[str, str], fingerprint: str | None) -> str:
+    """Hash of type, version, literals, upstream keys and output names, fingerprint."""
+    spec = node.spec
+    if not spec.cacheable:
+        return "nocache:" + uuid.uuid4().hex
+    upstream = sorted((name, keys[src], out) for name, (src, out) in node.links.items())
+    doc = [spec.type, spec.version, node.literals, upstream, fingerprint]
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def make_plan(
+    nodes: dict[str, CheckedNode], cache: OutputCache, fingerprints: dict[str, str | None]
+) -> Plan:
+    order = needed_nodes(nodes)
+    keys: dict[str, str] = {}
+    for nid in order:
+        keys[nid] = node_key(nodes[nid], keys, fingerprints.get(nid))
+    # Walk up from the outputs; a cache hit needs none of its ancestors.
+    hits: dict[str, CacheEntry] = {}
+    run: set[str] = set()
+    stack = [nid for nid in order if nodes[nid].spec.output_node]
+    seen: set[str] = set()
+    while stack:
+        nid = stack.pop()
+        if nid in seen:
+            continue
+        seen.add(nid)
+        entry = cache.get(keys[nid])
+        if entry is not None:
+            hits[nid] = entry
+            continue
+        run.add(nid)
+        stack.extend(src for src, _ in nodes[nid].links.values())
+    to_run = [nid for nid in order if nid in run]
+    cached = [nid for nid in order if nid not in run]
+    return Plan(order, keys, to_run, cached, hits)
+
+
+def consumers(nodes: dict[str, CheckedNode], to_run: list[str]) -> dict[str, int]:
+    """How many executing nodes read each node's outputs (to free values early)."""
+    counts: dict[str, int] = {}
+    for nid in to_run:
+        for src, _ in nodes[nid].links.values():
+            counts[src] = counts.get(src, 0) + 1
+    return counts
+
+
+def dumps_inputs(node: CheckedNode) -> dict[str, Any]:
+    """A node's inputs for error reports: literals as given, links as node.output."""
+    data: dict[str, Any] = dict(node.literals)
+    for name, (src, out) in node.links.items():
+        data[name] = f"<{src}.{out}>"
+    return data

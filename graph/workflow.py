@@ -1,0 +1,97 @@
+"""The workflow file format, shared by the canvas, the CLI and the server.
+
+A link is always the object ``{"node": ID, "output": NAME}``; any other value
+is a literal. The ``ui`` block belongs to the canvas and is ignored here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+FORMAT_VERSION = 1
+
+
+class Link(BaseModel):
+    """A reference to one output of another node."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    node: str
+    output: str
+
+
+class NodeEntry(BaseModel):
+    """One node of a workflow: its type and its inputs (literals or links)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Workflow(BaseModel):
+    """A whole workflow file."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: Literal[1] = 1
+    nodes: dict[str, NodeEntry]
+    ui: dict[str, Any] | None = None
+
+
+class WorkflowFormatError(ValueError):
+    """The document is not a workflow at all (wrong shape or version)."""
+
+
+def as_link(value: Any) -> tuple[str, str] | None:
+    """(node, output) when ``value`` is a link object, else None."""
+    if (
+        type(value) is dict
+        and len(value) == 2
+        and type(value.get("node")) is str
+        and type(value.get("output")) is str
+    ):
+        return value["node"], value["output"]
+    return None
+
+
+def parse_workflow(data: Any) -> Workflow:
+    """Parse a decoded JSON document, with a readable error for an unknown version."""
+    if isinstance(data, dict) and "version" in data and data["version"] != FORMAT_VERSION:
+        raise WorkflowFormatError(
+            f"unsupported workflow version {data['version']!r}; this engine reads version "
+            f"{FORMAT_VERSION}"
+        )
+    try:
+        return Workflow.model_validate(data)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(document)"
+            parts.append(f"{where}: {err['msg']}")
+        raise WorkflowFormatError("not a valid workflow: " + "; ".join(parts)) from None
+
+
+def load_workflow_file(path: str | Path) -> Workflow:
+    """Read a workflow from a JSON file, or from a PNG that embeds one."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        from graph.pngmeta import read_png_text
+
+        text = read_png_text(raw).get("workflow")
+        if text is None:
+            raise WorkflowFormatError(f"{path}: this PNG carries no embedded workflow")
+    else:
+        text = raw.decode("utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WorkflowFormatError(f"{path}: malformed JSON: {exc}") from None
+    return parse_workflow(data)
+
+
+def workflow_json_schema() -> dict[str, Any]:
+    """JSON Schema of the file format (``run.py --schema``)."""
+    return Workflow.model_json_schema()

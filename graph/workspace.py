@@ -1,0 +1,54 @@
+"""Where a run reads and writes files; every name is confined to its folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class PathOutsideFolder(ValueError):
+    """A file name that would resolve outside the folder it belongs to."""
+
+
+def confined_path(folder: Path, name: str) -> Path:
+    """Resolve ``name`` inside ``folder``; refuse absolute paths, ``..``, NUL bytes
+    and symlinks that lead out of the folder."""
+    if not name or "\x00" in name or name.startswith(("/", "\\")) or ":" in name[:3]:
+        raise PathOutsideFolder(f"{name!r} is not a plain file name inside {folder.name}/")
+    parts = name.replace("\\", "/").split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise PathOutsideFolder(f"{name!r} is not a plain file name inside {folder.name}/")
+    base = folder.resolve()
+    target = (base / name).resolve()
+    if target != base and base not in target.parents:
+        raise PathOutsideFolder(f"{name!r} resolves outside {folder.name}/")
+    return target
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The folders of one engine: models to load, inputs, outputs, temporary files."""
+
+    models_dir: Path
+    input_dir: Path
+    output_dir: Path
+    temp_dir: Path
+
+    @classmethod
+    def at(cls, data_dir: Path, models_dir: Path | None = None) -> Workspace:
+        data_dir = Path(data_dir)
+        return cls(
+            models_dir=Path(models_dir) if models_dir else data_dir / "models",
+            input_dir=data_dir / "input",
+            output_dir=data_dir / "output",
+            temp_dir=data_dir / "temp",
+        )
+
+    def folder(self, kind: str) -> Path:
+        folders = {"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir}
+        if kind not in folders:
+            raise PathOutsideFolder(f"unknown file kind {kind!r}")
+        return folders[kind]
+
+    def file(self, kind: str, name: str) -> Path:
+        return confined_path(self.folder(kind), name)

@@ -35,10 +35,12 @@ class Workspace:
     temp_dir: Path
 
     @classmethod
-    def at(cls, data_dir: Path, models_dir: Path | None = None) -> Workspace:
+    def at(cls, data_dir: Path, models_dir: Path) -> Workspace:
+        """Inputs, outputs and temporary files under ``data_dir``; models under
+        ``models_dir`` (checkpoints in its ``checkpoints/`` folder)."""
         data_dir = Path(data_dir)
         return cls(
-            models_dir=Path(models_dir) if models_dir else data_dir / "models",
+            models_dir=Path(models_dir),
             input_dir=data_dir / "input",
             output_dir=data_dir / "output",
             temp_dir=data_dir / "temp",

@@ -1,0 +1,1 @@
+"""Stable Diffusion building blocks used by the nodes (no node classes here)."""

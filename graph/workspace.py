@@ -33,9 +33,10 @@ class Workspace:
     input_dir: Path
     output_dir: Path
     temp_dir: Path
+    allow_pickle: bool = False  # opt-in to pickle checkpoints (loaded with weights_only=True)
 
     @classmethod
-    def at(cls, data_dir: Path, models_dir: Path) -> Workspace:
+    def at(cls, data_dir: Path, models_dir: Path, allow_pickle: bool = False) -> Workspace:
         """Inputs, outputs and temporary files under ``data_dir``; models under
         ``models_dir`` (checkpoints in its ``checkpoints/`` folder)."""
         data_dir = Path(data_dir)
@@ -44,7 +45,14 @@ class Workspace:
             input_dir=data_dir / "input",
             output_dir=data_dir / "output",
             temp_dir=data_dir / "temp",
+            allow_pickle=allow_pickle,
         )
+
+    def ensure(self) -> Workspace:
+        """Create the input, output and temporary folders if missing."""
+        for d in (self.input_dir, self.output_dir, self.temp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
 
     def folder(self, kind: str) -> Path:
         folders = {"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir}

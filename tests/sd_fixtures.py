@@ -1,0 +1,87 @@
+"""Shared helpers for tests and benches that need Stable Diffusion models on disk.
+
+Everything is built from seeded random weights (`nodes.sd.builtin`), never downloaded.
+Models are written under ``<models_dir>/checkpoints/`` so `load_checkpoint` finds them by
+name. Stable interface: other test files import these functions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from nodes.sd.builtin import build_tiny_components  # noqa: E402
+from nodes.sd.ldm_export import save_single_file  # noqa: E402
+
+
+def tiny_components(seed: int = 0) -> dict[str, Any]:
+    """unet, vae, text_encoder, tokenizer, scheduler of the built-in tiny model."""
+    return build_tiny_components(seed)
+
+
+def tiny_pipeline(seed: int = 0, components: dict[str, Any] | None = None) -> Any:
+    """A diffusers StableDiffusionPipeline over the tiny components (no safety checker)."""
+    from diffusers import StableDiffusionPipeline
+
+    c = components if components is not None else build_tiny_components(seed)
+    return StableDiffusionPipeline(
+        **c, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
+
+
+def checkpoints_dir(models_dir: Path) -> Path:
+    """``<models_dir>/checkpoints``, created."""
+    d = Path(models_dir) / "checkpoints"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def write_tiny_diffusers_folder(
+    path: Path, seed: int = 0, components: dict[str, Any] | None = None
+) -> Path:
+    """Save the tiny model as a diffusers folder (model_index.json, safetensors weights)."""
+    pipe = tiny_pipeline(seed, components)
+    path = Path(path)
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def write_tiny_single_file(
+    path: Path,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    components: dict[str, Any] | None = None,
+) -> Path:
+    """Save the tiny model as one LDM-layout ``.safetensors`` file (optionally cast)."""
+    c = components if components is not None else build_tiny_components(seed)
+    return save_single_file(
+        Path(path), c["unet"], c["vae"], c["text_encoder"], c["scheduler"], dtype=dtype
+    )
+
+
+def write_tiny_pickle(path: Path, seed: int = 0, wrap_state_dict: bool = True) -> Path:
+    """Save the tiny model as a legacy ``.ckpt`` (torch zip pickle, ``{"state_dict": ...}``)."""
+    from nodes.sd.ldm_export import to_ldm_state_dict
+
+    c = build_tiny_components(seed)
+    sd = to_ldm_state_dict(c["unet"], c["vae"], c["text_encoder"])
+    sd = {k: v.contiguous() for k, v in sd.items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": sd} if wrap_state_dict else sd, path)
+    return path
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Bit-identical parameters and persistent buffers, same names, same dtypes."""
+    sa, sb = a.state_dict(), b.state_dict()
+    sa = {k.removeprefix("text_model."): v for k, v in sa.items() if "position_ids" not in k}
+    sb = {k.removeprefix("text_model."): v for k, v in sb.items() if "position_ids" not in k}
+    if sa.keys() != sb.keys():
+        return False
+    return all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)

@@ -64,6 +64,20 @@ class Resources:
                 del self._items[key]
 
 
+class WorkflowDoc:
+    """The workflow being run, turned into a plain dict only if a node asks for it."""
+
+    def __init__(self, workflow: Any) -> None:
+        self._source = workflow
+        self._doc: dict[str, Any] | None = None
+
+    def get(self) -> dict[str, Any]:
+        if self._doc is None:
+            src = self._source
+            self._doc = src if isinstance(src, dict) else src.model_dump(exclude_none=True)
+        return self._doc
+
+
 @dataclass
 class RunContext:
     """Handed to ``Node.run``: the node's identity and its channels to the run."""
@@ -73,10 +87,15 @@ class RunContext:
     node_type: str
     workspace: Workspace
     resources: Resources
-    workflow: dict[str, Any]
+    workflow_doc: WorkflowDoc
     cancel: CancelToken
     emit: Callable[[Event], None]
     files: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def workflow(self) -> dict[str, Any]:
+        """The workflow being run (after command-line overrides), as a JSON-ready dict."""
+        return self.workflow_doc.get()
 
     def progress(
         self,

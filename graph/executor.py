@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graph.cache import DEFAULT_BUDGET, OutputCache
-from graph.context import CancelToken, Interrupted, Resources, RunContext
+from graph.context import CancelToken, Interrupted, Resources, RunContext, WorkflowDoc
 from graph.events import (
     Event,
     NodeCached,
@@ -29,7 +29,7 @@ from graph.events import (
 from graph.node import Node
 from graph.plan import Plan, consumers, dumps_inputs, make_plan
 from graph.registry import Registry
-from graph.validate import Checked, InvalidWorkflow, Problem, validate
+from graph.validate import Checked, CheckedNode, InvalidWorkflow, Problem, validate
 from graph.workflow import Workflow
 from graph.workspace import Workspace
 
@@ -119,7 +119,7 @@ class Engine:
         cancel = cancel or CancelToken()
         run_id = run_id or uuid.uuid4().hex
         with self._lock:
-            return self._execute(checked, workflow.model_dump(), emit, cancel, run_id)
+            return self._execute(checked, WorkflowDoc(workflow), emit, cancel, run_id)
 
     def _fingerprints(self, checked: Checked) -> dict[str, str | None]:
         prints: dict[str, str | None] = {}
@@ -132,67 +132,107 @@ class Engine:
     def _execute(
         self,
         checked: Checked,
-        workflow: dict[str, Any],
+        workflow: WorkflowDoc,
         emit: EventSink,
         cancel: CancelToken,
         run_id: str,
     ) -> RunResult:
         t_start = time.perf_counter()
-        nodes = checked.nodes
-        try:
-            plan = make_plan(nodes, self.cache, self._fingerprints(checked))
-        except Exception as exc:  # a fingerprint failed (e.g. a file vanished)
-            return self._fail(run_id, None, None, exc, {}, emit, t_start)
         result = RunResult(run_id, "ok", 0.0)
+        try:
+            plan = make_plan(checked, self.cache, self._fingerprints(checked))
+        except Exception as exc:  # a fingerprint failed (e.g. a file vanished)
+            return self._fail(result, None, exc, emit, t_start)
         emit(RunStarted(run_id, list(plan.to_run), list(plan.cached)))
+        nodes = checked.nodes
         for nid in plan.cached:
-            entry = plan.hits.get(nid)
-            files = entry.files if entry is not None else []
             result.nodes[nid] = NodeRecord("cached")
+        for nid, entry in plan.hits.items():  # the cached values this run actually reads
             if nodes[nid].spec.output_node:
-                result.files.extend(files)
-            emit(NodeCached(run_id, nid, nodes[nid].spec.type, files))
-        values = {nid: entry.outputs for nid, entry in plan.hits.items()}
-        remaining = consumers(nodes, plan.to_run)
+                result.files.extend(entry.files)
+            emit(NodeCached(run_id, nid, nodes[nid].spec.type, entry.files))
+        run = _Run(self, checked, plan, workflow, emit, cancel, result)
         try:
             for nid in plan.to_run:
-                self._run_node(nid, plan, checked, workflow, values, remaining, emit, cancel,
-                               run_id, result)
+                run.node(nid)
         except Interrupted:
             result.status = "interrupted"
         except _NodeFailed as failed:
-            node = nodes[failed.node_id]
-            return self._fail(run_id, failed.node_id, node.spec.type, failed.exc,
-                              dumps_inputs(node), emit, t_start, result)
+            return self._fail(result, nodes[failed.node_id], failed.exc, emit, t_start)
         result.seconds = time.perf_counter() - t_start
         emit(RunFinished(run_id, result.status, result.seconds))
         return result
 
-    def _run_node(
+    def _fail(
         self,
-        nid: str,
-        plan: Plan,
+        result: RunResult,
+        node: CheckedNode | None,
+        exc: BaseException,
+        emit: EventSink,
+        t_start: float,
+    ) -> RunResult:
+        result.status = "error"
+        result.error = {
+            "node_id": node.id if node else None,
+            "node_type": node.spec.type if node else None,
+            "error_type": type(exc).__name__,
+            "message": str(exc) or type(exc).__name__,
+            "traceback": "".join(traceback.format_exception(exc)),
+            "inputs": dumps_inputs(node) if node else {},
+        }
+        emit(RunError(result.run_id, **result.error))
+        result.seconds = time.perf_counter() - t_start
+        emit(RunFinished(result.run_id, "error", result.seconds))
+        return result
+
+
+class _Run:
+    """The state of one execution: values still needed downstream, and the result."""
+
+    def __init__(
+        self,
+        engine: Engine,
         checked: Checked,
-        workflow: dict[str, Any],
-        values: dict[str, dict[str, Any]],
-        remaining: dict[str, int],
+        plan: Plan,
+        workflow: WorkflowDoc,
         emit: EventSink,
         cancel: CancelToken,
-        run_id: str,
         result: RunResult,
     ) -> None:
-        cancel.raise_if_cancelled()
-        node = checked.nodes[nid]
+        self.engine = engine
+        self.nodes = checked.nodes
+        self.plan = plan
+        self.workflow = workflow
+        self.emit = emit
+        self.cancel = cancel
+        self.result = result
+        self.values = {nid: entry.outputs for nid, entry in plan.hits.items()}
+        self.remaining = consumers(checked.nodes, plan.to_run)
+
+    def node(self, nid: str) -> None:
+        """Run one node; its outputs go to the cache and to the nodes that read them."""
+        self.cancel.raise_if_cancelled()
+        node = self.nodes[nid]
         spec = node.spec
-        emit(NodeStarted(run_id, nid, spec.type))
+        run_id = self.result.run_id
+        self.emit(NodeStarted(run_id, nid, spec.type))
         kwargs = dict(node.literals)
         for name, (src, out) in node.links.items():
-            kwargs[name] = values[src][out]
-            remaining[src] -= 1
-            if remaining[src] == 0:
-                del values[src]
-        ctx = RunContext(run_id, nid, spec.type, self.workspace, self.resources, workflow,
-                         cancel, emit)
+            kwargs[name] = self.values[src][out]
+            self.remaining[src] -= 1
+            if self.remaining[src] == 0:
+                del self.values[src]  # free intermediates as soon as the last reader has them
+        engine = self.engine
+        ctx = RunContext(
+            run_id,
+            nid,
+            spec.type,
+            engine.workspace,
+            engine.resources,
+            self.workflow,
+            self.cancel,
+            self.emit,
+        )
         t0 = time.perf_counter()
         try:
             outputs = spec.cls().run(ctx, **kwargs)
@@ -204,40 +244,14 @@ class Engine:
         except Exception as exc:
             raise _NodeFailed(nid, exc) from exc
         seconds = time.perf_counter() - t0
-        if remaining.get(nid, 0) > 0:
-            values[nid] = outputs
+        if self.remaining.get(nid, 0) > 0:
+            self.values[nid] = outputs
         if spec.cacheable:
-            self.cache.put(plan.keys[nid], outputs, ctx.files)
-        result.nodes[nid] = NodeRecord("executed", seconds)
+            engine.cache.put(self.plan.keys[nid], outputs, ctx.files)
+        self.result.nodes[nid] = NodeRecord("executed", seconds)
         if spec.output_node:
-            result.files.extend(ctx.files)
-        emit(NodeFinished(run_id, nid, spec.type, seconds, ctx.files))
-
-    def _fail(
-        self,
-        run_id: str,
-        node_id: str | None,
-        node_type: str | None,
-        exc: BaseException,
-        inputs: dict[str, Any],
-        emit: EventSink,
-        t_start: float,
-        result: RunResult | None = None,
-    ) -> RunResult:
-        result = result or RunResult(run_id, "error", 0.0)
-        result.status = "error"
-        result.error = {
-            "node_id": node_id,
-            "node_type": node_type,
-            "error_type": type(exc).__name__,
-            "message": str(exc) or type(exc).__name__,
-            "traceback": "".join(traceback.format_exception(exc)),
-            "inputs": inputs,
-        }
-        emit(RunError(run_id, **result.error))
-        result.seconds = time.perf_counter() - t_start
-        emit(RunFinished(run_id, "error", result.seconds))
-        return result
+            self.result.files.extend(ctx.files)
+        self.emit(NodeFinished(run_id, nid, spec.type, seconds, ctx.files))
 
 
 class _NodeFailed(Exception):

@@ -4,7 +4,6 @@ nodes to execute and nodes served from the cache."""
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import networkx as nx
 
 from graph.cache import CacheEntry, OutputCache
-from graph.validate import CheckedNode
+from graph.validate import Checked, CheckedNode
 
 
 @dataclass
@@ -24,35 +23,34 @@ class Plan:
     hits: dict[str, CacheEntry] = field(default_factory=dict)  # pinned for this run
 
 
-def needed_nodes(nodes: dict[str, CheckedNode]) -> list[str]:
-    """Nodes that feed an output node, in a deterministic topological order."""
-    g = nx.DiGraph()
-    g.add_nodes_from(nodes)
-    for nid, node in nodes.items():
-        for src, _ in node.links.values():
-            g.add_edge(src, nid)
-    outputs = [nid for nid, n in nodes.items() if n.spec.output_node]
+def needed_nodes(checked: Checked) -> list[str]:
+    """Nodes that feed an output node, in the checked deterministic topological order."""
+    nodes = checked.nodes
+    outputs = [nid for nid in checked.order if nodes[nid].spec.output_node]
     keep: set[str] = set(outputs)
     for nid in outputs:
-        keep |= nx.ancestors(g, nid)
-    return list(nx.lexicographical_topological_sort(g.subgraph(keep)))
+        keep |= nx.ancestors(checked.graph, nid)
+    if len(keep) == len(checked.order):
+        return list(checked.order)
+    return [nid for nid in checked.order if nid in keep]
 
 
 def node_key(node: CheckedNode, keys: dict[str, str], fingerprint: str | None) -> str:
-    """Hash of type, version, literals, upstream keys and output names, fingerprint."""
+    """Hash of type, version, literals, upstream keys and output names, fingerprint.
+
+    Literals are JSON values normalised by validation (fields in declaration
+    order), so their repr is canonical and cheaper than JSON encoding."""
     spec = node.spec
     if not spec.cacheable:
         return "nocache:" + uuid.uuid4().hex
     upstream = sorted((name, keys[src], out) for name, (src, out) in node.links.items())
-    doc = [spec.type, spec.version, node.literals, upstream, fingerprint]
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha1(text.encode()).hexdigest()
+    doc = (spec.type, spec.version, node.literals, upstream, fingerprint)
+    return hashlib.sha1(repr(doc).encode()).hexdigest()
 
 
-def make_plan(
-    nodes: dict[str, CheckedNode], cache: OutputCache, fingerprints: dict[str, str | None]
-) -> Plan:
-    order = needed_nodes(nodes)
+def make_plan(checked: Checked, cache: OutputCache, fingerprints: dict[str, str | None]) -> Plan:
+    nodes = checked.nodes
+    order = needed_nodes(checked)
     keys: dict[str, str] = {}
     for nid in order:
         keys[nid] = node_key(nodes[nid], keys, fingerprints.get(nid))

@@ -51,6 +51,11 @@ class Registry:
             reg.add(c)
         return reg
 
+    def merge(self, other: Registry) -> None:
+        for spec in other.nodes.values():
+            self.add(spec.cls)
+        self.choice_sources.update(other.choice_sources)
+
     def add_module(self, module: ModuleType) -> None:
         for value in vars(module).values():
             if (

@@ -63,8 +63,12 @@ class CheckedNode:
 
 @dataclass
 class Checked:
+    """The outcome of validation; when ok, what planning needs."""
+
     problems: list[Problem] = field(default_factory=list)
     nodes: dict[str, CheckedNode] = field(default_factory=dict)
+    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    order: list[str] = field(default_factory=list)  # deterministic topological order
 
     @property
     def ok(self) -> bool:
@@ -135,9 +139,12 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
             _check_choices(node_id, spec, values, choices, listed, problems)
             out.nodes[node_id] = CheckedNode(node_id, spec, values, links)
     _check_links(workflow, registry, problems)
-    _check_cycles(workflow, problems)
-    if not any(registry.nodes.get(e.type, None) and registry.nodes[e.type].output_node
-               for e in workflow.nodes.values()):
+    out.graph = dependency_graph(workflow)
+    out.order = _order_or_cycles(out.graph, problems)
+    if not any(
+        registry.nodes.get(e.type, None) and registry.nodes[e.type].output_node
+        for e in workflow.nodes.values()
+    ):
         problems.append(
             Problem(None, None, "no_output", "the workflow has no output node (e.g. SaveImage)")
         )
@@ -152,10 +159,9 @@ def _check_literals(
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else None
-            if name in spec.link_names:
-                continue
-            code = _PYDANTIC_CODES.get(err["type"], "wrong_type" if "type" in err["type"] else
-                                       "invalid_value")
+            code = _PYDANTIC_CODES.get(
+                err["type"], "wrong_type" if "type" in err["type"] else "invalid_value"
+            )
             got = err.get("input")
             msg = err["msg"]
             if code != "missing_input":
@@ -240,8 +246,12 @@ def _check_links(workflow: Workflow, registry: Registry, problems: list[Problem]
                 )
 
 
-def _check_cycles(workflow: Workflow, problems: list[Problem]) -> None:
-    g = dependency_graph(workflow)
+def _order_or_cycles(g: nx.DiGraph, problems: list[Problem]) -> list[str]:
+    """A deterministic topological order, or a problem naming each cycle's nodes."""
+    try:
+        return list(nx.lexicographical_topological_sort(g))
+    except nx.NetworkXUnfeasible:
+        pass
     for component in nx.strongly_connected_components(g):
         if len(component) > 1 or any(g.has_edge(n, n) for n in component):
             names = sorted(component)
@@ -253,6 +263,7 @@ def _check_cycles(workflow: Workflow, problems: list[Problem]) -> None:
                     "these nodes form a cycle: " + " -> ".join(names),
                 )
             )
+    return []
 
 
 def dependency_graph(workflow: Workflow) -> nx.DiGraph:

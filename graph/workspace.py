@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -47,6 +47,9 @@ class Workspace:
             temp_dir=data_dir / "temp",
             allow_pickle=allow_pickle,
         )
+
+    def with_output(self, output_dir: Path) -> Workspace:
+        return replace(self, output_dir=Path(output_dir))
 
     def ensure(self) -> Workspace:
         """Create the input, output and temporary folders if missing."""

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine:
+#   ./dev.sh run    install everything, build the canvas, start the server on 127.0.0.1:8188
+#   ./dev.sh test   install everything (chromium too, when root), lint, run the tests
+# Extra arguments go to server.py (run) or pytest (test).
+set -euo pipefail
+cd "$(dirname "$0")"
+cmd="${1:-}"
+shift || true
+
+PY=.venv/bin/python
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+python_deps() {
+  local req="$1" stamp=".venv/.installed-$(basename "$1")"
+  [ -x "$PY" ] || python3 -m venv .venv
+  if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ "$req" -nt "$stamp" ]; then
+    "$PY" -m pip install -q --disable-pip-version-check -r "$req"
+    touch "$stamp"
+  fi
+}
+
+web_build() {
+  command -v npm >/dev/null || { echo "npm is required to build the canvas (web/)" >&2; exit 1; }
+  if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/package.json web/vite.config.ts -newer web/dist/index.html 2>/dev/null | head -n 1)" ]; then
+    (cd web && npm run build --silent)
+  fi
+}
+
+chromium_for_tests() {
+  if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium for the browser tests (apt-get)..." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || echo "chromium could not be installed: browser tests will skip" >&2
+  fi
+}
+
+case "$cmd" in
+  run)
+    python_deps requirements.txt
+    web_build
+    exec "$PY" server.py "$@"
+    ;;
+  test)
+    python_deps requirements-test.txt
+    web_build
+    chromium_for_tests
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    exec .venv/bin/pytest -q "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh run [server options] | ./dev.sh test [pytest options]" >&2
+    exit 2
+    ;;
+esac

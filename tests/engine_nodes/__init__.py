@@ -1,0 +1,1 @@
+"""Small pure-Python nodes for engine tests (no torch)."""

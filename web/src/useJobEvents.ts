@@ -1,0 +1,153 @@
+// The websocket for this tab's client_id: per-node run state, active jobs, last events.
+import { useCallback, useEffect, useRef, useState } from "react";
+import { eventJob } from "./api";
+import type { FileRef, NodeRunState, ServerEvent } from "./types";
+
+const KEEP_EVENTS = 300;
+
+export type JobEvents = {
+  runState: Record<string, NodeRunState>;
+  active: string[];
+  connected: boolean;
+  events: React.RefObject<ServerEvent[]>;
+  addActive: (id: string) => void;
+  resetRunState: () => void;
+};
+
+type Hooks = { onRunFinished: (ev: ServerEvent) => void; onRunError: (ev: ServerEvent) => void };
+
+export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
+  const [runState, setRunState] = useState<Record<string, NodeRunState>>({});
+  const [active, setActive] = useState<string[]>([]);
+  const [connected, setConnected] = useState(false);
+  const events = useRef<ServerEvent[]>([]);
+  const finished = useRef<Set<string>>(new Set());
+  const hooksRef = useRef(hooks);
+  hooksRef.current = hooks;
+
+  const handle = useCallback((ev: ServerEvent) => {
+    events.current.push(ev);
+    if (events.current.length > KEEP_EVENTS) events.current.splice(0, events.current.length - KEEP_EVENTS);
+    const job = eventJob(ev);
+    const nodeId = typeof ev.node_id === "string" ? ev.node_id : null;
+    const patch = (id: string, f: (s: NodeRunState | undefined) => NodeRunState) =>
+      setRunState((rs) => ({ ...rs, [id]: f(rs[id]) }));
+    switch (ev.type) {
+      case "snapshot": {
+        const queue = Array.isArray(ev.queue) ? (ev.queue as string[]) : [];
+        const running = typeof ev.running === "string" ? [ev.running] : [];
+        setActive([...running, ...queue.filter((q) => !running.includes(q))]);
+        break;
+      }
+      case "queued":
+        if (job) setActive((a) => (a.includes(job) ? a : [...a, job]));
+        break;
+      case "run_started": {
+        const toRun = (ev.to_run as string[]) ?? [];
+        const cached = (ev.cached as string[]) ?? [];
+        setRunState((rs) => {
+          const next: Record<string, NodeRunState> = {};
+          for (const id of toRun) next[id] = { status: "queued", files: rs[id]?.files };
+          for (const id of cached) next[id] = { status: "cached", files: rs[id]?.files };
+          return next;
+        });
+        break;
+      }
+      case "node_started":
+        if (nodeId) patch(nodeId, (s) => ({ status: "running", fraction: 0, files: s?.files }));
+        break;
+      case "progress":
+        if (nodeId)
+          patch(nodeId, (s) => ({
+            ...s,
+            status: "running",
+            fraction: Number(ev.fraction ?? 0),
+            step: (ev.step as number | null) ?? null,
+            total: (ev.total as number | null) ?? null,
+            preview: (ev.preview as string | null) ?? s?.preview ?? null,
+          }));
+        break;
+      case "node_cached":
+      case "node_finished": {
+        if (!nodeId) break;
+        const files = (ev.files as FileRef[] | undefined) ?? [];
+        const status = ev.type === "node_cached" ? "cached" : "done";
+        patch(nodeId, (s) => ({ status, files: files.length ? files : s?.files }));
+        break;
+      }
+      case "error":
+        if (nodeId)
+          patch(nodeId, (s) => ({
+            ...s,
+            status: "error",
+            preview: null,
+            error: {
+              error_type: String(ev.error_type ?? "Error"),
+              message: String(ev.message ?? ""),
+              traceback: typeof ev.traceback === "string" ? ev.traceback : undefined,
+            },
+          }));
+        hooksRef.current.onRunError(ev);
+        break;
+      case "run_finished":
+        if (job) finished.current.add(job);
+        if (job) setActive((a) => a.filter((x) => x !== job));
+        setRunState((rs) => {
+          const next: Record<string, NodeRunState> = {};
+          for (const [id, s] of Object.entries(rs)) {
+            next[id] =
+              s.status === "queued" || s.status === "running"
+                ? { ...s, status: "interrupted", preview: null }
+                : s;
+          }
+          return next;
+        });
+        hooksRef.current.onRunFinished(ev);
+        break;
+    }
+  }, []);
+
+  useEffect(() => {
+    let ws: WebSocket | null = null;
+    let stopped = false;
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    let delay = 500;
+    const connect = () => {
+      const proto = location.protocol === "https:" ? "wss" : "ws";
+      ws = new WebSocket(`${proto}://${location.host}/api/ws?client_id=${encodeURIComponent(clientId)}`);
+      ws.onopen = () => {
+        delay = 500;
+        setConnected(true);
+      };
+      ws.onmessage = (m) => {
+        try {
+          handle(JSON.parse(String(m.data)) as ServerEvent);
+        } catch {
+          /* ignore a malformed frame */
+        }
+      };
+      ws.onclose = () => {
+        setConnected(false);
+        if (!stopped) {
+          retry = setTimeout(connect, delay);
+          delay = Math.min(delay * 2, 5000);
+        }
+      };
+    };
+    connect();
+    return () => {
+      stopped = true;
+      clearTimeout(retry);
+      ws?.close();
+    };
+  }, [clientId, handle]);
+
+  const addActive = useCallback(
+    (id: string) => {
+      if (!finished.current.has(id)) setActive((a) => (a.includes(id) ? a : [...a, id]));
+    },
+    [],
+  );
+  const resetRunState = useCallback(() => setRunState({}), []);
+  return { runState, active, connected, events, addActive, resetRunState };
+}

@@ -1,0 +1,151 @@
+"""Reading checkpoint files safely: format from the bytes, pickle only by opt-in.
+
+A file's format is decided by its first bytes, never its extension (a pickle renamed to
+``.safetensors`` is still a pickle). Safetensors headers are validated by the official
+``safetensors`` parser; pickles go through ``torch.load(weights_only=True)`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+Format = Literal["safetensors", "torch_zip", "pickle"]
+
+MAX_HEADER = 100_000_000  # the reference parser's limit
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded: missing, corrupt, unsafe or of an unknown
+    architecture. The message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What makes a loaded model stale: the resolved path, its size and modification time."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        """For a folder (diffusers format): total size and newest mtime of its files."""
+        path = Path(path).resolve()
+        st = path.stat()
+        if not path.is_dir():
+            return cls(str(path), st.st_size, st.st_mtime_ns)
+        size, mtime = 0, st.st_mtime_ns
+        for root, _dirs, files in os.walk(path):
+            for f in files:
+                fs = (Path(root) / f).stat()
+                size += fs.st_size
+                mtime = max(mtime, fs.st_mtime_ns)
+        return cls(str(path), size, mtime)
+
+    def token(self) -> str:
+        return f"{self.size}:{self.mtime_ns}"
+
+
+def sniff_format(path: Path) -> Format:
+    """The container format from the first bytes; CheckpointError if none fits."""
+    name = Path(path).name
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if head[:4] == b"PK\x03\x04":
+        return "torch_zip"
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        return "pickle"  # protocol 2..5 opcode, what torch's legacy format starts with
+    if len(head) == 9 and head[8:9] == b"{":
+        (n,) = struct.unpack("<Q", head[:8])
+        if n > MAX_HEADER:
+            raise CheckpointError(f"{name}: safetensors header too large ({n} bytes)")
+        if 8 + n > size:
+            raise CheckpointError(
+                f"{name}: truncated safetensors file (header says {n} bytes, file has {size})"
+            )
+        return "safetensors"
+    if size < 9:
+        raise CheckpointError(f"{name}: file too small to be a checkpoint ({size} bytes)")
+    raise CheckpointError(
+        f"{name}: not a checkpoint (neither safetensors nor a torch file; first bytes "
+        f"{head[:8].hex()})"
+    )
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata; the safetensors parser checks offsets, sizes and dtypes."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{Path(path).name}: corrupt safetensors file ({e})") from e
+    return tensors, meta
+
+
+def read_pickle(path: Path, allow_pickle: bool) -> dict[str, Any]:
+    """A torch pickle, only with ``allow_pickle``, and then with ``weights_only=True``."""
+    name = Path(path).name
+    if not allow_pickle:
+        raise CheckpointError(
+            f"{name}: pickle checkpoints can run code when loaded and are refused; convert it "
+            "to .safetensors, or opt in explicitly (allow_pickle / --allow-pickle), which "
+            "loads it with torch.load(weights_only=True)"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for bad pickles
+        raise CheckpointError(f"{name}: cannot be read as a torch checkpoint ({e})") from e
+    return obj  # type: ignore[no-any-return]
+
+
+def _unwrap(obj: Any, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    extra: dict[str, Any] = {}
+    while isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        if isinstance(obj.get("global_step"), int):
+            extra["global_step"] = obj["global_step"]
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{name}: holds a {type(obj).__name__}, not a state dict")
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{name}: contains no tensors")
+    return tensors, extra
+
+
+def read_state_dict(
+    path: Path, allow_pickle: bool
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], Format]:
+    """(tensors, metadata, format) of a single-file checkpoint. Metadata holds the
+    safetensors ``__metadata__`` strings, and ``global_step`` for pickles that carry one."""
+    path = Path(path)
+    fmt = sniff_format(path)
+    if fmt == "safetensors":
+        tensors, meta = read_safetensors(path)
+        if not tensors:
+            raise CheckpointError(f"{path.name}: contains no tensors")
+        return tensors, dict(meta), fmt
+    tensors, extra = _unwrap(read_pickle(path, allow_pickle), path.name)
+    return tensors, extra, fmt
+
+
+def parse_json_meta(meta: dict[str, Any], key: str) -> dict[str, Any]:
+    """A JSON object stored as a metadata string, or {} when absent or malformed."""
+    raw = meta.get(key)
+    if not isinstance(raw, str):
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

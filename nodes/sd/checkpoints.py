@@ -1,0 +1,249 @@
+"""Finding and loading checkpoints: built-ins, single files, diffusers folders.
+
+Names are what workflows store: ``builtin/<name>`` or a path relative to
+``<models>/checkpoints/``. A loaded model lives in ``resources`` under its file identity
+(resolved path, size, mtime) plus dtype and device, so every node and run shares it and a
+replaced file is loaded afresh.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from graph.registry import choice_source
+from graph.workspace import PathOutsideFolder, confined_path
+from nodes.sd.checkpoint_arch import detect
+from nodes.sd.checkpoint_build import build_from_diffusers_folder, build_from_ldm
+from nodes.sd.checkpoint_files import (
+    CheckpointError,
+    FileIdentity,
+    parse_json_meta,
+    read_state_dict,
+)
+from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
+from nodes.sd.ldm_export import HINTS_KEY
+
+__all__ = [
+    "BUILTIN_TINY",
+    "CheckpointError",
+    "checkpoint_fingerprint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+BUILTIN_PREFIX = "builtin/"
+BUILTIN_TINY = "builtin/tiny-random"
+BUILTIN_TINY_VERSION = 1  # bump when build_tiny_components changes its weights
+BUILTIN_MODELS_DIR = Path(__file__).parent / "builtin_models"
+EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+CACHE_TAG = "sd.checkpoint"
+
+Kind = Literal["tiny", "file", "folder"]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where a checkpoint name points and what kind of thing it is."""
+
+    name: str
+    kind: Kind
+    path: Path | None  # None for the generated tiny model
+    trusted: bool = False  # shipped with the project
+
+    def identity(self) -> FileIdentity:
+        if self.path is None:
+            return FileIdentity(self.name, 0, BUILTIN_TINY_VERSION)
+        try:
+            return FileIdentity.of(self.path)
+        except OSError as e:
+            raise CheckpointError(f"{self.name}: cannot read the checkpoint ({e})") from e
+
+
+def checkpoints_folder(workspace: Any) -> Path:
+    return Path(workspace.models_dir) / "checkpoints"
+
+
+def _builtin_files() -> dict[str, Path]:
+    if not BUILTIN_MODELS_DIR.is_dir():
+        return {}
+    return {
+        BUILTIN_PREFIX + p.stem: p
+        for p in sorted(BUILTIN_MODELS_DIR.glob("*.safetensors"))
+        if p.is_file()
+    }
+
+
+def _scan(folder: Path) -> list[str]:
+    """Checkpoint files and diffusers folders under ``folder`` (relative posix paths)."""
+    if not folder.is_dir():
+        return []
+    base = folder.resolve()
+    found: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if here != folder and (here / "model_index.json").is_file():
+            found.append(here.relative_to(folder).as_posix())
+            dirs[:] = []  # a diffusers folder's weight files are not checkpoints of their own
+            continue
+        for f in files:
+            p = here / f
+            if f.startswith(".") or not f.lower().endswith(EXTENSIONS):
+                continue
+            if base not in p.resolve().parents:
+                continue  # a symlink out of the folder
+            found.append(p.relative_to(folder).as_posix())
+    return sorted(found)
+
+
+@choice_source("checkpoints")
+def list_checkpoints(workspace: Any) -> list[str]:
+    """Built-ins first, then what ``<models>/checkpoints/`` holds, sorted."""
+    return [BUILTIN_TINY, *_builtin_files(), *_scan(checkpoints_folder(workspace))]
+
+
+def resolve_checkpoint(workspace: Any, name: str) -> Resolved:
+    """The file or folder behind a name; CheckpointError when it does not exist or
+    would lie outside the checkpoints folder."""
+    if name == BUILTIN_TINY:
+        return Resolved(name, "tiny", None, trusted=True)
+    if name.startswith(BUILTIN_PREFIX):
+        path = _builtin_files().get(name)
+        if path is None:
+            raise CheckpointError(f"{name}: no such built-in checkpoint")
+        return Resolved(name, "file", path, trusted=True)
+    folder = checkpoints_folder(workspace)
+    try:
+        path = confined_path(folder, name)
+    except PathOutsideFolder as e:
+        raise CheckpointError(f"{name}: not a checkpoint name inside checkpoints/ ({e})") from e
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise CheckpointError(f"{name}: a folder without model_index.json (not diffusers)")
+        return Resolved(name, "folder", path)
+    if not path.is_file():
+        raise CheckpointError(f"{name}: no such checkpoint in {folder}")
+    return Resolved(name, "file", path)
+
+
+def checkpoint_fingerprint(workspace: Any, name: str) -> str:
+    """Size and mtime of the checkpoint (for the output cache key); a name that does not
+    resolve gives a marker, and loading then reports the error."""
+    try:
+        return resolve_checkpoint(workspace, name).identity().token()
+    except CheckpointError:
+        return "unresolved"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """auto: cuda if available, else mps if available, else cpu."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' is not available on this machine")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' is not available on this machine")
+    if device not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {device!r}")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """auto: fp16 on cuda, fp32 elsewhere."""
+    if dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}")
+    return DTYPES[dtype]
+
+
+def _read_components(res: Resolved, allow_pickle: bool) -> dict[str, Any]:
+    """Components on the CPU, in whatever dtype the checkpoint stores."""
+    if res.kind == "tiny":
+        from nodes.sd.builtin import build_tiny_components
+        from nodes.sd.checkpoint_build import scheduler_config
+
+        c = build_tiny_components(0)
+        sched = {"_class_name": type(c["scheduler"]).__name__, **dict(c["scheduler"].config)}
+        c["scheduler_config"] = scheduler_config(sched)
+        return c
+    assert res.path is not None
+    if res.kind == "folder":
+        return build_from_diffusers_folder(res.path, allow_pickle, res.name)
+    sd, meta, _fmt = read_state_dict(res.path, allow_pickle=allow_pickle and not res.trusted)
+    meta["hints"] = parse_json_meta(meta, HINTS_KEY)
+    arch = detect(sd, meta, res.name)
+    return build_from_ldm(sd, arch, res.name)
+
+
+def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """Move and cast. diffusers' ``ModelMixin.to`` warns on every dtype cast even when no
+    module must stay in fp32; plain ``nn.Module.to`` is used when none must."""
+    if getattr(module, "_keep_in_fp32_modules", None):
+        return module.to(device=device, dtype=dtype)
+    return torch.nn.Module.to(module, device=device, dtype=dtype)
+
+
+def _place(c: dict[str, Any], device: torch.device, dtype: torch.dtype, identity: str) -> tuple:
+    for key in ("unet", "vae", "text_encoder"):
+        c[key] = _to(c[key], device, dtype).eval().requires_grad_(False)
+    vae = c["vae"]
+    sched = c["scheduler_config"]
+    model = ModelHandle(
+        unet=c["unet"],
+        scheduler_config=sched,
+        prediction_type=str(sched.get("prediction_type", "epsilon")),
+        device=device,
+        dtype=dtype,
+        identity=identity,
+        vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
+    )
+    clip = ClipHandle(c["tokenizer"], c["text_encoder"], device, dtype, identity)
+    vae_h = VaeHandle(vae, device, dtype, identity, scaling_factor=float(vae.config.scaling_factor))
+    return model, clip, vae_h
+
+
+def load_checkpoint(
+    workspace: Any,
+    resources: Any,
+    name: str,
+    dtype: str = "auto",
+    device: str = "auto",
+) -> tuple[ModelHandle, ClipHandle, VaeHandle]:
+    """The model, CLIP and VAE handles of a checkpoint, shared through ``resources``.
+
+    Raises CheckpointError (a ValueError) naming the file for anything wrong with it;
+    nothing is cached then."""
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    res = resolve_checkpoint(workspace, name)
+    ident = res.identity()
+    key = (CACHE_TAG, ident.path, ident.size, ident.mtime_ns, str(dt), str(dev))
+    identity = f"{name}|{ident.token()}|{str(dt).removeprefix('torch.')}|{dev}"
+    allow = bool(getattr(workspace, "allow_pickle", False))
+
+    def factory() -> tuple[ModelHandle, ClipHandle, VaeHandle]:
+        components = _read_components(res, allow)
+        with torch.no_grad():
+            return _place(components, dev, dt, identity)
+
+    handles = resources.get_or_create(key, factory)
+    # an older version of the same file is not needed by new runs any more
+    resources.drop(
+        lambda k: (
+            isinstance(k, tuple) and len(k) == len(key) and k[:2] == key[:2] and k[2:4] != key[2:4]
+        )
+    )
+    return handles  # type: ignore[no-any-return]

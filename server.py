@@ -1,0 +1,133 @@
+"""Serve the API and the web canvas: ``python server.py`` then open http://127.0.0.1:8188.
+
+Options mirror `service.ServerConfig`; see docs/api.md for the API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from service import make_app
+from service.config import BUILD_HINT, Budgets, ConfigError, ServerConfig
+
+__all__ = ["ServerConfig", "main", "make_app"]  # tests may use server.make_app(config)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
+
+
+def parse_args(argv: list[str] | None = None) -> ServerConfig:
+    d, b = ServerConfig(), Budgets()
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--host", default=d.host, help="address to listen on (default: loopback)")
+    p.add_argument("--port", type=int, default=d.port)
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=d.data_dir,
+        help="queue database, input, output and temp folders",
+    )
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=d.models_dir,
+        help="models folder (checkpoints in its checkpoints/)",
+    )
+    p.add_argument("--workflows", type=Path, default=d.workflows_dir)
+    p.add_argument("--web-dist", type=Path, default=d.web_dist, help="built canvas folder")
+    p.add_argument(
+        "--auth-token",
+        default=os.environ.get("SDGRAPH_TOKEN"),
+        help="require this bearer token on every request (env SDGRAPH_TOKEN)",
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback address without --auth-token"
+    )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load pickle checkpoints (weights_only=True); default: safetensors",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        help="extra Origin allowed to change state (e.g. a dev proxy); repeatable",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        help="extra Host name to answer to (LAN name, proxy); repeatable",
+    )
+    p.add_argument(
+        "--history-limit",
+        type=int,
+        default=d.history_limit,
+        help="finished jobs kept in the history",
+    )
+    p.add_argument("--max-queue", type=int, default=d.max_queue)
+    p.add_argument(
+        "--cache-gb",
+        type=float,
+        default=d.cache_budget / 1024**3,
+        help="node-output cache budget in GiB",
+    )
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / 1024**2)
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=b.max_pixels,
+        help="budget: width*height*batch of any node",
+    )
+    p.add_argument("--max-steps", type=int, default=b.max_steps)
+    p.add_argument("--max-nodes", type=int, default=b.max_nodes)
+    p.add_argument("--max-prompt-chars", type=int, default=b.max_prompt_chars)
+    a = p.parse_args(argv)
+    return ServerConfig(
+        host=a.host,
+        port=a.port,
+        data_dir=a.data,
+        models_dir=a.models,
+        workflows_dir=a.workflows,
+        web_dist=a.web_dist,
+        auth_token=a.auth_token or None,
+        insecure=a.insecure,
+        allow_pickle=a.allow_pickle,
+        allowed_origins=tuple(a.allow_origin),
+        allowed_hosts=tuple(a.allow_host),
+        history_limit=a.history_limit,
+        max_queue=a.max_queue,
+        cache_budget=int(a.cache_gb * 1024**3),
+        max_upload_bytes=int(a.max_upload_mb * 1024**2),
+        budgets=Budgets(a.max_pixels, a.max_steps, a.max_nodes, a.max_prompt_chars),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = parse_args(argv)
+    try:
+        config.check_bind()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from aiohttp import web
+
+    app = make_app(config)
+    if not (config.web_dist / "index.html").is_file():
+        print(
+            f"note: the canvas is not built ({config.web_dist} is missing); the API runs, "
+            f"and / says how to build it: {BUILD_HINT}",
+            file=sys.stderr,
+        )
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    print(f"serving on http://{host}:{config.port}/ (data: {config.data_dir})", flush=True)
+    web.run_app(app, host=config.host, port=config.port, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The application factory: routes, guards, and the start/stop of the job queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from graph.executor import Engine
+from graph.registry import Registry
+from graph.workspace import Workspace
+from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from service.config import ServerConfig
+from service.dispatcher import Dispatcher
+from service.hub import Hub
+from service.security import json_errors, make_guard, safe_headers
+from service.state import SERVICES, Services
+from service.store import JobStore
+from service.worker import InProcessWorker, Worker
+
+log = logging.getLogger(__name__)
+
+
+def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engine:
+    """The one engine of the server: built-in nodes, the data and models folders."""
+    workspace = Workspace.at(
+        config.data_dir, config.models_dir, allow_pickle=config.allow_pickle
+    ).ensure()
+    return Engine(
+        registry or Registry.from_package("nodes"), workspace, cache_budget=config.cache_budget
+    )
+
+
+def make_app(
+    config: ServerConfig | None = None,
+    *,
+    engine: Engine | None = None,
+    registry: Registry | None = None,
+    worker: Worker | None = None,
+) -> web.Application:
+    """Build the server. Tests inject an engine (or a registry of test nodes); the
+    queue database opens and the worker thread starts when the app starts."""
+    config = config or ServerConfig()
+    engine = engine or make_engine(config, registry)
+    engine.workspace.ensure()
+    worker = worker or InProcessWorker(engine, config.preview_size, config.preview_interval)
+    app = web.Application(
+        middlewares=[json_errors, safe_headers, make_guard(config)],
+        client_max_size=config.max_upload_bytes + (1 << 20),
+    )
+    app[SERVICES] = Services(config, engine, worker, Hub(config.ws_queue_limit))
+    for table in (
+        routes_jobs.routes,
+        routes_files.routes,
+        routes_meta.routes,
+        routes_ws.routes,
+        canvas.routes,
+    ):  # the canvas catch-all comes last
+        app.add_routes(table)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_close_sockets)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    svc = app[SERVICES]
+    loop = asyncio.get_running_loop()
+    svc.store = JobStore(svc.config.db_path, svc.config.history_limit)
+    if svc.store.recovered:
+        log.warning(
+            "marked %d job(s) interrupted by the last shutdown: %s",
+            len(svc.store.recovered),
+            ", ".join(svc.store.recovered),
+        )
+
+    def notify(client_id: str, message: dict[str, Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+            loop.call_soon_threadsafe(svc.hub.send, client_id, message)
+
+    def notify_all(message: dict[str, Any]) -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(svc.hub.broadcast, message)
+
+    svc.dispatcher = Dispatcher(svc.store, svc.worker, notify, notify_all)
+    svc.dispatcher.start()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[SERVICES].hub.close_all()
+
+
+async def _stop(app: web.Application) -> None:
+    svc = app[SERVICES]
+    if svc.dispatcher is not None:
+        done = await asyncio.to_thread(svc.dispatcher.stop, svc.config.shutdown_timeout)
+        if not done:
+            log.warning(
+                "the running job did not stop in time; it will be marked interrupted "
+                "at the next start"
+            )
+    if svc.store is not None:
+        svc.store.close()

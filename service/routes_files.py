@@ -1,0 +1,167 @@
+"""Image files: confined downloads and content-checked uploads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from PIL import Image, UnidentifiedImageError
+
+from graph.pngmeta import read_png_text
+from graph.workflow import WorkflowFormatError, parse_workflow
+from graph.workspace import PathOutsideFolder
+from service.errors import ApiError
+from service.state import services
+
+routes = web.RouteTableDef()
+KINDS = ("output", "input", "temp")
+UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+INLINE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+}
+
+
+@routes.get("/api/files/{kind}/{name:.+}")
+async def get_file(request: web.Request) -> web.StreamResponse:
+    kind, name = request.match_info["kind"], request.match_info["name"]
+    if kind not in KINDS:
+        raise ApiError(404, "not_found", f"file kind must be one of {', '.join(KINDS)}")
+    try:
+        path = services(request).engine.workspace.file(kind, name)
+    except PathOutsideFolder as exc:
+        raise ApiError(400, "bad_path", str(exc)) from None
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"no {kind} file {name!r}")
+    response = web.FileResponse(path)
+    mime = INLINE_TYPES.get(path.suffix.lower())
+    if mime is None:  # never render anything but images inline (stored XSS)
+        response.content_type = "application/octet-stream"
+        response.headers["Content-Disposition"] = "attachment"
+    else:
+        response.content_type = mime
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+async def _read_part(request: web.Request, limit: int) -> tuple[bytes, str | None]:
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise ApiError(413, "body_too_large", f"uploads are limited to {limit} bytes")
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(400, "bad_upload", "send multipart/form-data with a 'file' field")
+    reader = await request.multipart()
+    async for part in reader:
+        if getattr(part, "name", None) != "file":
+            continue
+        data = bytearray()
+        while chunk := await part.read_chunk(1 << 16):  # type: ignore[union-attr]
+            data += chunk
+            if len(data) > limit:
+                raise ApiError(413, "body_too_large", f"uploads are limited to {limit} bytes")
+        return bytes(data), getattr(part, "filename", None)
+    raise ApiError(400, "bad_upload", "the form has no 'file' field")
+
+
+def inspect_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
+    """(format, width, height) of an allowed, fully decodable image; raises ApiError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (w, h) = im.format or "", im.size
+                if fmt not in UPLOAD_FORMATS:
+                    raise ApiError(
+                        415,
+                        "unsupported_media_type",
+                        f"{fmt or 'this'} images are not accepted; send PNG, JPEG or WebP",
+                    )
+                if w * h > max_pixels:
+                    raise ApiError(
+                        400, "image_too_large", f"{w}x{h} is over the limit of {max_pixels} pixels"
+                    )
+                im.load()  # decode now: truncated or corrupt files are refused here
+    except ApiError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApiError(400, "image_too_large", "the image declares too many pixels") from None
+    except UnidentifiedImageError:
+        raise ApiError(
+            415, "unsupported_media_type", "not an image; send PNG, JPEG or WebP"
+        ) from None
+    except Exception as exc:
+        raise ApiError(400, "invalid_image", f"the image cannot be decoded: {exc}") from None
+    return fmt, w, h
+
+
+def embedded_workflow(data: bytes, limit: int) -> tuple[dict[str, Any] | None, str | None]:
+    """The workflow a PNG carries (parsed as data, never run), or an error message."""
+    try:
+        text = read_png_text(data).get("workflow")
+    except Exception:
+        return None, None
+    if text is None:
+        return None, None
+    if len(text) > limit:
+        return None, "the embedded workflow is too large"
+    try:
+        return parse_workflow(json.loads(text)).model_dump(mode="json"), None
+    except (json.JSONDecodeError, WorkflowFormatError, RecursionError) as exc:
+        return None, f"the embedded workflow is not valid: {exc}"
+
+
+def store_upload(folder: Path, data: bytes, suffix: str) -> str:
+    """Write under a name chosen from the content (the client's name is never a path)."""
+    name = hashlib.sha256(data).hexdigest()[:24] + suffix
+    target = folder / name
+    if not target.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return name
+
+
+@routes.post("/api/files/input")
+async def upload(request: web.Request) -> web.Response:
+    svc = services(request)
+    cfg = svc.config
+    data, original = await _read_part(request, cfg.max_upload_bytes)
+    fmt, w, h = await asyncio.to_thread(inspect_image, data, cfg.max_upload_pixels)
+    workflow, workflow_error = (None, None)
+    if fmt == "PNG":
+        workflow, workflow_error = embedded_workflow(data, cfg.max_body_bytes)
+    keep = request.query.get("store", "true").lower() not in ("0", "false", "no")
+    name = None
+    if keep:
+        folder = svc.engine.workspace.folder("input")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = store_upload(folder, data, UPLOAD_FORMATS[fmt])
+    return web.json_response(
+        {
+            "name": name,
+            "url": None if name is None else f"/api/files/input/{name}",
+            "format": fmt.lower(),
+            "width": w,
+            "height": h,
+            "original_name": original,
+            "workflow": workflow,
+            "workflow_error": workflow_error,
+        }
+    )

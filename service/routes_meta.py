@@ -1,0 +1,84 @@
+"""What the canvas reads to build itself: node schema, models, example workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import asdict
+
+from aiohttp import web
+
+from graph.schema import registry_schema
+from graph.workspace import PathOutsideFolder, confined_path
+from service.errors import ApiError
+from service.state import services
+
+routes = web.RouteTableDef()
+WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@routes.get("/api/nodes")
+async def nodes(request: web.Request) -> web.Response:
+    engine = services(request).engine
+    schema = await asyncio.to_thread(registry_schema, engine.registry, engine.choices)
+    return web.json_response(schema)
+
+
+@routes.get("/api/models")
+async def models(request: web.Request) -> web.Response:
+    engine = services(request).engine
+
+    def listing() -> dict[str, list[str]]:
+        found = {name: engine.choices(name) for name in sorted(engine.registry.choice_sources)}
+        found.setdefault("checkpoints", [])
+        return found
+
+    return web.json_response(await asyncio.to_thread(listing))
+
+
+@routes.get("/api/workflows")
+async def workflows(request: web.Request) -> web.Response:
+    folder = services(request).config.workflows_dir
+    names = sorted(p.stem for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []
+    return web.json_response({"workflows": names})
+
+
+@routes.get("/api/workflows/{name}")
+async def workflow(request: web.Request) -> web.Response:
+    name = request.match_info["name"].removesuffix(".json")
+    if not WORKFLOW_NAME.match(name):
+        raise ApiError(400, "bad_path", "workflow names are letters, digits, '_', '-', '.'")
+    folder = services(request).config.workflows_dir
+    try:
+        path = confined_path(folder, name + ".json")
+    except PathOutsideFolder as exc:
+        raise ApiError(400, "bad_path", str(exc)) from None
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"no workflow {name!r}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(500, "broken_workflow_file", f"{path.name}: {exc}") from None
+    return web.json_response(data)
+
+
+@routes.get("/api/status")
+async def status(request: web.Request) -> web.Response:
+    svc = services(request)
+    cfg = svc.config
+    body = {
+        **svc.queue.snapshot(),
+        "worker": await asyncio.to_thread(svc.worker.stats),
+        "clients": svc.hub.connections(),
+        "budgets": asdict(cfg.budgets),
+        "limits": {
+            "max_body_bytes": cfg.max_body_bytes,
+            "max_upload_bytes": cfg.max_upload_bytes,
+            "max_upload_pixels": cfg.max_upload_pixels,
+            "max_queue": cfg.max_queue,
+            "history_limit": cfg.history_limit,
+        },
+        "canvas_built": (cfg.web_dist / "index.html").is_file(),
+    }
+    return web.json_response(body)

@@ -1,0 +1,41 @@
+"""The long-lived objects of one server, reachable from every handler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from graph.executor import Engine
+from service.config import ServerConfig
+from service.dispatcher import Dispatcher
+from service.hub import Hub
+from service.store import JobStore
+from service.worker import Worker
+
+
+@dataclass
+class Services:
+    config: ServerConfig
+    engine: Engine
+    worker: Worker
+    hub: Hub
+    store: JobStore | None = None  # opened on start-up
+    dispatcher: Dispatcher | None = None
+
+    @property
+    def jobs(self) -> JobStore:
+        assert self.store is not None, "the app has not started"
+        return self.store
+
+    @property
+    def queue(self) -> Dispatcher:
+        assert self.dispatcher is not None, "the app has not started"
+        return self.dispatcher
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]

@@ -1,0 +1,295 @@
+"""The durable job queue and history: one SQLite table in WAL mode.
+
+The queue survives restarts; a job found ``running`` when the store opens was
+cut off by a crash or kill and is marked ``interrupted`` (never re-run, so a
+job that crashes the process cannot crash-loop it). Finished jobs beyond the
+history limit are pruned, oldest first; their output files stay on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FINISHED = ("ok", "error", "interrupted", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    client_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    payload_hash TEXT,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    seconds REAL,
+    nodes TEXT NOT NULL DEFAULT '{}',
+    files TEXT NOT NULL DEFAULT '[]',
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
+"""
+
+
+@dataclass
+class Job:
+    seq: int
+    id: str
+    client_id: str
+    status: str
+    workflow: dict[str, Any]
+    created: float
+    started: float | None
+    finished: float | None
+    seconds: float | None
+    nodes: dict[str, Any]
+    files: list[dict[str, str]]
+    error: dict[str, Any] | None
+
+    def summary(self) -> dict[str, Any]:
+        """What job lists show: everything but the workflow and per-node detail."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "seconds": self.seconds,
+            "client_id": self.client_id,
+            "files": self.files,
+            "error": None if self.error is None else self.error.get("message"),
+        }
+
+    def detail(self) -> dict[str, Any]:
+        data = self.summary()
+        data.update(workflow=self.workflow, nodes=self.nodes, error=self.error)
+        return data
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before with a different request."""
+
+
+class JobStore:
+    """Thread-safe access to the jobs table (the event loop and the worker share it)."""
+
+    def __init__(self, path: Path, history_limit: int = 1000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.history_limit = history_limit
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self.recovered = self._recover()
+        self.prune()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- writes -------------------------------------------------------------
+    def _recover(self) -> list[str]:
+        """Jobs left running by a previous process become interrupted."""
+        now = time.time()
+        error = json.dumps(
+            {
+                "node_id": None,
+                "node_type": None,
+                "error_type": "ServerRestarted",
+                "message": "the server stopped while this job was running",
+                "traceback": "",
+                "inputs": {},
+            }
+        )
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status='running'")]
+            self._db.execute(
+                "UPDATE jobs SET status='interrupted', finished=?, error=? WHERE status='running'",
+                (now, error),
+            )
+        return ids
+
+    def add(
+        self,
+        workflow: dict[str, Any],
+        client_id: str,
+        idempotency_key: str | None = None,
+        payload_hash: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Queue a job; (job, created). A repeated idempotency key returns the first job."""
+        with self._lock:
+            if idempotency_key is not None:
+                row = self._db.execute(
+                    "SELECT * FROM jobs WHERE idempotency_key=?", (idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    if row["payload_hash"] != payload_hash:
+                        raise IdempotencyConflict(idempotency_key)
+                    return _job(row), False
+            job_id = uuid.uuid4().hex
+            self._db.execute(
+                "INSERT INTO jobs (id, client_id, status, workflow, idempotency_key, "
+                "payload_hash, created) VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                (
+                    job_id,
+                    client_id,
+                    json.dumps(workflow),
+                    idempotency_key,
+                    payload_hash,
+                    time.time(),
+                ),
+            )
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job(row), True
+
+    def claim_next(self) -> Job | None:
+        """The oldest queued job, now marked running; None when the queue is empty."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE status='queued' ORDER BY seq LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            self._db.execute(
+                "UPDATE jobs SET status='running', started=? WHERE seq=?", (now, row["seq"])
+            )
+            job = _job(row)
+        job.status, job.started = "running", now
+        return job
+
+    def cancel_queued(self, job_id: str) -> bool:
+        """Cancel a job that has not started; False when it is not queued."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET status='cancelled', finished=?, seconds=0 "
+                "WHERE id=? AND status='queued'",
+                (time.time(), job_id),
+            )
+            return cur.rowcount == 1
+
+    def set_nodes(self, job_id: str, nodes: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("UPDATE jobs SET nodes=? WHERE id=?", (json.dumps(nodes), job_id))
+
+    def finish(
+        self,
+        job_id: str,
+        status: str,
+        seconds: float,
+        nodes: dict[str, Any],
+        files: list[dict[str, str]],
+        error: dict[str, Any] | None,
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET status=?, finished=?, seconds=?, nodes=?, files=?, error=? "
+                "WHERE id=?",
+                (
+                    status,
+                    time.time(),
+                    seconds,
+                    json.dumps(nodes),
+                    json.dumps(files),
+                    None if error is None else json.dumps(error, default=repr),
+                    job_id,
+                ),
+            )
+        self.prune()
+
+    def prune(self) -> int:
+        """Delete finished jobs beyond the history limit, oldest first."""
+        marks = ",".join("?" * len(FINISHED))
+        with self._lock:
+            cur = self._db.execute(
+                f"DELETE FROM jobs WHERE status IN ({marks}) AND seq NOT IN ("
+                f"SELECT seq FROM jobs WHERE status IN ({marks}) ORDER BY seq DESC LIMIT ?)",
+                (*FINISHED, *FINISHED, self.history_limit),
+            )
+            return cur.rowcount
+
+    # -- reads --------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def page(
+        self,
+        limit: int = 50,
+        before: int | None = None,
+        client_id: str | None = None,
+        statuses: tuple[str, ...] = (),
+    ) -> tuple[list[Job], int | None]:
+        """Newest first; the second value is the cursor of the next page (or None)."""
+        where, args = [], []
+        if before is not None:
+            where.append("seq < ?")
+            args.append(before)
+        if client_id is not None:
+            where.append("client_id = ?")
+            args.append(client_id)
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit + 1)).fetchall()
+        jobs = [_job(r) for r in rows[:limit]]
+        return jobs, (jobs[-1].seq if len(rows) > limit else None)
+
+    def get_by_key(self, idempotency_key: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE idempotency_key=?", (idempotency_key,)
+            ).fetchone()
+        return None if row is None else _job(row)
+
+    def queued_ids(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM jobs WHERE status='queued' ORDER BY seq")
+            return [r[0] for r in rows]
+
+    def running_id(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT id FROM jobs WHERE status='running'").fetchone()
+        return None if row is None else str(row[0])
+
+    def count(self, status: str) -> int:
+        with self._lock:
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM jobs WHERE status=?", (status,)).fetchone()[
+                    0
+                ]
+            )
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        seq=row["seq"],
+        id=row["id"],
+        client_id=row["client_id"],
+        status=row["status"],
+        workflow=json.loads(row["workflow"]),
+        created=row["created"],
+        started=row["started"],
+        finished=row["finished"],
+        seconds=row["seconds"],
+        nodes=json.loads(row["nodes"]),
+        files=json.loads(row["files"]),
+        error=None if row["error"] is None else json.loads(row["error"]),
+    )

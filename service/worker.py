@@ -1,0 +1,132 @@
+"""Workers run jobs; the queue (dispatcher) decides which job runs where.
+
+`Worker` is the whole contract a backend must meet: run one job while
+streaming JSON event messages to a sink, interrupt a job by id, and say which
+models it holds (for model-affinity scheduling later). `InProcessWorker` runs
+jobs on one long-lived `graph.Engine`, so its output cache and loaded models
+persist between jobs; a subprocess or Ray actor could implement the same three
+calls with the same messages.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from graph.context import CancelToken
+from graph.executor import Engine
+from graph.validate import InvalidWorkflow
+from graph.workflow import WorkflowFormatError, parse_workflow
+from service.messages import EventEncoder
+from service.previews import preview_data_url
+
+MessageSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    id: str
+    workflow: dict[str, Any]
+
+
+@dataclass
+class JobOutcome:
+    status: str  # ok | error | interrupted
+    seconds: float
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: list[dict[str, str]] = field(default_factory=list)  # {kind, name}
+    error: dict[str, Any] | None = None
+
+
+class Worker(Protocol):
+    def run(self, job: JobRequest, emit: MessageSink) -> JobOutcome:
+        """Run the job to its end; every message ends with one ``run_finished``."""
+        ...
+
+    def interrupt(self, job_id: str) -> bool:
+        """Ask the job to stop at its next check (between nodes, every sampler step)."""
+        ...
+
+    def loaded_models(self) -> list[str]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+class InProcessWorker:
+    """Runs jobs in the calling thread on one engine shared by every job."""
+
+    def __init__(
+        self, engine: Engine, preview_size: int = 256, preview_interval: float = 0.1
+    ) -> None:
+        self.engine = engine
+        self._encode = partial(preview_data_url, max_side=preview_size)
+        self._preview_interval = preview_interval
+        self._tokens: dict[str, CancelToken] = {}
+        self._lock = threading.Lock()
+
+    def _token(self, job_id: str) -> CancelToken:
+        with self._lock:
+            return self._tokens.setdefault(job_id, CancelToken())
+
+    def interrupt(self, job_id: str) -> bool:
+        self._token(job_id).cancel()  # also before run() starts: the token waits for it
+        return True
+
+    def loaded_models(self) -> list[str]:
+        return [str(k) for k in self.engine.resources.keys()]  # noqa: SIM118 (not a dict)
+
+    def stats(self) -> dict[str, Any]:
+        cache = self.engine.cache
+        return {
+            "kind": "in-process",
+            "loaded_models": self.loaded_models(),
+            "cache": {"entries": len(cache), "bytes": cache.nbytes, "budget": cache.budget},
+        }
+
+    def run(self, job: JobRequest, emit: MessageSink) -> JobOutcome:
+        token = self._token(job.id)
+        encode = EventEncoder(job.id, self._encode, self._preview_interval)
+        t0 = time.perf_counter()
+        try:
+            workflow = parse_workflow(job.workflow)
+            result = self.engine.run(workflow, lambda ev: emit(encode(ev)), token, job.id)
+        except (InvalidWorkflow, WorkflowFormatError) as exc:
+            # The workflow was valid when queued; its files or models changed since.
+            problems = [p.to_json() for p in getattr(exc, "problems", [])]
+            return self._failed(job, emit, exc, t0, details=problems)
+        except Exception as exc:  # a bug outside any node: fail this job only
+            return self._failed(job, emit, exc, t0)
+        finally:
+            with self._lock:
+                self._tokens.pop(job.id, None)
+        nodes = {
+            nid: {"status": rec.status, "seconds": round(rec.seconds, 6)}
+            for nid, rec in result.nodes.items()
+        }
+        if result.error is not None and result.error.get("node_id"):
+            nodes[result.error["node_id"]] = {"status": "error", "seconds": None}
+        return JobOutcome(result.status, result.seconds, nodes, list(result.files), result.error)
+
+    @staticmethod
+    def _failed(
+        job: JobRequest, emit: MessageSink, exc: BaseException, t0: float, details: Any = None
+    ) -> JobOutcome:
+        error = {
+            "node_id": None,
+            "node_type": None,
+            "error_type": type(exc).__name__,
+            "message": str(exc) or type(exc).__name__,
+            "traceback": "".join(traceback.format_exception(exc)),
+            "inputs": {},
+        }
+        if details:
+            error["details"] = details
+        seconds = time.perf_counter() - t0
+        emit({"type": "error", "job": job.id, **error})
+        emit({"type": "run_finished", "job": job.id, "status": "error", "seconds": seconds})
+        return JobOutcome("error", seconds, error=error)

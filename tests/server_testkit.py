@@ -1,0 +1,240 @@
+"""Test nodes and helpers for the server tests (no torch, no models).
+
+The nodes mimic the shape of the SD graph: load -> encode -> sample -> save,
+so caching, progress, interruption and budgets behave as with real nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+from graph import Choice, Engine, Node, Registry, SocketType, Widget, Workspace
+from service import ServerConfig, make_app
+
+CHECKPOINTS = ["tiny.safetensors", "other.safetensors"]
+
+
+class TValue(SocketType):
+    name = "TVALUE"
+    color = "#123456"
+
+
+class TLoad(Node):
+    """Stands in for a checkpoint loader (its name must be in the server's list)."""
+
+    CATEGORY = "test"
+    OUTPUTS = {"model": TValue}
+    name: str = Choice("checkpoints")
+
+    def run(self, ctx: Any, name: str) -> dict[str, Any]:
+        ctx.resources.get_or_create(("model", name), lambda: f"weights of {name}")
+        return {"model": f"model:{name}"}
+
+
+class TEncode(Node):
+    CATEGORY = "test"
+    OUTPUTS = {"cond": TValue}
+    model: TValue
+    text: str = Widget("", multiline=True)
+
+    def run(self, ctx: Any, model: str, text: str) -> dict[str, Any]:
+        return {"cond": f"{model}|{text}"}
+
+
+class TLatent(Node):
+    CATEGORY = "test"
+    OUTPUTS = {"latent": TValue}
+    width: int = Widget(64, ge=8, le=16384, multiple_of=8)
+    height: int = Widget(64, ge=8, le=16384, multiple_of=8)
+    batch_size: int = Widget(1, ge=1, le=4096)
+
+    def run(self, ctx: Any, width: int, height: int, batch_size: int) -> dict[str, Any]:
+        return {"latent": f"{width}x{height}x{batch_size}"}
+
+
+class TSample(Node):
+    """Loops like a sampler: a progress report with a preview image every step."""
+
+    CATEGORY = "test"
+    OUTPUTS = {"latent": TValue}
+    model: TValue
+    cond: TValue
+    latent: TValue
+    seed: int = Widget(0, ge=0, seed=True)
+    steps: int = Widget(3, ge=1, le=10000)
+    delay: float = Widget(0.0, ge=0.0, le=5.0)
+
+    def run(
+        self, ctx: Any, model: str, cond: str, latent: str, seed: int, steps: int, delay: float
+    ) -> dict[str, Any]:
+        done = ctx.resources.get_or_create("steps_done", dict)
+        for i in range(steps):
+            time.sleep(delay)
+            done[ctx.run_id] = i + 1
+            preview = Image.new("RGB", (32, 32), (i * 40 % 256, 80, seed % 256))
+            ctx.progress((i + 1) / steps, i + 1, steps, preview=preview)
+        return {"latent": f"sampled({model},{cond},{latent},{seed})"}
+
+
+class TSave(Node):
+    """Writes a small PNG into the output folder."""
+
+    CATEGORY = "test"
+    OUTPUT_NODE = True
+    OUTPUTS = {}  # noqa: RUF012
+    value: TValue
+    prefix: str = Widget("out")
+
+    def run(self, ctx: Any, value: str, prefix: str) -> dict[str, Any]:
+        path = ctx.workspace.output_dir / f"{prefix}_{ctx.run_id[:12]}_{ctx.node_id}.png"
+        Image.new("RGB", (8, 8), (len(value) % 256, 0, 0)).save(path)
+        ctx.record_file("output", path)
+        return {}
+
+
+class TBoom(Node):
+    """Always fails, like a node hitting a corrupt model."""
+
+    CATEGORY = "test"
+    OUTPUTS = {"value": TValue}
+    value: TValue
+
+    def run(self, ctx: Any, value: str) -> dict[str, Any]:
+        raise ValueError("corrupt model file: header too large")
+
+
+NODES = [TLoad, TEncode, TLatent, TSample, TSave, TBoom]
+
+
+def make_registry() -> Registry:
+    registry = Registry.from_classes(NODES)
+    registry.choice_sources["checkpoints"] = lambda ws: list(CHECKPOINTS)
+    return registry
+
+
+def make_config(tmp: Path, **overrides: Any) -> ServerConfig:
+    defaults: dict[str, Any] = {
+        "data_dir": tmp / "data",
+        "models_dir": tmp / "models",
+        "workflows_dir": tmp / "workflows",
+        "web_dist": tmp / "dist",
+        "preview_interval": 0.0,
+        "shutdown_timeout": 5.0,
+    }
+    defaults.update(overrides)
+    return ServerConfig(**defaults)
+
+
+def make_engine(config: ServerConfig) -> Engine:
+    workspace = Workspace.at(config.data_dir, config.models_dir).ensure()
+    return Engine(make_registry(), workspace)
+
+
+def make_test_app(config: ServerConfig, engine: Engine | None = None) -> web.Application:
+    return make_app(config, engine=engine or make_engine(config))
+
+
+def txt2img(
+    seed: int = 1,
+    steps: int = 3,
+    delay: float = 0.0,
+    text: str = "a cat",
+    width: int = 64,
+    height: int = 64,
+    batch_size: int = 1,
+    ckpt: str = "tiny.safetensors",
+    prefix: str = "out",
+) -> dict[str, Any]:
+    """A workflow shaped like txt2img on the test nodes."""
+    return {
+        "version": 1,
+        "nodes": {
+            "load": {"type": "TLoad", "inputs": {"name": ckpt}},
+            "enc": {
+                "type": "TEncode",
+                "inputs": {"model": {"node": "load", "output": "model"}, "text": text},
+            },
+            "lat": {
+                "type": "TLatent",
+                "inputs": {"width": width, "height": height, "batch_size": batch_size},
+            },
+            "sample": {
+                "type": "TSample",
+                "inputs": {
+                    "model": {"node": "load", "output": "model"},
+                    "cond": {"node": "enc", "output": "cond"},
+                    "latent": {"node": "lat", "output": "latent"},
+                    "seed": seed,
+                    "steps": steps,
+                    "delay": delay,
+                },
+            },
+            "save": {
+                "type": "TSave",
+                "inputs": {"value": {"node": "sample", "output": "latent"}, "prefix": prefix},
+            },
+        },
+        "ui": {"positions": {"load": {"x": 0, "y": 0}}},
+    }
+
+
+def failing() -> dict[str, Any]:
+    wf = txt2img()
+    wf["nodes"]["boom"] = {
+        "type": "TBoom",
+        "inputs": {"value": {"node": "sample", "output": "latent"}},
+    }
+    wf["nodes"]["save"]["inputs"]["value"] = {"node": "boom", "output": "value"}
+    return wf
+
+
+async def next_message(ws: Any, timeout: float = 10.0) -> dict[str, Any]:
+    msg = await asyncio.wait_for(ws.receive(), timeout)
+    assert msg.type.name == "TEXT", f"websocket gave {msg.type}: {msg.data!r}"
+    return json.loads(msg.data)
+
+
+async def messages_until_finished(
+    ws: Any,
+    job: str,
+    timeout: float = 15.0,
+) -> list[dict[str, Any]]:
+    """Every message up to and including the job's run_finished."""
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await next_message(ws, max(0.1, deadline - time.monotonic()))
+        out.append(message)
+        if message.get("type") == "run_finished" and message.get("job") == job:
+            return out
+
+
+async def wait_status(
+    client: Any, job: str, statuses: tuple[str, ...], timeout: float = 15.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = await client.get(f"/api/jobs/{job}")
+        body = await resp.json()
+        if body.get("status") in statuses:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job} stayed {body.get('status')}")
+        await asyncio.sleep(0.02)
+
+
+async def submit(
+    client: Any, workflow: dict[str, Any], client_id: str = "client-a1", **extra: Any
+) -> str:
+    resp = await client.post(
+        "/api/jobs", json={"workflow": workflow, "client_id": client_id, **extra}
+    )
+    body = await resp.json()
+    assert resp.status == 200, body
+    return str(body["id"])

@@ -1,0 +1,260 @@
+"""The job queue end to end: websocket events, interrupt, cancel, isolation, cache,
+failures, persistence across restarts, history retention."""
+
+from __future__ import annotations
+
+import asyncio
+
+from service.store import JobStore
+from tests.server_testkit import (
+    failing,
+    make_config,
+    make_engine,
+    make_test_app,
+    messages_until_finished,
+    next_message,
+    submit,
+    txt2img,
+    wait_status,
+)
+
+
+async def test_websocket_event_sequence_of_a_job(aiohttp_client, tmp_path):
+    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    snapshot = await next_message(ws)
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["client_id"] == "client-a1"
+    assert snapshot["queue"] == [] and snapshot["running"] is None
+
+    job = await submit(client, txt2img(steps=3))
+    got = await messages_until_finished(ws, job)
+    mine = [m for m in got if m.get("job") == job]
+    kinds = [m["type"] for m in mine]
+    assert kinds[0] == "queued"
+    assert kinds[1] == "run_started"
+    assert kinds[-1] == "run_finished" and mine[-1]["status"] == "ok"
+    assert mine[1]["to_run"] == ["lat", "load", "enc", "sample", "save"]
+    assert mine[1]["cached"] == []
+    started = [m["node_id"] for m in mine if m["type"] == "node_started"]
+    finished = [m["node_id"] for m in mine if m["type"] == "node_finished"]
+    assert started == finished == ["lat", "load", "enc", "sample", "save"]
+    progress = [m for m in mine if m["type"] == "progress"]
+    assert [p["step"] for p in progress] == [1, 2, 3]
+    assert all(p["node_id"] == "sample" and p["total"] == 3 for p in progress)
+    assert progress[0]["preview"].startswith("data:image/jpeg;base64,")
+    saved = next(m for m in mine if m["type"] == "node_finished" and m["node_id"] == "save")
+    [f] = saved["files"]
+    assert f["kind"] == "output" and f["url"] == f"/api/files/output/{f['name']}"
+    # queue status broadcasts are interleaved but never carry a job
+    assert all(m["type"] == "status" for m in got if "job" not in m)
+
+    detail = await (await client.get(f"/api/jobs/{job}")).json()
+    assert detail["status"] == "ok"  # stored before run_finished was sent
+    assert detail["files"] == [f]
+    assert set(detail["nodes"]) == {"lat", "load", "enc", "sample", "save"}
+    assert all(n["status"] == "executed" for n in detail["nodes"].values())
+    assert detail["started"] >= detail["created"] and detail["finished"] >= detail["started"]
+    image = await client.get(f["url"])
+    assert image.status == 200 and image.content_type == "image/png"
+    assert (await image.read()).startswith(b"\x89PNG")
+    await ws.close()
+
+
+async def test_interrupt_running_job_mid_sampling(aiohttp_client, tmp_path):
+    config = make_config(tmp_path)
+    engine = make_engine(config)
+    client = await aiohttp_client(make_test_app(config, engine))
+    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    await next_message(ws)
+    job = await submit(client, txt2img(steps=200, delay=0.02))
+    while True:  # wait for sampling to be under way
+        m = await next_message(ws)
+        if m["type"] == "progress" and m["step"] >= 2:
+            break
+    resp = await client.delete(f"/api/jobs/{job}")
+    assert resp.status == 200
+    assert (await resp.json()) == {"id": job, "status": "running", "interrupting": True}
+    rest = await messages_until_finished(ws, job)
+    assert rest[-1]["status"] == "interrupted"
+    steps_done = engine.resources.get_or_create("steps_done", dict)[job]
+    assert 2 <= steps_done < 200
+    detail = await wait_status(client, job, ("interrupted",))
+    assert detail["nodes"]["sample"]["status"] == "interrupted"
+    assert detail["nodes"]["save"]["status"] == "skipped"
+    assert detail["files"] == []
+    # the model stays loaded and the next job runs
+    status = await (await client.get("/api/status")).json()
+    assert str(("model", "tiny.safetensors")) in status["worker"]["loaded_models"]
+    job2 = await submit(client, txt2img(steps=2))
+    assert (await messages_until_finished(ws, job2))[-1]["status"] == "ok"
+    await ws.close()
+
+
+async def test_cancel_queued_job(aiohttp_client, tmp_path):
+    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    await next_message(ws)
+    blocker = await submit(client, txt2img(steps=100, delay=0.02))
+    waiting = await submit(client, txt2img(seed=2))
+    await wait_status(client, blocker, ("running",))
+    queue = await (await client.get("/api/jobs?status=queued")).json()
+    assert [j["id"] for j in queue["jobs"]] == [waiting]
+
+    resp = await client.delete(f"/api/jobs/{waiting}")
+    assert (await resp.json()) == {"id": waiting, "status": "cancelled"}
+    assert (await client.delete(f"/api/jobs/{waiting}")).status == 200  # idempotent
+    assert (await client.delete("/api/jobs/nope")).status == 404
+    await client.delete(f"/api/jobs/{blocker}")
+    got = await messages_until_finished(ws, blocker)
+    cancelled = [m for m in got if m.get("job") == waiting]
+    assert [m["type"] for m in cancelled] == ["queued", "run_finished"]
+    assert cancelled[-1]["status"] == "cancelled"
+    detail = await (await client.get(f"/api/jobs/{waiting}")).json()
+    assert detail["status"] == "cancelled" and detail["started"] is None
+    await ws.close()
+
+
+async def test_two_clients_see_only_their_own_jobs(aiohttp_client, tmp_path):
+    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    ws_a = await client.ws_connect("/api/ws?client_id=client-aaaa")
+    ws_b = await client.ws_connect("/api/ws?client_id=client-bbbb")
+    await next_message(ws_a)
+    await next_message(ws_b)
+    job_a = await submit(client, txt2img(seed=1), client_id="client-aaaa")
+    job_b = await submit(client, txt2img(seed=2), client_id="client-bbbb")
+    got_a = await messages_until_finished(ws_a, job_a)
+    got_b = await messages_until_finished(ws_b, job_b)
+    assert {m["job"] for m in got_a if "job" in m} == {job_a}
+    assert {m["job"] for m in got_b if "job" in m} == {job_b}
+    assert any(m["type"] == "progress" for m in got_b)
+    # A's socket never receives B's events even after B finished
+    await asyncio.sleep(0.1)
+    while True:
+        try:
+            m = await next_message(ws_a, 0.2)
+        except TimeoutError:
+            break
+        assert m.get("job") in (None, job_a)
+    await ws_a.close()
+    await ws_b.close()
+
+
+async def test_server_issues_client_id_and_refuses_guessable_ones(aiohttp_client, tmp_path):
+    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    ws = await client.ws_connect("/api/ws")
+    issued = (await next_message(ws))["client_id"]
+    assert len(issued) >= 16
+    await ws.close()
+    resp = await client.get("/api/ws?client_id=a")  # too short to be a secret
+    assert resp.status == 400
+
+
+async def test_reconnect_snapshot_reports_missed_final_state(aiohttp_client, tmp_path):
+    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    job = await submit(client, txt2img(), client_id="client-late")
+    await wait_status(client, job, ("ok",))
+    ws = await client.ws_connect("/api/ws?client_id=client-late")
+    snapshot = await next_message(ws)
+    assert snapshot["type"] == "snapshot"
+    assert [(j["id"], j["status"]) for j in snapshot["jobs"]] == [(job, "ok")]
+    await ws.close()
+
+
+async def test_cache_survives_between_jobs_seed_only_change(aiohttp_client, tmp_path):
+    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    await next_message(ws)
+    first = await submit(client, txt2img(seed=1))
+    await messages_until_finished(ws, first)
+    second = await submit(client, txt2img(seed=2))
+    got = await messages_until_finished(ws, second)
+    started = next(m for m in got if m["type"] == "run_started")
+    assert started["to_run"] == ["sample", "save"]
+    assert sorted(started["cached"]) == ["enc", "lat", "load"]
+    assert [m["node_id"] for m in got if m["type"] == "node_finished"] == ["sample", "save"]
+    detail = await (await client.get(f"/api/jobs/{second}")).json()
+    assert {k: v["status"] for k, v in detail["nodes"].items()} == {
+        "load": "cached",
+        "enc": "cached",
+        "lat": "cached",
+        "sample": "executed",
+        "save": "executed",
+    }
+    # the same workflow again: everything from the cache, output files still listed
+    third = await submit(client, txt2img(seed=2))
+    got = await messages_until_finished(ws, third)
+    assert next(m for m in got if m["type"] == "run_started")["to_run"] == []
+    detail3 = await (await client.get(f"/api/jobs/{third}")).json()
+    assert detail3["status"] == "ok" and detail3["files"] == detail["files"]
+    await ws.close()
+
+
+async def test_failing_node_fails_only_its_job(aiohttp_client, tmp_path):
+    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    await next_message(ws)
+    bad = await submit(client, failing())
+    got = await messages_until_finished(ws, bad)
+    error = next(m for m in got if m["type"] == "error")
+    assert error["node_id"] == "boom" and error["error_type"] == "ValueError"
+    assert "corrupt model file" in error["message"] and "Traceback" in error["traceback"]
+    assert got[-1]["status"] == "error"
+    detail = await (await client.get(f"/api/jobs/{bad}")).json()
+    assert detail["status"] == "error"
+    assert detail["error"]["node_id"] == "boom"
+    assert detail["nodes"]["boom"]["status"] == "error"
+    assert (await (await client.get("/api/jobs")).json())["jobs"][0]["error"]
+    # the server keeps serving, and upstream outputs of the failed job are reused
+    good = await submit(client, txt2img())
+    got = await messages_until_finished(ws, good)
+    assert got[-1]["status"] == "ok"
+    assert next(m for m in got if m["type"] == "run_started")["to_run"] == ["save"]
+    await ws.close()
+
+
+async def test_queue_and_history_survive_restart(aiohttp_client, tmp_path):
+    config = make_config(tmp_path)
+    client = await aiohttp_client(make_test_app(config))
+    done = await submit(client, txt2img(seed=1))
+    await wait_status(client, done, ("ok",))
+    blocker = await submit(client, txt2img(seed=2, steps=150, delay=0.03))
+    await wait_status(client, blocker, ("running",))
+    waiting = [await submit(client, txt2img(seed=s)) for s in (3, 4)]
+    await client.close()  # graceful stop: the running job is interrupted, the rest wait
+
+    client2 = await aiohttp_client(make_test_app(config))
+    for job in waiting:
+        assert (await wait_status(client2, job, ("ok",)))["status"] == "ok"
+    assert (await (await client2.get(f"/api/jobs/{blocker}")).json())["status"] == "interrupted"
+    history = (await (await client2.get("/api/jobs")).json())["jobs"]
+    assert [j["id"] for j in history] == [*waiting[::-1], blocker, done]
+    by_id = {j["id"]: j for j in history}
+    assert by_id[done]["status"] == "ok" and by_id[done]["files"]
+    assert (await client2.get(by_id[done]["files"][0]["url"])).status == 200
+
+
+async def test_job_running_at_a_crash_is_marked_interrupted_not_rerun(aiohttp_client, tmp_path):
+    config = make_config(tmp_path)
+    store = JobStore(config.db_path)
+    crashed, _ = store.add(txt2img(seed=9), "client-a1")
+    later, _ = store.add(txt2img(seed=10), "client-a1")
+    assert store.claim_next().id == crashed.id  # then the process dies without finishing
+    store.close()
+
+    engine = make_engine(config)
+    client = await aiohttp_client(make_test_app(config, engine))
+    assert (await wait_status(client, later.id, ("ok",)))["status"] == "ok"
+    detail = await (await client.get(f"/api/jobs/{crashed.id}")).json()
+    assert detail["status"] == "interrupted"
+    assert detail["error"]["error_type"] == "ServerRestarted"
+    assert crashed.id not in engine.resources.get_or_create("steps_done", dict)
+
+
+async def test_history_is_bounded(aiohttp_client, tmp_path):
+    client = await aiohttp_client(make_test_app(make_config(tmp_path, history_limit=3)))
+    jobs = [await submit(client, txt2img(seed=s, steps=1)) for s in range(6)]
+    await wait_status(client, jobs[-1], ("ok",))
+    listed = [j["id"] for j in (await (await client.get("/api/jobs")).json())["jobs"]]
+    assert listed == jobs[::-1][:3]
+    assert (await client.get(f"/api/jobs/{jobs[0]}")).status == 404

@@ -1,0 +1,28 @@
+"""EmptyLatent: the starting latent batch of text-to-image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from graph.node import Node, Widget
+from nodes.sd.handles import LatentBatch
+from nodes.types import Latent
+
+LATENT_CHANNELS = 4
+VAE_FACTOR = 8
+
+
+class EmptyLatent(Node):
+    """A blank latent batch of the given image size (zeros; Sample draws the noise)."""
+
+    CATEGORY = "latent"
+    OUTPUTS = {"latent": Latent}
+    width: int = Widget(512, ge=16, le=4096, multiple_of=8)
+    height: int = Widget(512, ge=16, le=4096, multiple_of=8)
+    batch_size: int = Widget(1, ge=1, le=64)
+
+    def run(self, ctx: Any, width: int, height: int, batch_size: int) -> dict[str, Any]:
+        shape = (batch_size, LATENT_CHANNELS, height // VAE_FACTOR, width // VAE_FACTOR)
+        return {"latent": LatentBatch(torch.zeros(shape, dtype=torch.float32))}

@@ -1,0 +1,43 @@
+"""EncodeText: token windows -> CLIP embeddings (the U-Net's cross-attention input)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from graph.node import Node
+from nodes.sd.handles import ClipHandle, Conditioning, TokenWindows
+from nodes.sd.prompt_weights import apply_weights
+from nodes.types import Clip, Tokens
+from nodes.types import Conditioning as ConditioningType
+
+
+@torch.no_grad()
+def encode_windows(clip: ClipHandle, tokens: TokenWindows) -> torch.Tensor:
+    """Last hidden state of every window, concatenated: [1, 77 * windows, dim].
+
+    Each window is encoded on its own (batch 1), as diffusers' pipelines encode a
+    prompt, so a one-window prompt gives the pipeline's embeddings bit for bit."""
+    encoder = clip.text_encoder
+    use_mask = bool(getattr(encoder.config, "use_attention_mask", False))
+    outs = []
+    for row in tokens.ids:
+        ids = row.unsqueeze(0).to(clip.device)
+        mask = torch.ones_like(ids) if use_mask else None
+        outs.append(encoder(ids, attention_mask=mask)[0])
+    hidden = torch.cat(outs, dim=0)  # [windows, 77, dim]
+    hidden = apply_weights(hidden, tokens.weights)
+    return hidden.reshape(1, -1, hidden.shape[-1])
+
+
+class EncodeText(Node):
+    """Encode token windows with the CLIP text model; applies the prompt weights."""
+
+    CATEGORY = "conditioning"
+    OUTPUTS = {"conditioning": ConditioningType}
+    clip: Clip
+    tokens: Tokens
+
+    def run(self, ctx: Any, clip: ClipHandle, tokens: TokenWindows) -> dict[str, Any]:
+        return {"conditioning": Conditioning(encode_windows(clip, tokens), text=tokens.text)}

@@ -1,0 +1,62 @@
+"""Sample: denoise a latent batch with a diffusers scheduler and classifier-free guidance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from graph.node import Node, Widget
+from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
+from nodes.sd.preview import latent_preview
+from nodes.sd.samplers import SamplerName, ScheduleName
+from nodes.sd.sampling import SampleSettings, sample
+from nodes.types import Conditioning as ConditioningType
+from nodes.types import Latent, Model
+
+SEED_MAX = 2**64 - 1
+
+
+def progress_callback(ctx: Any) -> Any:
+    """Per-step progress with a latent preview; ctx.progress raises when interrupted."""
+
+    def on_step(step: int, total: int, latents: torch.Tensor) -> None:
+        ctx.progress(step / total, step, total, preview=latent_preview(latents))
+
+    return on_step
+
+
+class Sample(Node):
+    """Generate latents: txt2img at denoise 1, img2img (noise the input) below 1."""
+
+    CATEGORY = "sampling"
+    OUTPUTS = {"latent": Latent}
+    model: Model
+    positive: ConditioningType
+    negative: ConditioningType
+    latent: Latent
+    seed: int = Widget(0, ge=0, le=SEED_MAX, seed=True)
+    steps: int = Widget(20, ge=1, le=500)
+    cfg: float = Widget(7.5, ge=0.0, le=100.0, step=0.1)
+    sampler: SamplerName = "euler"
+    schedule: ScheduleName = "normal"
+    denoise: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
+
+    def run(
+        self,
+        ctx: Any,
+        model: ModelHandle,
+        positive: Conditioning,
+        negative: Conditioning,
+        latent: LatentBatch,
+        seed: int,
+        steps: int,
+        cfg: float,
+        sampler: str,
+        schedule: str,
+        denoise: float,
+    ) -> dict[str, Any]:
+        settings = SampleSettings(seed, steps, cfg, sampler, schedule, denoise)
+        ctx.check_interrupted()
+        out = sample(model, positive, negative, latent, settings, progress_callback(ctx))
+        return {"latent": LatentBatch(out.float().cpu())}

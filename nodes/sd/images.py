@@ -1,0 +1,116 @@
+"""IMAGE tensors <-> PIL images, loading input files safely, writing numbered PNGs."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, PngImagePlugin
+
+from graph.workspace import Workspace, confined_path
+
+MAX_INPUT_PIXELS = 4096 * 4096  # larger inputs are refused before decoding
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+COUNTER_DIGITS = 5
+MAX_COUNTER = 10**COUNTER_DIGITS - 1
+
+
+class ImageTooLarge(ValueError):
+    """An input image with more pixels than allowed."""
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """[B, H, W, 3] float 0..1 -> 8-bit RGB images, rounded like diffusers' numpy_to_pil."""
+    arr = images.detach().float().cpu().clamp(0, 1).numpy()
+    arr = (arr * 255).round().astype(np.uint8)
+    return [Image.fromarray(a, "RGB") for a in arr]
+
+
+def from_pil(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image -> [1, H, W, 3] float 0..1."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.copy()).unsqueeze(0)
+
+
+def load_image(path: Path, max_pixels: int = MAX_INPUT_PIXELS) -> torch.Tensor:
+    """Read an image file as [1, H, W, 3]; the size is checked from the header before any
+    pixel is decoded (no decompression bombs). EXIF orientation is applied; alpha is
+    composited on white."""
+    with Image.open(path) as im:
+        w, h = im.size
+        if w * h > max_pixels:
+            raise ImageTooLarge(
+                f"{path.name} is {w}x{h} = {w * h} pixels; the limit is {max_pixels} pixels"
+            )
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, rgba)
+        return from_pil(im.convert("RGB"))
+
+
+def list_images(folder: Path) -> list[str]:
+    """Image files under ``folder`` (recursive, hidden entries skipped), as relative
+    POSIX names, sorted."""
+    if not folder.is_dir():
+        return []
+    names = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in files:
+            if f.startswith(".") or not f.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            names.append(Path(root, f).relative_to(folder).as_posix())
+    return sorted(names)
+
+
+def _counter_start(directory: Path, stem: str) -> int:
+    pattern = re.compile(re.escape(stem) + r"_(\d{" + str(COUNTER_DIGITS) + r",})_\.png$")
+    highest = 0
+    if directory.is_dir():
+        for entry in os.scandir(directory):
+            m = pattern.match(entry.name)
+            if m:
+                highest = max(highest, int(m.group(1)))
+    return highest + 1
+
+
+def save_png(
+    workspace: Workspace,
+    kind: str,
+    prefix: str,
+    image: Image.Image,
+    text: dict[str, str],
+    compress_level: int = 4,
+) -> Path:
+    """Write ``<prefix>_NNNNN_.png`` in the ``kind`` folder, never overwriting: the next
+    free counter is claimed with an exclusive create, so concurrent writers cannot
+    collide. ``prefix`` may contain subfolders but cannot leave the folder."""
+    folder = workspace.folder(kind)
+    first = confined_path(folder, f"{prefix}_{1:0{COUNTER_DIGITS}d}_.png")
+    directory, stem = first.parent, first.name[: -len("_00001_.png")]
+    directory.mkdir(parents=True, exist_ok=True)
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value, zip=len(value) > 1024)
+    counter = _counter_start(directory, stem)
+    while counter <= MAX_COUNTER:
+        path = directory / f"{stem}_{counter:0{COUNTER_DIGITS}d}_.png"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            counter += 1
+            continue
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                image.save(fh, format="PNG", pnginfo=info, compress_level=compress_level)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+    raise FileExistsError(f"no free file name left for prefix {prefix!r} in {kind}/")

@@ -1,0 +1,33 @@
+"""VAEDecode: latents -> images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from graph.node import Node
+from nodes.sd.handles import LatentBatch, VaeHandle
+from nodes.types import Image, Latent, Vae
+
+
+@torch.no_grad()
+def decode(vae: VaeHandle, latent: LatentBatch) -> torch.Tensor:
+    """[B, H, W, 3] float 0..1 on the CPU, as StableDiffusionPipeline post-processes it."""
+    z = latent.samples.to(vae.device, vae.dtype) / vae.scaling_factor
+    pixels = vae.vae.decode(z, return_dict=False)[0]
+    images = (pixels / 2 + 0.5).clamp(0, 1)
+    return images.float().permute(0, 2, 3, 1).cpu().contiguous()
+
+
+class VAEDecode(Node):
+    """Decode latents into RGB images with the checkpoint's VAE."""
+
+    CATEGORY = "latent"
+    OUTPUTS = {"image": Image}
+    vae: Vae
+    latent: Latent
+
+    def run(self, ctx: Any, vae: VaeHandle, latent: LatentBatch) -> dict[str, Any]:
+        ctx.check_interrupted()
+        return {"image": decode(vae, latent)}

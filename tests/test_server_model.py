@@ -1,0 +1,97 @@
+"""The server on the real Stable Diffusion nodes and the built-in tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aiohttp import FormData
+
+from graph import Registry
+from service import make_app
+from tests.server_testkit import make_config, messages_until_finished, next_message, submit
+
+REPO = Path(__file__).resolve().parent.parent
+if (
+    not (REPO / "workflows" / "txt2img.json").is_file()
+    or not (REPO / "nodes" / "load_checkpoint.py").is_file()
+):
+    pytest.skip("the SD nodes or workflows/txt2img.json are missing", allow_module_level=True)
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def sd_registry() -> Registry:
+    torch.set_num_threads(2)
+    return Registry.from_package("nodes")
+
+
+async def _client(aiohttp_client, tmp_path, registry):
+    config = make_config(tmp_path, workflows_dir=REPO / "workflows")
+    return await aiohttp_client(make_app(config, registry=registry))
+
+
+async def _workflow(client, steps: int, seed: int) -> dict:
+    wf = await (await client.get("/api/workflows/txt2img")).json()
+    wf["nodes"]["sample"]["inputs"].update(steps=steps, seed=seed)
+    return wf
+
+
+@pytest.mark.slow
+async def test_real_job_events_cache_and_png_roundtrip(aiohttp_client, tmp_path, sd_registry):
+    client = await _client(aiohttp_client, tmp_path, sd_registry)
+    schema = await (await client.get("/api/nodes")).json()
+    models = await (await client.get("/api/models")).json()
+    assert "builtin/tiny-random" in models["checkpoints"]
+    assert {"LoadCheckpoint", "Sample", "SaveImage"} <= set(schema["nodes"])
+    ws = await client.ws_connect("/api/ws?client_id=client-real")
+    await next_message(ws)
+
+    job = await submit(client, await _workflow(client, steps=3, seed=1), client_id="client-real")
+    got = await messages_until_finished(ws, job, timeout=120)
+    kinds = [m["type"] for m in got if m.get("job") == job]
+    assert kinds[:2] == ["queued", "run_started"] and kinds[-1] == "run_finished"
+    assert got[-1]["status"] == "ok", [m for m in got if m["type"] == "error"]
+    progress = [m for m in got if m["type"] == "progress"]
+    assert [p["step"] for p in progress] == [1, 2, 3]
+    assert any((p["preview"] or "").startswith("data:image/jpeg;base64,") for p in progress)
+    detail = await (await client.get(f"/api/jobs/{job}")).json()
+    [image] = detail["files"]
+    png = await (await client.get(image["url"])).read()
+    assert png.startswith(b"\x89PNG")
+
+    # a seed-only change runs sampling, decoding and saving; the rest comes from the cache
+    again = await submit(client, await _workflow(client, steps=3, seed=2), client_id="client-real")
+    got = await messages_until_finished(ws, again, timeout=120)
+    started = next(m for m in got if m["type"] == "run_started")
+    assert started["to_run"] == ["sample", "decode", "save"]
+    assert got[-1]["status"] == "ok"
+
+    # the saved PNG carries its workflow: dropping it back gives the workflow
+    form = FormData()
+    form.add_field("file", png, filename="result.png", content_type="image/png")
+    body = await (await client.post("/api/files/input?store=false", data=form)).json()
+    assert body["workflow"]["nodes"]["sample"]["inputs"]["seed"] == 1
+    assert json.dumps(body["workflow"]["nodes"]) == json.dumps(detail["workflow"]["nodes"])
+    await ws.close()
+
+
+async def test_real_job_interrupted_mid_sampling(aiohttp_client, tmp_path, sd_registry):
+    client = await _client(aiohttp_client, tmp_path, sd_registry)
+    ws = await client.ws_connect("/api/ws?client_id=client-real")
+    await next_message(ws)
+    job = await submit(client, await _workflow(client, steps=150, seed=3), client_id="client-real")
+    while True:
+        m = await next_message(ws, 120)
+        if m["type"] == "progress" and m["step"] >= 2:
+            break
+    await client.delete(f"/api/jobs/{job}")
+    got = await messages_until_finished(ws, job, timeout=60)
+    assert got[-1]["status"] == "interrupted"
+    assert max([m["step"] for m in got if m["type"] == "progress"], default=2) < 150
+    detail = await (await client.get(f"/api/jobs/{job}")).json()
+    assert detail["status"] == "interrupted" and detail["files"] == []
+    assert detail["nodes"]["sample"]["status"] == "interrupted"
+    await ws.close()

@@ -64,16 +64,20 @@ def write_tiny_single_file(
     )
 
 
-def write_tiny_pickle(path: Path, seed: int = 0, wrap_state_dict: bool = True) -> Path:
-    """Save the tiny model as a legacy ``.ckpt`` (torch zip pickle, ``{"state_dict": ...}``)."""
-    from nodes.sd.ldm_export import to_ldm_state_dict
+def write_tiny_pickle(path: Path, seed: int = 0, components: dict[str, Any] | None = None) -> Path:
+    """Save the tiny model as a ``.ckpt`` the way LDM training does (torch zip pickle,
+    ``{"state_dict": ..., "global_step": ...}``), plus the hints string next to it."""
+    import json
 
-    c = build_tiny_components(seed)
+    from nodes.sd.ldm_export import HINTS_KEY, hints, to_ldm_state_dict
+
+    c = components if components is not None else build_tiny_components(seed)
     sd = to_ldm_state_dict(c["unet"], c["vae"], c["text_encoder"])
-    sd = {k: v.contiguous() for k, v in sd.items()}
+    sd = {k: v.detach().clone().contiguous() for k, v in sd.items()}
+    meta = json.dumps(hints(c["unet"], c["vae"], c["text_encoder"], c["scheduler"]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": sd} if wrap_state_dict else sd, path)
+    torch.save({"state_dict": sd, "global_step": 1, HINTS_KEY: meta}, path)
     return path
 
 

@@ -276,14 +276,12 @@ def detect(sd: dict[str, torch.Tensor], meta: dict[str, Any], file: str) -> Arch
     text = infer_clip(sd, file)
     inferred = Architecture("sd1-structure", unet, vae, text, {}, "clip")
     sd15 = shipped("sd15")
-    if not hints and _shape_signature(inferred) == _shape_signature(sd15):
-        return sd15
-    default_sched = {**sd15.scheduler}
+    base = sd15 if _shape_signature(inferred) == _shape_signature(sd15) else inferred
     return Architecture(
-        name="sd1-structure",
-        unet=_apply_hints(unet, "unet", hints),
-        vae=_apply_hints(vae, "vae", hints),
-        text_encoder=_apply_hints(text, "text_encoder", hints),
-        scheduler=_scheduler_from_hints(hints, default_sched),
+        name=base.name,
+        unet=_apply_hints(base.unet, "unet", hints),
+        vae=_apply_hints(base.vae, "vae", hints),
+        text_encoder=_apply_hints(base.text_encoder, "text_encoder", hints),
+        scheduler=_scheduler_from_hints(hints, sd15.scheduler),
         text_kind="clip",
     )

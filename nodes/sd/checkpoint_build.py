@@ -33,6 +33,10 @@ def scheduler_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"_class_name": name, **{k: v for k, v in full.items() if not k.startswith("_")}}
 
 
+def _aligned(t: torch.Tensor) -> bool:
+    return t.is_contiguous() and t.data_ptr() % 64 == 0
+
+
 def _assign(model: torch.nn.Module, weights: dict[str, torch.Tensor], what: str, file: str) -> None:
     """Load ``weights`` into a meta-device model, refusing missing or extra keys."""
     expected = set(model.state_dict())
@@ -42,6 +46,9 @@ def _assign(model: torch.nn.Module, weights: dict[str, torch.Tensor], what: str,
         detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
         n = len(missing) or len(extra)
         raise CheckpointError(f"{file}: unknown architecture ({what}: {n} keys {detail})")
+    # tensors read from a file can sit at unaligned addresses (views into the file's
+    # buffer); CPU kernels then take other code paths and results differ in the last bits
+    weights = {k: v if _aligned(v) else v.clone() for k, v in weights.items()}
     try:
         model.load_state_dict(weights, strict=True, assign=True)
     except RuntimeError as e:

@@ -112,8 +112,9 @@ def read_pickle(path: Path, allow_pickle: bool) -> dict[str, Any]:
 def _unwrap(obj: Any, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     extra: dict[str, Any] = {}
     while isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        if isinstance(obj.get("global_step"), int):
-            extra["global_step"] = obj["global_step"]
+        for key, value in obj.items():  # global_step, and string metadata such as hints
+            if key != "state_dict" and isinstance(key, str) and isinstance(value, (int, str)):
+                extra[key] = value
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise CheckpointError(f"{name}: holds a {type(obj).__name__}, not a state dict")

@@ -38,6 +38,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--workflows", type=Path, default=d.workflows_dir)
     p.add_argument("--web-dist", type=Path, default=d.web_dist, help="built canvas folder")
     p.add_argument(
+        "--nodes",
+        action="append",
+        default=[],
+        metavar="PACKAGE",
+        help="Python package of node types to load (default: nodes); repeatable",
+    )
+    p.add_argument(
         "--auth-token",
         default=os.environ.get("SDGRAPH_TOKEN"),
         help="require this bearer token on every request (env SDGRAPH_TOKEN)",
@@ -93,6 +100,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         models_dir=a.models,
         workflows_dir=a.workflows,
         web_dist=a.web_dist,
+        node_packages=tuple(a.nodes) or d.node_packages,
         auth_token=a.auth_token or None,
         insecure=a.insecure,
         allow_pickle=a.allow_pickle,

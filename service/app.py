@@ -30,8 +30,19 @@ def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engin
         config.data_dir, config.models_dir, allow_pickle=config.allow_pickle
     ).ensure()
     return Engine(
-        registry or Registry.from_package("nodes"), workspace, cache_budget=config.cache_budget
+        registry or load_registry(config.node_packages), workspace, cache_budget=config.cache_budget
     )
+
+
+def load_registry(packages: tuple[str, ...]) -> Registry:
+    """Node types from the configured packages only (extension code is full trust)."""
+    merged = Registry()
+    for package in packages:
+        found = Registry.from_package(package)
+        for spec in found.nodes.values():
+            merged.add(spec.cls)
+        merged.choice_sources.update(found.choice_sources)
+    return merged
 
 
 def make_app(

@@ -35,6 +35,7 @@ class ServerConfig:
     models_dir: Path = REPO_ROOT / "models"
     workflows_dir: Path = REPO_ROOT / "workflows"
     web_dist: Path = REPO_ROOT / "web" / "dist"
+    node_packages: tuple[str, ...] = ("nodes",)  # the operator's allowlist of node code
     auth_token: str | None = None
     insecure: bool = False  # allow a non-loopback bind without a token
     allow_pickle: bool = False

@@ -66,7 +66,9 @@ class Job:
             "seconds": self.seconds,
             "client_id": self.client_id,
             "files": self.files,
-            "error": None if self.error is None else self.error.get("message"),
+            "error": None
+            if self.error is None
+            else {k: self.error.get(k) for k in ("node_id", "node_type", "error_type", "message")},
         }
 
     def detail(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from PIL import Image
 
-from graph import Choice, Engine, Node, Registry, SocketType, Widget, Workspace
+from graph import Choice, Engine, Node, Registry, SocketType, Widget, Workspace, choice_source
 from service import ServerConfig, make_app
 
 CHECKPOINTS = ["tiny.safetensors", "other.safetensors"]
@@ -112,9 +112,15 @@ class TBoom(Node):
 NODES = [TLoad, TEncode, TLatent, TSample, TSave, TBoom]
 
 
+@choice_source("checkpoints")
+def list_checkpoints(workspace: Any) -> list[str]:
+    return list(CHECKPOINTS)
+
+
 def make_registry() -> Registry:
+    """The same registry `server.py --nodes tests.server_testkit` loads."""
     registry = Registry.from_classes(NODES)
-    registry.choice_sources["checkpoints"] = lambda ws: list(CHECKPOINTS)
+    registry.choice_sources["checkpoints"] = list_checkpoints
     return registry
 
 

@@ -40,7 +40,8 @@ async def test_websocket_event_sequence_of_a_job(aiohttp_client, tmp_path):
     finished = [m["node_id"] for m in mine if m["type"] == "node_finished"]
     assert started == finished == ["lat", "load", "enc", "sample", "save"]
     progress = [m for m in mine if m["type"] == "progress"]
-    assert [p["step"] for p in progress] == [1, 2, 3]
+    steps = [p["step"] for p in progress]  # unsent progress may be coalesced
+    assert steps == sorted(set(steps)) and steps[-1] == 3
     assert all(p["node_id"] == "sample" and p["total"] == 3 for p in progress)
     assert progress[0]["preview"].startswith("data:image/jpeg;base64,")
     saved = next(m for m in mine if m["type"] == "node_finished" and m["node_id"] == "save")

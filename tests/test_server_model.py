@@ -55,7 +55,8 @@ async def test_real_job_events_cache_and_png_roundtrip(aiohttp_client, tmp_path,
     assert kinds[:2] == ["queued", "run_started"] and kinds[-1] == "run_finished"
     assert got[-1]["status"] == "ok", [m for m in got if m["type"] == "error"]
     progress = [m for m in got if m["type"] == "progress"]
-    assert [p["step"] for p in progress] == [1, 2, 3]
+    steps = [p["step"] for p in progress]  # unsent progress may be coalesced
+    assert steps == sorted(set(steps)) and steps[-1] == 3
     assert any((p["preview"] or "").startswith("data:image/jpeg;base64,") for p in progress)
     detail = await (await client.get(f"/api/jobs/{job}")).json()
     [image] = detail["files"]

@@ -89,3 +89,45 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     if sa.keys() != sb.keys():
         return False
     return all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def full_size_components(arch: str = "sd15", seed: int = 0) -> dict[str, Any]:
+    """A full-size architecture (``sd15``, ``sd2-512``, ``sd2-768`` from `nodes/sd/configs/`)
+    with seeded random weights: about 10 s and 4 GiB of RAM for SD 1.5 on a CPU."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from nodes.sd.checkpoint_arch import shipped
+    from nodes.sd.checkpoint_build import scheduler_config
+    from nodes.sd.tokenizer import load_clip_tokenizer
+
+    a = shipped(arch)
+    out: dict[str, Any] = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out["unet"] = UNet2DConditionModel.from_config(a.unet).eval()
+        out["vae"] = AutoencoderKL.from_config(a.vae).eval()
+        out["text_encoder"] = CLIPTextModel(CLIPTextConfig(**a.text_encoder)).eval()
+    out["tokenizer"] = load_clip_tokenizer()
+    cfg = scheduler_config(a.scheduler)
+    import diffusers
+
+    out["scheduler"] = getattr(diffusers, cfg["_class_name"]).from_config(cfg)
+    return out
+
+
+def write_full_size_single_file(
+    path: Path, arch: str = "sd15", seed: int = 0, dtype: torch.dtype | None = torch.float16
+) -> Path:
+    """A full-size random checkpoint in the LDM layout (SD 1.5 in fp16: about 2 GiB)."""
+    c = full_size_components(arch, seed)
+    text_format = "open_clip" if arch.startswith("sd2") else "clip"
+    return save_single_file(
+        Path(path),
+        c["unet"],
+        c["vae"],
+        c["text_encoder"],
+        c["scheduler"],
+        dtype=dtype,
+        text_format=text_format,
+    )

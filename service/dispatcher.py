@@ -94,10 +94,15 @@ class Dispatcher:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
+            if self._stop.is_set():  # stopped while claiming: the job has not started
+                self.store.requeue(job.id)
+                break
             self._run(job)
 
     def _run(self, job: Job) -> None:
         self.current = job
+        if self._stop.is_set():  # stop() may have looked before `current` was set
+            self.worker.interrupt(job.id)
         nodes: dict[str, dict[str, Any]] = {}
         final: dict[str, Any] = {}
         self.broadcast_status()
@@ -108,7 +113,10 @@ class Dispatcher:
                 final.update(message)
                 return
             if kind != "progress" and _track(nodes, message):
-                self.store.set_nodes(job.id, nodes)
+                try:
+                    self.store.set_nodes(job.id, nodes)
+                except Exception:  # a progress record is not worth failing the job
+                    log.exception("could not record node states of job %s", job.id)
             self._notify(job.client_id, message)
 
         try:

@@ -171,6 +171,14 @@ class JobStore:
         job.status, job.started = "running", now
         return job
 
+    def requeue(self, job_id: str) -> None:
+        """Put a claimed job that never started back at its place in the queue."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET status='queued', started=NULL WHERE id=? AND status='running'",
+                (job_id,),
+            )
+
     def cancel_queued(self, job_id: str) -> bool:
         """Cancel a job that has not started; False when it is not queued."""
         with self._lock:

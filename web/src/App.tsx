@@ -9,6 +9,7 @@ import {
   useReactFlow,
   type Connection,
   type Edge,
+  type Viewport,
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError, type JobSummary } from "./api";
@@ -61,7 +62,7 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
   const [title, setTitle] = useState("untitled");
   const canvasRef = useRef<HTMLDivElement>(null);
   const fileInput = useRef<HTMLInputElement>(null);
-  const pendingFit = useRef(false);
+  const pendingView = useRef<{ viewport: Viewport | null } | null>(null);
   const clipboard = useRef<{ nodes: FlowNode[]; edges: Edge[]; pastes: number } | null>(null);
   const nodesRef = useRef(nodes);
   const edgesRef = useRef(edges);
@@ -105,12 +106,26 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
     [setNodes, setEdges],
   );
 
-  // Fit a freshly loaded graph without a saved viewport once its nodes have been measured.
+  // Once a loaded graph is measured: keep its saved viewport when the whole graph is
+  // visible with it on this screen, else fit the graph to the canvas.
   useEffect(() => {
-    if (pendingFit.current && nodes.length && nodes.every((n) => n.measured?.width)) {
-      pendingFit.current = false;
-      void rf.fitView({ padding: 0.08, maxZoom: 1 });
+    const pending = pendingView.current;
+    if (!pending || !nodes.length || !nodes.every((n) => n.measured?.width)) return;
+    pendingView.current = null;
+    const vp = pending.viewport;
+    const box = canvasRef.current?.getBoundingClientRect();
+    if (vp && box) {
+      const b = rf.getNodesBounds(nodes);
+      const left = b.x * vp.zoom + vp.x;
+      const top = b.y * vp.zoom + vp.y;
+      const fits =
+        left >= 0 && top >= 0 && left + b.width * vp.zoom <= box.width && top + b.height * vp.zoom <= box.height;
+      if (fits) {
+        void rf.setViewport(vp);
+        return;
+      }
     }
+    void rf.fitView({ padding: 0.06, maxZoom: 1 });
   }, [nodes, rf]);
 
   const undo = useUndo(() => currentWorkflow(false), apply, nodes, edges);
@@ -121,8 +136,7 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
       setIssues({});
       jobs.resetRunState();
       if (name) setTitle(name);
-      if (flow.viewport) void rf.setViewport(flow.viewport);
-      else pendingFit.current = true;
+      pendingView.current = { viewport: flow.viewport };
       undo.commitNow();
       const unknown = [...new Set(flow.nodes.filter((n) => !schemaRef.current.nodes[n.data.type]).map((n) => n.data.type))];
       if (unknown.length) toast("error", `Unknown node types kept as placeholders: ${unknown.join(", ")}`);
@@ -439,7 +453,10 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
             ▶ Run
           </button>
           <button
-            onClick={() => jobs.active[0] && void cancel(jobs.active[0])}
+            onClick={() => {
+              const id = jobs.running ?? jobs.active[0];
+              if (id) void cancel(id);
+            }}
             disabled={!running}
             title="Interrupt the running job"
           >
@@ -497,38 +514,40 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
         </header>
         <div className="main">
           <Palette schema={schema} onAdd={(t) => addNode(t)} />
-          <div
-            className="canvas"
-            ref={canvasRef}
-            onDragOver={(e) => {
-              e.preventDefault();
-              e.dataTransfer.dropEffect = "copy";
-            }}
-            onDrop={onDrop}
-          >
-            <ReactFlow<FlowNode, Edge>
-              nodes={nodes}
-              edges={edges}
-              onNodesChange={onNodesChange}
-              onEdgesChange={onEdgesChange}
-              onConnect={onConnect}
-              isValidConnection={isValidConnection}
-              nodeTypes={nodeTypes}
-              deleteKeyCode={["Delete", "Backspace"]}
-              minZoom={0.1}
-              maxZoom={2}
-              colorMode="dark"
+          <div className="work">
+            <div
+              className="canvas"
+              ref={canvasRef}
+              onDragOver={(e) => {
+                e.preventDefault();
+                e.dataTransfer.dropEffect = "copy";
+              }}
+              onDrop={onDrop}
             >
-              <Background gap={20} />
-              <Controls />
-            </ReactFlow>
+              <ReactFlow<FlowNode, Edge>
+                nodes={nodes}
+                edges={edges}
+                onNodesChange={onNodesChange}
+                onEdgesChange={onEdgesChange}
+                onConnect={onConnect}
+                isValidConnection={isValidConnection}
+                nodeTypes={nodeTypes}
+                deleteKeyCode={["Delete", "Backspace"]}
+                minZoom={0.1}
+                maxZoom={2}
+                colorMode="dark"
+              >
+                <Background gap={20} />
+                <Controls />
+              </ReactFlow>
+            </div>
+            <Sidebar
+              active={jobs.active}
+              refreshKey={historyKey}
+              onCancel={(id) => void cancel(id)}
+              onOpenImage={(url, job) => setLightbox({ url, job })}
+            />
           </div>
-          <Sidebar
-            active={jobs.active}
-            refreshKey={historyKey}
-            onCancel={(id) => void cancel(id)}
-            onOpenImage={(url, job) => setLightbox({ url, job })}
-          />
         </div>
         <div className="toasts">
           {toasts.map((t) => (

@@ -35,19 +35,21 @@ export function Sidebar({ active, refreshKey, onCancel, onOpenImage }: Props) {
   }, [refreshKey]);
   return (
     <aside className="sidebar">
-      <div className="side-title">Queue</div>
-      {active.length === 0 && <div className="side-empty">idle</div>}
-      {active.map((id) => (
-        <div className="queue-item" key={id} data-job={id}>
-          <span className="mono">{id.slice(0, 8)}</span>
-          <button className="small" onClick={() => onCancel(id)} title="Cancel / interrupt">
-            ✕
-          </button>
-        </div>
-      ))}
-      <div className="side-title">History</div>
-      {error && <div className="side-error">{error}</div>}
+      <div className="queue">
+        <div className="side-title">Queue</div>
+        {active.length === 0 && <div className="side-empty">idle</div>}
+        {active.map((id) => (
+          <div className="queue-item" key={id} data-job={id}>
+            <span className="mono">{id.slice(0, 8)}</span>
+            <button className="small" onClick={() => onCancel(id)} title="Cancel / interrupt">
+              ✕
+            </button>
+          </div>
+        ))}
+      </div>
       <div className="gallery">
+        <div className="side-title vertical">History</div>
+        {error && <div className="side-error">{error}</div>}
         {jobs.map((job) => {
           const imgs = (job.files ?? []).filter((f) => f.kind === "output");
           return (

@@ -8,6 +8,7 @@ const KEEP_EVENTS = 300;
 export type JobEvents = {
   runState: Record<string, NodeRunState>;
   active: string[];
+  running: string | null;
   connected: boolean;
   events: React.RefObject<ServerEvent[]>;
   addActive: (id: string) => void;
@@ -19,6 +20,7 @@ type Hooks = { onRunFinished: (ev: ServerEvent) => void; onRunError: (ev: Server
 export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
   const [runState, setRunState] = useState<Record<string, NodeRunState>>({});
   const [active, setActive] = useState<string[]>([]);
+  const [running, setRunning] = useState<string | null>(null);
   const [connected, setConnected] = useState(false);
   const events = useRef<ServerEvent[]>([]);
   const finished = useRef<Set<string>>(new Set());
@@ -34,15 +36,31 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
       setRunState((rs) => ({ ...rs, [id]: f(rs[id]) }));
     switch (ev.type) {
       case "snapshot": {
+        // The queue is global; this tab's own jobs come in `jobs` when the server sends them.
         const queue = Array.isArray(ev.queue) ? (ev.queue as string[]) : [];
-        const running = typeof ev.running === "string" ? [ev.running] : [];
-        setActive([...running, ...queue.filter((q) => !running.includes(q))]);
+        const run = typeof ev.running === "string" ? ev.running : null;
+        const mine = Array.isArray(ev.jobs)
+          ? (ev.jobs as { id: string; status: string }[])
+              .filter((j) => j.status === "queued" || j.status === "running")
+              .map((j) => j.id)
+          : [...(run ? [run] : []), ...queue];
+        setActive(mine);
+        setRunning(run && mine.includes(run) ? run : null);
+        break;
+      }
+      case "status": {
+        // Global queue changed: drop own jobs that are neither queued nor running any more.
+        const queue = Array.isArray(ev.queue) ? (ev.queue as string[]) : [];
+        const run = typeof ev.running === "string" ? ev.running : null;
+        setActive((a) => a.filter((j) => j === run || queue.includes(j)));
+        setRunning((r) => (run && r === run ? r : null));
         break;
       }
       case "queued":
         if (job) setActive((a) => (a.includes(job) ? a : [...a, job]));
         break;
       case "run_started": {
+        if (job) setRunning(job);
         const toRun = (ev.to_run as string[]) ?? [];
         const cached = (ev.cached as string[]) ?? [];
         setRunState((rs) => {
@@ -91,6 +109,7 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
         break;
       case "run_finished":
         if (job) finished.current.add(job);
+        if (job) setRunning((r) => (r === job ? null : r));
         if (job) setActive((a) => a.filter((x) => x !== job));
         setRunState((rs) => {
           const next: Record<string, NodeRunState> = {};
@@ -149,5 +168,5 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
     [],
   );
   const resetRunState = useCallback(() => setRunState({}), []);
-  return { runState, active, connected, events, addActive, resetRunState };
+  return { runState, active, running, connected, events, addActive, resetRunState };
 }

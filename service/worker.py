@@ -10,6 +10,8 @@ calls with the same messages.
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 import time
 import traceback
@@ -26,6 +28,7 @@ from service.messages import EventEncoder
 from service.previews import preview_data_url
 
 MessageSink = Callable[[dict[str, Any]], None]
+OOM_ERRORS = frozenset({"OutOfMemoryError", "MemoryError"})  # torch.cuda.OutOfMemoryError too
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,15 @@ class Worker(Protocol):
 
     def loaded_models(self) -> list[str]: ...
 
+    def free_memory(self) -> None:
+        """Drop cached outputs and loaded models (after running out of memory)."""
+        self.engine.cache.clear()
+        self.engine.resources.drop(lambda key: True)
+        gc.collect()
+        torch = sys.modules.get("torch")  # only if the nodes loaded it; never imported here
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     def stats(self) -> dict[str, Any]: ...
 
 
@@ -80,6 +92,15 @@ class InProcessWorker:
     def loaded_models(self) -> list[str]:
         return [str(k) for k in self.engine.resources.keys()]  # noqa: SIM118 (not a dict)
 
+    def free_memory(self) -> None:
+        """Drop cached outputs and loaded models (after running out of memory)."""
+        self.engine.cache.clear()
+        self.engine.resources.drop(lambda key: True)
+        gc.collect()
+        torch = sys.modules.get("torch")  # only if the nodes loaded it; never imported here
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     def stats(self) -> dict[str, Any]:
         cache = self.engine.cache
         return {
@@ -104,6 +125,12 @@ class InProcessWorker:
         finally:
             with self._lock:
                 self._tokens.pop(job.id, None)
+        if result.error is not None and result.error.get("error_type") in OOM_ERRORS:
+            self.free_memory()
+            result.error["hint"] = (
+                "out of memory: cached outputs and loaded models were released; try a smaller "
+                "size or batch"
+            )
         nodes = {
             nid: {"status": rec.status, "seconds": round(rec.seconds, 6)}
             for nid, rec in result.nodes.items()

@@ -109,7 +109,22 @@ class TBoom(Node):
         raise ValueError("corrupt model file: header too large")
 
 
-NODES = [TLoad, TEncode, TLatent, TSample, TSave, TBoom]
+class OutOfMemoryError(RuntimeError):
+    """Named like torch.cuda.OutOfMemoryError."""
+
+
+class TOom(Node):
+    """Runs out of memory, like sampling too large an image on a small GPU."""
+
+    CATEGORY = "test"
+    OUTPUTS = {"value": TValue}
+    value: TValue
+
+    def run(self, ctx: Any, value: str) -> dict[str, Any]:
+        raise OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+NODES = [TLoad, TEncode, TLatent, TSample, TSave, TBoom, TOom]
 
 
 @choice_source("checkpoints")
@@ -190,10 +205,10 @@ def txt2img(
     }
 
 
-def failing() -> dict[str, Any]:
+def failing(node_type: str = "TBoom") -> dict[str, Any]:
     wf = txt2img()
     wf["nodes"]["boom"] = {
-        "type": "TBoom",
+        "type": node_type,
         "inputs": {"value": {"node": "sample", "output": "latent"}},
     }
     wf["nodes"]["save"]["inputs"]["value"] = {"node": "boom", "output": "value"}

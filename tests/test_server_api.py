@@ -10,6 +10,7 @@ from PIL import Image, PngImagePlugin
 
 from tests.server_testkit import (
     CHECKPOINTS,
+    NODES,
     make_config,
     make_test_app,
     submit,
@@ -34,7 +35,7 @@ def _png(size=(16, 16), workflow: str | None = None) -> bytes:
 async def test_nodes_schema(aiohttp_client, tmp_path):
     client = await _client(aiohttp_client, tmp_path)
     body = await (await client.get("/api/nodes")).json()
-    assert set(body["nodes"]) == {"TLoad", "TEncode", "TLatent", "TSample", "TSave", "TBoom"}
+    assert set(body["nodes"]) == {n.__name__ for n in NODES}
     load = body["nodes"]["TLoad"]
     [name] = load["inputs"]
     assert name["widget"] == {"kind": "select", "choices": CHECKPOINTS, "source": "checkpoints"}

@@ -215,6 +215,21 @@ async def test_failing_node_fails_only_its_job(aiohttp_client, tmp_path):
     await ws.close()
 
 
+async def test_out_of_memory_releases_models_and_cache(aiohttp_client, tmp_path):
+    config = make_config(tmp_path)
+    engine = make_engine(config)
+    client = await aiohttp_client(make_test_app(config, engine))
+    job = await submit(client, failing("TOom"))
+    detail = await wait_status(client, job, ("error",))
+    assert detail["error"]["error_type"] == "OutOfMemoryError"
+    assert "out of memory" in detail["error"]["hint"]
+    status = await (await client.get("/api/status")).json()
+    assert status["worker"]["loaded_models"] == []
+    assert status["worker"]["cache"]["entries"] == 0
+    again = await submit(client, txt2img())
+    assert (await wait_status(client, again, ("ok", "error")))["status"] == "ok"
+
+
 async def test_queue_and_history_survive_restart(aiohttp_client, tmp_path):
     config = make_config(tmp_path)
     client = await aiohttp_client(make_test_app(config))

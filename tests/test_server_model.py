@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -96,3 +97,45 @@ async def test_real_job_interrupted_mid_sampling(aiohttp_client, tmp_path, sd_re
     assert detail["status"] == "interrupted" and detail["files"] == []
     assert detail["nodes"]["sample"]["status"] == "interrupted"
     await ws.close()
+
+
+@pytest.mark.slow
+async def test_uploaded_image_feeds_load_image(aiohttp_client, tmp_path, sd_registry):
+    import io
+
+    from PIL import Image
+
+    client = await _client(aiohttp_client, tmp_path, sd_registry)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buf, format="JPEG")
+    form = FormData()
+    form.add_field("file", buf.getvalue(), filename="photo.jpg")
+    name = (await (await client.post("/api/files/input", data=form)).json())["name"]
+    assert name in (await (await client.get("/api/models")).json())["input_images"]
+
+    wf = await _workflow(client, steps=2, seed=5)
+    nodes = wf["nodes"]
+    nodes["image"] = {"type": "LoadImage", "inputs": {"file": name}}
+    nodes["encode"] = {
+        "type": "VAEEncode",
+        "inputs": {
+            "vae": {"node": "checkpoint", "output": "vae"},
+            "image": {"node": "image", "output": "image"},
+        },
+    }
+    nodes["sample"]["inputs"].update(latent={"node": "encode", "output": "latent"}, denoise=0.5)
+    del nodes["latent"]
+    job = await submit(client, wf, client_id="client-real")
+    detail = None
+    for _ in range(600):
+        detail = await (await client.get(f"/api/jobs/{job}")).json()
+        if detail["status"] not in ("queued", "running"):
+            break
+        await asyncio.sleep(0.1)
+    assert detail["status"] == "ok", detail["error"]
+    assert detail["nodes"]["image"]["status"] == "executed"
+    # a name that is not in the input folder is refused before queueing
+    nodes["image"]["inputs"]["file"] = "../outside.png"
+    resp = await client.post("/api/jobs", json={"workflow": wf})
+    [problem] = (await resp.json())["error"]["details"]
+    assert (problem["node_id"], problem["code"]) == ("image", "not_in_choices")

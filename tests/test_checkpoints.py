@@ -137,9 +137,16 @@ def test_dtype_override(ws: Workspace) -> None:
 
 def test_auto_device_and_dtype() -> None:
     dev = ckpts.resolve_device("auto")
-    assert dev.type == ("cuda" if torch.cuda.is_available() else dev.type)
+    if torch.cuda.is_available():
+        assert dev.type == "cuda"
+    else:
+        assert dev.type in ("cpu", "mps")
+        with pytest.raises(ValueError, match="cuda"):
+            ckpts.resolve_device("cuda")
+    assert ckpts.resolve_device("cpu") == torch.device("cpu")
     assert ckpts.resolve_dtype("auto", torch.device("cpu")) == torch.float32
     assert ckpts.resolve_dtype("auto", torch.device("cuda")) == torch.float16
+    assert ckpts.resolve_dtype("fp16", torch.device("cpu")) == torch.float16
 
 
 def test_builtin_is_the_seeded_tiny_model(ws: Workspace) -> None:

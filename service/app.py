@@ -59,7 +59,7 @@ def make_app(
     engine.workspace.ensure()
     worker = worker or InProcessWorker(engine, config.preview_size, config.preview_interval)
     app = web.Application(
-        middlewares=[json_errors, safe_headers, make_guard(config)],
+        middlewares=[safe_headers, json_errors, make_guard(config)],
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
     app[SERVICES] = Services(config, engine, worker, Hub(config.ws_queue_limit))

@@ -49,6 +49,7 @@ async def test_foreign_host_is_refused(aiohttp_client, tmp_path):
         resp = await client.get("/api/nodes", headers={"Host": host})
         assert resp.status == 403, host
         assert (await resp.json())["error"]["type"] == "bad_host"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"  # on errors too
     for host in ("localhost:8188", "127.0.0.1", "[::1]:8188"):
         assert (await client.get("/api/models", headers={"Host": host})).status == 200, host
     client2 = await _client(aiohttp_client, tmp_path / "b", allowed_hosts=("gpu-box.lan",))

@@ -108,15 +108,22 @@ def require_dist() -> None:
         )
 
 
+@pytest.fixture(name="models_dir")
+def models_dir_fixture(tmp_path: Path) -> Path:
+    """The server's (empty) models folder; tests may put checkpoints in it."""
+    (tmp_path / "models" / "checkpoints").mkdir(parents=True)
+    return tmp_path / "models"
+
+
 @pytest.fixture(name="live_url")
-async def live_url_fixture(aiohttp_server: Any, tmp_path: Path) -> str:
+async def live_url_fixture(aiohttp_server: Any, tmp_path: Path, models_dir: Path) -> str:
     """The real server over a temporary data folder, serving web/dist."""
     require_dist()
     from server import ServerConfig, make_app
 
     config = ServerConfig(
         data_dir=tmp_path / "data",
-        models_dir=tmp_path / "models",
+        models_dir=models_dir,
         workflows_dir=ROOT / "workflows",
         web_dist=DIST,
     )

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image, PngImagePlugin
 
 from tests.browser_support import (  # noqa: F401 - fixtures
+    ROOT,
     Canvas,
     canvas_fixture,
     default_workflow,
     live_url_fixture,
+    models_dir_fixture,
 )
 
 pytestmark = pytest.mark.browser
@@ -52,6 +55,13 @@ async def test_default_graph_renders(canvas: Canvas) -> None:
         assert box["y"] >= 0 and box["y"] + box["height"] <= 800
     assert await page.locator(".palette-item").count() == len(schema["nodes"])
     await canvas.shot("default-graph")
+    # The examples come from GET /api/workflows and open in the same format.
+    await page.select_option("select.examples", "img2img")
+    img2img = json.loads((ROOT / "workflows" / "img2img.json").read_text())
+    await canvas.wait_app("'source_sample' in app.workflow().nodes")
+    assert (await canvas.workflow())["nodes"] == img2img["nodes"]
+    assert await page.locator(".react-flow__node").count() == len(img2img["nodes"])
+    await canvas.shot("example-img2img")
     assert canvas.unexpected_errors() == []
 
 
@@ -127,6 +137,36 @@ async def test_editing_widgets_changes_the_workflow(canvas: Canvas) -> None:
     # Not a number for an integer input: the workflow keeps the last valid value.
     await sample.locator('input[name="steps"]').fill("2.5")
     assert (await canvas.workflow())["nodes"]["sample"]["inputs"]["steps"] == 7
+    # Save downloads exactly the workflow, in the file format (never React Flow's JSON).
+    async with canvas.page.expect_download() as info:
+        await canvas.page.click("button:has-text('Save')")
+    download = await info.value
+    saved = json.loads(Path(await download.path()).read_text())
+    assert download.suggested_filename == "txt2img.json"
+    assert saved == await canvas.workflow()
+    assert set(saved) == {"version", "nodes", "ui"}
+    assert set(saved["ui"]) == {"positions", "viewport", "seed_control"}
+    assert canvas.unexpected_errors() == []
+
+
+async def test_a_failing_node_shows_its_error(canvas: Canvas, models_dir: Path) -> None:
+    (models_dir / "checkpoints" / "broken.safetensors").write_bytes(b"not a checkpoint" * 64)
+    await canvas.page.reload()
+    await canvas.wait_app("app.ready && app.connected() && 'sample' in app.workflow().nodes")
+    name = canvas.node("checkpoint").locator('select[name="name"]')
+    await name.select_option("broken.safetensors")
+    await canvas.page.click("button:has-text('Run')")
+    done = await canvas.wait_app(
+        "app.lastEvents(300).find(e => e.type === 'run_finished') || false", timeout=60_000
+    )
+    assert done["status"] == "error"
+    box = canvas.node("checkpoint").locator(".gnode-error")
+    await box.wait_for()
+    assert "broken.safetensors" in await box.inner_text()
+    state = await canvas.app("app.runState()")
+    assert state["checkpoint"]["status"] == "error"
+    assert "sample" not in state  # never reached
+    await canvas.shot("node-error")
     assert canvas.unexpected_errors() == []
 
 
@@ -192,6 +232,30 @@ async def test_running_the_default_workflow_shows_its_image(canvas: Canvas) -> N
     await canvas.page.locator(".gallery .job.j-ok img").first.wait_for()
     assert (await canvas.workflow())["nodes"]["sample"]["inputs"]["seed"] != seed
     await canvas.shot("run-result")
+    # Opening the run from the history restores the workflow it ran (with its seed).
+    await canvas.page.locator(".gallery .job.j-ok img").first.click()
+    await canvas.page.click(".lightbox button:has-text('Load this workflow')")
+    await canvas.wait_app("app.workflow().nodes.sample.inputs.seed === arg", seed)
+    assert (await canvas.workflow())["nodes"] == default_workflow()["nodes"]
+    assert canvas.unexpected_errors() == []
+
+
+@pytest.mark.slow
+async def test_stop_interrupts_the_running_job(canvas: Canvas) -> None:
+    await canvas.node("sample").locator('input[name="steps"]').fill("150")
+    await canvas.page.click("button:has-text('Run')")
+    await canvas.node("sample").locator(".gnode-progress").wait_for(timeout=60_000)
+    await canvas.page.click("button:has-text('Stop')")
+    done = await canvas.wait_app(
+        "app.lastEvents(300).find(e => e.type === 'run_finished') || false", timeout=60_000
+    )
+    assert done["status"] == "interrupted"
+    state = await canvas.app("app.runState()")
+    assert state["sample"]["status"] == "interrupted"
+    assert "save" not in state  # never ran
+    steps = [e for e in await canvas.app("app.lastEvents(300)") if e["type"] == "progress"]
+    assert steps and steps[-1]["step"] < 150
+    assert await canvas.app("app.activeJobs()") == []
     assert canvas.unexpected_errors() == []
 
 

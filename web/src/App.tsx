@@ -80,7 +80,7 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
   const jobs = useJobEvents(clientId, {
     onRunFinished: (ev) => {
       setHistoryKey((k) => k + 1);
-      if (ev.status && ev.status !== "ok") toast("info", `run ${String(ev.status)}`);
+      if (ev.status === "interrupted" || ev.status === "cancelled") toast("info", `run ${ev.status}`);
     },
     onRunError: (ev) => {
       toast("error", `${String(ev.node_id ?? "run")}: ${String(ev.error_type ?? "")} ${String(ev.message ?? "")}`);
@@ -294,7 +294,7 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
     async (id: string) => {
       try {
         const r = await api.cancel(id);
-        toast("info", `job ${id.slice(0, 8)}: ${r.status}`);
+        toast("info", r.status === "running" ? `stopping job ${id.slice(0, 8)}…` : `job ${id.slice(0, 8)}: ${r.status}`);
       } catch (e) {
         toast("error", `cancel failed: ${String((e as Error).message ?? e)}`);
       }
@@ -406,6 +406,20 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
     },
     [rf, addNode, openFile],
   );
+
+  // Job lists carry no workflow: fetch the job's detail when its image is opened.
+  useEffect(() => {
+    const job = lightbox?.job;
+    if (!job || job.workflow) return;
+    let live = true;
+    api
+      .job(job.id)
+      .then((d) => live && setLightbox((l) => (l && l.job?.id === d.id ? { ...l, job: d } : l)))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [lightbox]);
 
   // Test hook: the graph in the file format, the last events, and helpers.
   useEffect(() => {

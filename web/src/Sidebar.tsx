@@ -55,7 +55,7 @@ export function Sidebar({ active, refreshKey, onCancel, onOpenImage }: Props) {
           return (
             <div className={`job j-${job.status}`} key={job.id} data-job={job.id}>
               <div className="job-head">
-                <span className={`job-status s-${job.status}`}>{job.status}</span>
+                <span className={`job-status js-${job.status}`}>{job.status}</span>
                 <span className="job-time">{fmtTime(job.finished ?? job.created)}</span>
               </div>
               {imgs.length > 0 && (

@@ -111,13 +111,12 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
         if (job) finished.current.add(job);
         if (job) setRunning((r) => (r === job ? null : r));
         if (job) setActive((a) => a.filter((x) => x !== job));
+        // Nodes that never started lose their state; the one cut short shows it.
         setRunState((rs) => {
           const next: Record<string, NodeRunState> = {};
           for (const [id, s] of Object.entries(rs)) {
-            next[id] =
-              s.status === "queued" || s.status === "running"
-                ? { ...s, status: "interrupted", preview: null }
-                : s;
+            if (s.status === "queued") continue;
+            next[id] = s.status === "running" ? { ...s, status: "interrupted", preview: null } : s;
           }
           return next;
         });

@@ -123,18 +123,16 @@ class Dispatcher:
             outcome = self.worker.run(JobRequest(job.id, job.workflow), on_message)
         except Exception as exc:  # the worker itself broke: fail the job, keep serving
             log.exception("worker failed on job %s", job.id)
-            outcome = JobOutcome(
-                "error",
-                0.0,
-                error={
-                    "node_id": None,
-                    "node_type": None,
-                    "error_type": type(exc).__name__,
-                    "message": str(exc),
-                    "traceback": "",
-                    "inputs": {},
-                },
-            )
+            error = {
+                "node_id": None,
+                "node_type": None,
+                "error_type": type(exc).__name__,
+                "message": str(exc) or type(exc).__name__,
+                "traceback": "",
+                "inputs": {},
+            }
+            self._notify(job.client_id, {"type": "error", "job": job.id, **error})
+            outcome = JobOutcome("error", 0.0, error=error)
         nodes.update(outcome.nodes)
         _settle(nodes, outcome.status)
         try:

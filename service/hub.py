@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ _DROP_ORDER = (
 
 
 class _Socket(Protocol):
-    async def send_json(self, data: Any) -> None: ...
+    async def send_str(self, data: str) -> None: ...
 
 
 class Outbox:
@@ -68,7 +69,8 @@ class Outbox:
             self._ready.clear()
             while self.pending and not self._closed:
                 message = self.pending.popleft()
-                await self.socket.send_json(message)
+                # default=repr: one odd value must not end this client's stream
+                await self.socket.send_str(json.dumps(message, default=repr))
 
     def close(self) -> None:
         self._closed = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from service.hub import Hub, Outbox
@@ -24,9 +25,9 @@ class StuckSocket:
         self.sent: list[dict] = []
         self.release = asyncio.Event()
 
-    async def send_json(self, data: dict) -> None:
+    async def send_str(self, data: str) -> None:
         await self.release.wait()
-        self.sent.append(data)
+        self.sent.append(json.loads(data))
 
 
 def _progress(job: str, step: int, node: str = "s") -> dict:
@@ -104,3 +105,17 @@ async def test_client_that_never_reads_does_not_slow_the_queue(aiohttp_client, t
     ws = await client.ws_connect("/api/ws?client_id=client-lazy")
     assert (await next_message(ws))["type"] == "snapshot"
     await ws.close()
+
+
+async def test_odd_values_do_not_end_the_stream():
+    sock = StuckSocket()
+    sock.release.set()
+    box = Outbox(sock, limit=8)
+    pump = asyncio.create_task(box.pump())
+    box.offer({"type": "error", "job": "j", "inputs": {"x": object()}})
+    box.offer({"type": "run_finished", "job": "j", "status": "error"})
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert [m["type"] for m in sock.sent] == ["error", "run_finished"]
+    box.close()
+    await asyncio.wait_for(pump, 1)

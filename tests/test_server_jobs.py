@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from service import make_app
 from service.store import JobStore
+from service.worker import InProcessWorker
 from tests.server_testkit import (
     failing,
     make_config,
@@ -275,3 +277,35 @@ async def test_history_is_bounded(aiohttp_client, tmp_path):
     listed = [j["id"] for j in (await (await client.get("/api/jobs")).json())["jobs"]]
     assert listed == jobs[::-1][:3]
     assert (await client.get(f"/api/jobs/{jobs[0]}")).status == 404
+
+
+class BrokenOnceWorker(InProcessWorker):
+    """A worker whose first run blows up outside any node (a bug, a lost backend)."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.broken = True
+
+    def run(self, job, emit):
+        if self.broken:
+            self.broken = False
+            raise RuntimeError("backend lost")
+        return super().run(job, emit)
+
+
+async def test_a_broken_worker_fails_the_job_not_the_server(aiohttp_client, tmp_path):
+    config = make_config(tmp_path)
+    engine = make_engine(config)
+    app = make_app(config, engine=engine, worker=BrokenOnceWorker(engine))
+    client = await aiohttp_client(app)
+    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    await next_message(ws)
+    bad = await submit(client, txt2img())
+    got = await messages_until_finished(ws, bad)
+    assert [m["type"] for m in got if m.get("job") == bad] == ["queued", "error", "run_finished"]
+    assert got[-1]["status"] == "error"
+    detail = await (await client.get(f"/api/jobs/{bad}")).json()
+    assert detail["error"]["message"] == "backend lost"
+    good = await submit(client, txt2img())
+    assert (await messages_until_finished(ws, good))[-1]["status"] == "ok"
+    await ws.close()

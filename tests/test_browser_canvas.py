@@ -300,10 +300,37 @@ async def test_dropping_a_png_with_an_embedded_workflow_loads_it(canvas: Canvas)
     assert "unknown" in (await placeholder.get_attribute("class")).split()
     assert "NoSuchNode" in await placeholder.inner_text()
     await canvas.shot("dropped-png")
+    # A file that is not a workflow is refused with a message; the graph stays as it was.
+    await drop_file(canvas, "notes.json", "application/json", b'{"nodes": [1, 2]')
+    await canvas.page.locator(".toast.error", has_text="notes.json").wait_for()
+    assert (await canvas.workflow())["nodes"] == doc["nodes"]
     # A dropped workflow JSON loads the same way.
     await drop_file(canvas, "wf.json", "application/json", json.dumps(default_workflow()).encode())
     await canvas.wait_app("!('mystery' in app.workflow().nodes)")
     assert (await canvas.workflow())["nodes"] == default_workflow()["nodes"]
+    assert canvas.unexpected_errors() == []
+
+
+async def test_every_example_round_trips(canvas: Canvas) -> None:
+    """Each file of workflows/ opens from the menu and reads back unchanged, positions too;
+    a link to a missing node is kept as written (the server reports it)."""
+    names = await canvas.page.eval_on_selector_all(
+        "select.examples option", "els => els.map(e => e.value).filter(Boolean)"
+    )
+    assert sorted(names) == sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
+    for name in names:
+        expected = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+        await canvas.page.select_option("select.examples", name)
+        await canvas.page.locator(".wf-title", has_text=name).wait_for()
+        doc = await canvas.workflow()
+        assert doc["nodes"] == expected["nodes"], name
+        for nid, pos in (expected.get("ui") or {}).get("positions", {}).items():
+            assert doc["ui"]["positions"][nid] == pos, (name, nid)
+    broken = default_workflow()
+    broken["nodes"]["decode"]["inputs"]["latent"] = {"node": "gone", "output": "latent"}
+    await canvas.load(broken)
+    assert (await canvas.workflow())["nodes"] == broken["nodes"]
+    assert "broken link" in await canvas.node("decode").inner_text()
     assert canvas.unexpected_errors() == []
 
 

@@ -234,6 +234,14 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
         ...eds,
         makeEdge(schemaRef.current, nodesRef.current, c.source, c.sourceHandle!, c.target, c.targetHandle!),
       ]);
+      setNodes((nds) =>
+        nds.map((n) => {
+          if (n.id !== c.target || !(c.targetHandle! in n.data.inputs)) return n;
+          const inputs = { ...n.data.inputs }; // a broken link this edge replaces
+          delete inputs[c.targetHandle!];
+          return { ...n, data: { ...n.data, inputs } };
+        }),
+      );
       setIssues((is) => {
         if (!is[c.target]) return is;
         const next = { ...is };
@@ -242,7 +250,7 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
         return next;
       });
     },
-    [isValidConnection, setEdges],
+    [isValidConnection, setEdges, setNodes],
   );
 
   const randomizeSeeds = useCallback(() => {

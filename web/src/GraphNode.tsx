@@ -100,6 +100,11 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
               <span className="gnode-type" style={{ color: typeColor(schema, inp.type) }}>
                 {inp.type}
               </span>
+              {inp.name in data.inputs && (
+                <div className="gnode-issue">
+                  broken link: {JSON.stringify(data.inputs[inp.name])} (no such node)
+                </div>
+              )}
               {bad.map((b, k) => (
                 <div className="gnode-issue" key={k}>
                   {b.message}

@@ -141,7 +141,9 @@ export function toFlow(
     const seedControl: Record<string, boolean> = {};
     for (const [name, value] of Object.entries(entry.inputs ?? {})) {
       const l = asLink(value);
-      if (l) {
+      if (l && !doc.nodes[l.node]) {
+        inputs[name] = value; // a link to a missing node: kept as written, shown as broken
+      } else if (l) {
         links.push([l.node, l.output, id, name]);
         const si = spec?.inputs.find((i) => i.name === name);
         if (!si || !si.link_only) extraInputs.push(name);
@@ -164,9 +166,7 @@ export function toFlow(
       data: { type: entry.type, inputs, seedControl, extraInputs, extraOutputs },
     });
   }
-  const edges = links
-    .filter(([s]) => doc.nodes[s] !== undefined)
-    .map(([s, o, t, i]) => makeEdge(schema, nodes, s, o, t, i));
+  const edges = links.map(([s, o, t, i]) => makeEdge(schema, nodes, s, o, t, i));
   const vp = doc.ui?.viewport;
   const viewport =
     vp && typeof vp.x === "number" && typeof vp.y === "number" && typeof vp.zoom === "number"

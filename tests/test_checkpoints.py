@@ -365,6 +365,54 @@ def test_detects_smaller_sd1_structure_without_hints(parts: dict[str, Any]) -> N
     assert arch.text_encoder["intermediate_size"] == 37
 
 
+def test_file_without_hints_loads_by_sd1_conventions(tmp_path: Path) -> None:
+    """A small SD-1.x-structure file with no metadata (as any external tool would write
+    it): the config comes from shapes plus SD-1 conventions (8 U-Net heads, 64-wide CLIP
+    heads, 32 groups), so a model that follows them is rebuilt exactly."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from nodes.sd.builtin import TINY_TEXT_CONFIG, TINY_UNET_CONFIG
+
+    c = tiny_components(0)
+    torch.manual_seed(2)
+    c["unet"] = UNet2DConditionModel(**{**TINY_UNET_CONFIG, "cross_attention_dim": 64})
+    text_cfg = {**TINY_TEXT_CONFIG, "hidden_size": 64, "num_attention_heads": 1}
+    c["text_encoder"] = CLIPTextModel(CLIPTextConfig(**text_cfg)).eval()
+    sd = to_ldm_state_dict(c["unet"], c["vae"], c["text_encoder"])
+    ws = Workspace.at(tmp_path / "data", tmp_path / "models").ensure()
+    f = checkpoints_dir(ws.models_dir) / "plain.safetensors"
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(f))
+    model, clip, vae = _load(ws, "plain.safetensors", dtype="fp32", device="cpu")
+    assert same_weights(model.unet, c["unet"]) and same_weights(vae.vae, c["vae"])
+    assert same_weights(clip.text_encoder, c["text_encoder"])
+    assert model.scheduler_config["_class_name"] == "PNDMScheduler"  # SD-1.5's
+    ids = clip.tokenizer("a cat", padding="max_length", return_tensors="pt").input_ids
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        emb = clip.text_encoder(ids).last_hidden_state
+        assert torch.equal(emb, c["text_encoder"](ids).last_hidden_state)
+        assert torch.equal(model.unet(x, 500, emb).sample, c["unet"](x, 500, emb).sample)
+
+
+def test_group_norm_mismatch_is_a_clear_error(tmp_path: Path) -> None:
+    from diffusers import UNet2DConditionModel
+
+    from nodes.sd.builtin import TINY_UNET_CONFIG
+
+    c = tiny_components(0)
+    odd = {**TINY_UNET_CONFIG, "block_out_channels": [24, 48], "norm_num_groups": 8}
+    c["unet"] = UNet2DConditionModel(**odd)
+    sd = to_ldm_state_dict(c["unet"], c["vae"], c["text_encoder"])
+    ws = Workspace.at(tmp_path / "data", tmp_path / "models").ensure()
+    save_file(
+        {k: v.contiguous() for k, v in sd.items()},
+        str(checkpoints_dir(ws.models_dir) / "odd.safetensors"),
+    )
+    msg = _error(ws, "odd.safetensors")
+    assert "odd.safetensors" in msg and "unknown architecture" in msg
+
+
 def test_ldm_export_is_read_by_diffusers_own_loader(tmp_path: Path) -> None:
     """Another shape (3 levels, 2 layers per block) through diffusers' from_single_file."""
     from diffusers import AutoencoderKL, UNet2DConditionModel

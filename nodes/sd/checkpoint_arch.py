@@ -233,6 +233,8 @@ def _sd2_prediction(sd: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
     spec = str(meta.get("modelspec.prediction_type", "")).lower()
     if spec in ("epsilon", "v", "v_prediction"):
         return "epsilon" if spec == "epsilon" else "v_prediction"
+    if str(meta.get("modelspec.architecture", "")).endswith("-v"):  # stable-diffusion-v2-768-v
+        return "v_prediction"
     if "global_step" in meta:
         return "epsilon" if meta["global_step"] == _SD2_BASE_GLOBAL_STEP else "v_prediction"
     probe = sd.get(_V_PRED_PROBE)

@@ -37,7 +37,22 @@ def _aligned(t: torch.Tensor) -> bool:
     return t.is_contiguous() and t.data_ptr() % 64 == 0
 
 
-def _assign(model: torch.nn.Module, weights: dict[str, torch.Tensor], what: str, file: str) -> None:
+def _prepare(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """Cast floats to ``dtype`` (one copy), else make sure the tensor is aligned: tensors
+    read from a file can sit at unaligned addresses (views into the file's buffer), and
+    CPU kernels then take other code paths whose results differ in the last bits."""
+    if dtype is not None and t.is_floating_point() and t.dtype != dtype:
+        return t.to(dtype)
+    return t if _aligned(t) else t.clone()
+
+
+def _assign(
+    model: torch.nn.Module,
+    weights: dict[str, torch.Tensor],
+    what: str,
+    file: str,
+    dtype: torch.dtype | None = None,
+) -> None:
     """Load ``weights`` into a meta-device model, refusing missing or extra keys."""
     expected = set(model.state_dict())
     missing = sorted(expected - set(weights))
@@ -46,9 +61,7 @@ def _assign(model: torch.nn.Module, weights: dict[str, torch.Tensor], what: str,
         detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
         n = len(missing) or len(extra)
         raise CheckpointError(f"{file}: unknown architecture ({what}: {n} keys {detail})")
-    # tensors read from a file can sit at unaligned addresses (views into the file's
-    # buffer); CPU kernels then take other code paths and results differ in the last bits
-    weights = {k: v if _aligned(v) else v.clone() for k, v in weights.items()}
+    weights = {k: _prepare(v, dtype) for k, v in weights.items()}
     try:
         model.load_state_dict(weights, strict=True, assign=True)
     except RuntimeError as e:
@@ -79,20 +92,29 @@ def _text_weights(sd: dict[str, torch.Tensor], arch: Architecture, model: Any) -
     return out
 
 
-def build_from_ldm(sd: dict[str, torch.Tensor], arch: Architecture, file: str) -> dict[str, Any]:
-    """unet, vae, text_encoder (in the file's dtype, CPU), tokenizer, scheduler_config."""
+def build_from_ldm(
+    sd: dict[str, torch.Tensor],
+    arch: Architecture,
+    file: str,
+    dtype: torch.dtype | None = None,
+) -> dict[str, Any]:
+    """unet, vae, text_encoder (CPU; in ``dtype``, or the file's when None), tokenizer,
+    scheduler_config."""
     try:
         unet_w = sfu.convert_ldm_unet_checkpoint(sd, arch.unet)
         vae_w = sfu.convert_ldm_vae_checkpoint(sd, arch.vae)
     except (KeyError, IndexError, AttributeError, RuntimeError) as e:
         raise CheckpointError(f"{file}: unknown architecture (cannot map keys: {e!r})") from e
-    with torch.device("meta"):
-        unet = UNet2DConditionModel.from_config(arch.unet)
-        vae = AutoencoderKL.from_config(arch.vae)
-        text = CLIPTextModel(CLIPTextConfig(**arch.text_encoder))
-    _assign(unet, unet_w, "U-Net", file)
-    _assign(vae, vae_w, "VAE", file)
-    _assign(text, _text_weights(sd, arch, text), "text encoder", file)
+    try:
+        with torch.device("meta"):
+            unet = UNet2DConditionModel.from_config(arch.unet)
+            vae = AutoencoderKL.from_config(arch.vae)
+            text = CLIPTextModel(CLIPTextConfig(**arch.text_encoder))
+    except (ValueError, TypeError, RuntimeError) as e:  # e.g. channels vs group norm
+        raise CheckpointError(f"{file}: unknown architecture (config {e})") from e
+    _assign(unet, unet_w, "U-Net", file, dtype)
+    _assign(vae, vae_w, "VAE", file, dtype)
+    _assign(text, _text_weights(sd, arch, text), "text encoder", file, dtype)
     return {
         "unet": unet,
         "vae": vae,

@@ -19,6 +19,7 @@ import torch
 Format = Literal["safetensors", "torch_zip", "pickle"]
 
 MAX_HEADER = 100_000_000  # the reference parser's limit
+SKIPPED_PREFIXES = ("model_ema.",)
 
 
 class CheckpointError(ValueError):
@@ -87,7 +88,9 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+            # EMA copies of the U-Net (LDM training files) are never used: not read
+            keys = [k for k in f.keys() if not k.startswith(SKIPPED_PREFIXES)]  # noqa: SIM118
+            tensors = {k: f.get_tensor(k) for k in keys}
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"{Path(path).name}: corrupt safetensors file ({e})") from e
     return tensors, meta

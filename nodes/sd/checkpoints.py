@@ -169,8 +169,8 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def _read_components(res: Resolved, allow_pickle: bool) -> dict[str, Any]:
-    """Components on the CPU, in whatever dtype the checkpoint stores."""
+def _read_components(res: Resolved, allow_pickle: bool, dtype: torch.dtype) -> dict[str, Any]:
+    """Components on the CPU (single files already cast to ``dtype``)."""
     if res.kind == "tiny":
         from nodes.sd.builtin import build_tiny_components
         from nodes.sd.checkpoint_build import scheduler_config
@@ -185,7 +185,7 @@ def _read_components(res: Resolved, allow_pickle: bool) -> dict[str, Any]:
     sd, meta, _fmt = read_state_dict(res.path, allow_pickle=allow_pickle and not res.trusted)
     meta["hints"] = parse_json_meta(meta, HINTS_KEY)
     arch = detect(sd, meta, res.name)
-    return build_from_ldm(sd, arch, res.name)
+    return build_from_ldm(sd, arch, res.name, dtype)
 
 
 def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
@@ -235,7 +235,7 @@ def load_checkpoint(
     allow = bool(getattr(workspace, "allow_pickle", False))
 
     def factory() -> tuple[ModelHandle, ClipHandle, VaeHandle]:
-        components = _read_components(res, allow)
+        components = _read_components(res, allow, dt)
         with torch.no_grad():
             return _place(components, dev, dt, identity)
 

@@ -300,6 +300,22 @@ async def test_dropping_a_png_with_an_embedded_workflow_loads_it(canvas: Canvas)
     assert "unknown" in (await placeholder.get_attribute("class")).split()
     assert "NoSuchNode" in await placeholder.inner_text()
     await canvas.shot("dropped-png")
+    # A PNG without a workflow becomes an input image, offered by LoadImage at once.
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(buf, "PNG")
+    await drop_file(canvas, "plain.png", "image/png", buf.getvalue())
+    await canvas.page.locator(".toast", has_text="plain.png").wait_for()
+    files = await canvas.wait_app(
+        "(app.schema.nodes.LoadImage.inputs.find(i => i.name === 'file').widget.choices || [])"
+        ".length > 0 && app.schema.nodes.LoadImage.inputs.find(i => i.name === 'file')"
+        ".widget.choices"
+    )
+    assert len(files) == 1 and files[0].endswith(".png")
+    assert (await canvas.workflow())["nodes"] == doc["nodes"]
+    # A PNG whose embedded workflow is broken says so and changes nothing.
+    await drop_file(canvas, "bad.png", "image/png", png_with_workflow({"nodes": 3}))
+    await canvas.page.locator(".toast.error", has_text="bad.png").wait_for()
+    assert (await canvas.workflow())["nodes"] == doc["nodes"]
     # A file that is not a workflow is refused with a message; the graph stays as it was.
     await drop_file(canvas, "notes.json", "application/json", b'{"nodes": [1, 2]')
     await canvas.page.locator(".toast.error", has_text="notes.json").wait_for()

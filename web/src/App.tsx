@@ -323,14 +323,18 @@ function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => 
         if (!file.type.startsWith("image/") && !/\.(png|jpe?g|webp)$/i.test(file.name)) {
           throw new Error("drop a workflow .json or an image");
         }
-        const r = await api.upload(file);
-        reloadSchema();
-        if (r.workflow) {
-          loadWorkflow(checkWorkflowShape(r.workflow), file.name.replace(/\.\w+$/, ""));
+        // A PNG may carry a workflow (SaveImage embeds one): read it without storing the image.
+        const isPng = file.type === "image/png" || /\.png$/i.test(file.name);
+        const peek = isPng ? await api.upload(file, false) : null;
+        if (peek?.workflow) {
+          loadWorkflow(checkWorkflowShape(peek.workflow), file.name.replace(/\.\w+$/, ""));
           toast("info", `loaded the workflow embedded in ${file.name}`);
-        } else {
-          toast("info", `uploaded ${file.name} as input “${r.name}” (no embedded workflow)`);
+          return;
         }
+        if (peek?.workflow_error) throw new Error(`its embedded workflow is not valid: ${peek.workflow_error}`);
+        const r = await api.upload(file);
+        reloadSchema(); // the input image lists now hold it
+        toast("info", `${file.name} has no workflow; added to the input images as “${r.name}”`);
       } catch (e) {
         toast("error", `could not open ${file.name}: ${String((e as Error).message ?? e)}`);
       }

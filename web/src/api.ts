@@ -50,14 +50,21 @@ export const api = {
   job: (id: string) => call<JobSummary>(`/api/jobs/${encodeURIComponent(id)}`),
   cancel: (id: string) =>
     call<{ id: string; status: string }>(`/api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" }),
-  upload: (file: File) => {
+  /** Upload an image; with store=false the server only reads its embedded workflow. */
+  upload: (file: File, store = true) => {
     const form = new FormData();
     form.append("file", file, file.name);
-    return call<{ name: string; workflow: Workflow | null }>("/api/files/input", {
+    return call<Upload>(`/api/files/input${store ? "" : "?store=false"}`, {
       method: "POST",
       body: form,
     });
   },
+};
+
+export type Upload = {
+  name: string | null;
+  workflow: Workflow | null;
+  workflow_error?: string | null;
 };
 
 export type JobSummary = {

@@ -80,6 +80,7 @@ async def test_real_job_events_cache_and_png_roundtrip(aiohttp_client, tmp_path,
     await ws.close()
 
 
+@pytest.mark.slow
 async def test_real_job_interrupted_mid_sampling(aiohttp_client, tmp_path, sd_registry):
     client = await _client(aiohttp_client, tmp_path, sd_registry)
     ws = await client.ws_connect("/api/ws?client_id=client-real")

@@ -154,26 +154,28 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
 def _check_literals(
     node_id: str, spec: NodeSpec, literals: dict[str, Any], problems: list[Problem]
 ) -> dict[str, Any] | None:
+    """Validated literal values with defaults, or None after adding every problem."""
+    huge = {
+        name for name, value in literals.items() if type(value) is int and abs(value) > INT_LIMIT
+    }
+    for name in huge:
+        problems.append(Problem(node_id, name, "out_of_range", "integer too large"))
     try:
         values = spec.model.model_validate(literals).model_dump()
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else None
+            if name in huge:
+                continue
             code = _PYDANTIC_CODES.get(
                 err["type"], "wrong_type" if "type" in err["type"] else "invalid_value"
             )
-            got = err.get("input")
             msg = err["msg"]
             if code != "missing_input":
-                msg = f"{msg} (got {_short(got)})"
+                msg = f"{msg} (got {_short(err.get('input'))})"
             problems.append(Problem(node_id, name, code, msg))
         return None
-    bad = False
-    for name, value in values.items():
-        if type(value) is int and abs(value) > INT_LIMIT:
-            problems.append(Problem(node_id, name, "out_of_range", "integer too large"))
-            bad = True
-    return None if bad else values
+    return None if huge else values
 
 
 def _check_choices(

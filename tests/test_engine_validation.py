@@ -75,9 +75,16 @@ def test_bad_literal_values(engine: Engine, value, code) -> None:
     assert ("c", "value", code) in codes(engine, w)
 
 
-def test_huge_integer(engine: Engine) -> None:
-    w = wf(i=n("IntConst", value=10**30), s=n("Sink", value=link("i")))
-    assert ("i", "value", "out_of_range") in codes(engine, w)
+def test_huge_integer_is_reported_beside_other_problems(engine: Engine) -> None:
+    w = wf(
+        i=n("IntConst", value=10**30),
+        x=n("Scale", x=link("i"), factor=2**70, mode="bogus"),
+        s=n("Sink", value=link("x")),
+    )
+    found = codes(engine, w)
+    assert ("i", "value", "out_of_range") in found
+    assert ("x", "factor", "out_of_range") in found
+    assert ("x", "mode", "not_in_choices") in found
 
 
 def test_choice_not_in_list(engine: Engine, workspace) -> None:

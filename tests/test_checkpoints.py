@@ -413,6 +413,30 @@ def test_group_norm_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     assert "odd.safetensors" in msg and "unknown architecture" in msg
 
 
+def test_open_clip_text_encoder_round_trip() -> None:
+    """SD 2.x text weights (OpenCLIP layout, fused q/k/v, plus the projection and logit
+    scale real files carry) come back bit-identical through diffusers' converter."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from nodes.sd.builtin import TINY_TEXT_CONFIG
+    from nodes.sd.checkpoint_arch import Architecture
+    from nodes.sd.checkpoint_build import _assign, _text_weights
+    from nodes.sd.ldm_export import open_clip_to_ldm
+
+    cfg = CLIPTextConfig(**{**TINY_TEXT_CONFIG, "hidden_size": 64, "hidden_act": "gelu"})
+    torch.manual_seed(4)
+    source = CLIPTextModel(cfg).eval()
+    sd = open_clip_to_ldm(source)
+    assert "cond_stage_model.model.transformer.resblocks.1.attn.in_proj_weight" in sd
+    sd["cond_stage_model.model.text_projection"] = torch.zeros(64, 64)
+    sd["cond_stage_model.model.logit_scale"] = torch.tensor(4.6)
+    arch = Architecture("sd2-test", {}, {}, cfg.to_dict(), {}, "open_clip")
+    with torch.device("meta"):
+        loaded = CLIPTextModel(cfg)
+    _assign(loaded, _text_weights(sd, arch, loaded), "text encoder", "t")
+    assert same_weights(loaded, source)
+
+
 def test_ldm_export_is_read_by_diffusers_own_loader(tmp_path: Path) -> None:
     """Another shape (3 levels, 2 layers per block) through diffusers' from_single_file."""
     from diffusers import AutoencoderKL, UNet2DConditionModel

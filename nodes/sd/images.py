@@ -35,10 +35,11 @@ def from_pil(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).unsqueeze(0)
 
 
-def load_image(path: Path, max_pixels: int = MAX_INPUT_PIXELS) -> torch.Tensor:
+def load_image(path: Path, max_pixels: int | None = None) -> torch.Tensor:
     """Read an image file as [1, H, W, 3]; the size is checked from the header before any
     pixel is decoded (no decompression bombs). EXIF orientation is applied; alpha is
     composited on white."""
+    max_pixels = MAX_INPUT_PIXELS if max_pixels is None else max_pixels
     with Image.open(path) as im:
         w, h = im.size
         if w * h > max_pixels:

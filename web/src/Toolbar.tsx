@@ -1,0 +1,72 @@
+// The top bar: run/stop, open/save/examples, undo/redo, and the connection state.
+import { useRef } from "react";
+import type { Undo } from "./useUndo";
+
+type Props = {
+  onRun: () => void;
+  onStop: () => void;
+  busy: boolean;
+  onOpenFile: (file: File) => void;
+  onSave: () => void;
+  examples: string[];
+  onExample: (name: string) => void;
+  undo: Undo;
+  title: string;
+  connected: boolean;
+};
+
+export function Toolbar(p: Props) {
+  const fileInput = useRef<HTMLInputElement>(null);
+  return (
+    <header className="toolbar">
+      <span className="brand">sdgraph</span>
+      <button className="primary" onClick={p.onRun} title="Queue this workflow (Ctrl+Enter)">
+        ▶ Run
+      </button>
+      <button onClick={p.onStop} disabled={!p.busy} title="Interrupt the running job">
+        ■ Stop
+      </button>
+      <span className="sep" />
+      <button onClick={() => fileInput.current?.click()} title="Open a workflow .json or a PNG">
+        Open…
+      </button>
+      <button onClick={p.onSave} title="Save as workflow JSON (Ctrl+S)">
+        Save
+      </button>
+      <select
+        className="examples"
+        value=""
+        onChange={(e) => e.target.value && p.onExample(e.target.value)}
+      >
+        <option value="">Examples…</option>
+        {p.examples.map((n) => (
+          <option key={n} value={n}>
+            {n}
+          </option>
+        ))}
+      </select>
+      <span className="sep" />
+      <button onClick={p.undo.undo} disabled={!p.undo.canUndo} title="Undo (Ctrl+Z)">
+        ↶
+      </button>
+      <button onClick={p.undo.redo} disabled={!p.undo.canRedo} title="Redo (Ctrl+Shift+Z)">
+        ↷
+      </button>
+      <span className="wf-title">{p.title}</span>
+      <span className={`conn ${p.connected ? "on" : "off"}`} title="live events connection">
+        {p.connected ? "● live" : "○ offline"}
+      </span>
+      <input
+        ref={fileInput}
+        type="file"
+        accept=".json,application/json,image/png,image/jpeg,image/webp"
+        style={{ display: "none" }}
+        onChange={(e) => {
+          const f = e.target.files?.[0];
+          if (f) p.onOpenFile(f);
+          e.target.value = "";
+        }}
+      />
+    </header>
+  );
+}

@@ -40,6 +40,7 @@ class Canvas:
     page: Any
     url: str
     errors: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)  # console errors and warnings
     allowed: list[re.Pattern[str]] = field(default_factory=list)
 
     def allow(self, pattern: str) -> None:
@@ -143,6 +144,10 @@ async def canvas_fixture(live_url: str, request: pytest.FixtureRequest) -> Async
         page = await browser.new_page(viewport=VIEWPORT)
         c = Canvas(page, live_url)
         page.on("pageerror", lambda e: c.errors.append(f"pageerror: {e}"))
+        page.on(
+            "console",
+            lambda m: m.type in ("error", "warning") and c.console.append(f"{m.type}: {m.text}"),
+        )
         page.on(
             "response",
             lambda r: r.status >= 400 and c.errors.append(f"{r.status} {r.request.method} {r.url}"),

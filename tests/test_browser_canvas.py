@@ -63,6 +63,7 @@ async def test_default_graph_renders(canvas: Canvas) -> None:
     assert await page.locator(".react-flow__node").count() == len(img2img["nodes"])
     await canvas.shot("example-img2img")
     assert canvas.unexpected_errors() == []
+    assert canvas.console == []  # no React or React Flow warnings (e.g. a missing handle)
 
 
 async def test_palette_search_and_wiring_with_type_check(canvas: Canvas) -> None:
@@ -348,6 +349,7 @@ async def test_every_example_round_trips(canvas: Canvas) -> None:
     assert (await canvas.workflow())["nodes"] == broken["nodes"]
     assert "broken link" in await canvas.node("decode").inner_text()
     assert canvas.unexpected_errors() == []
+    assert canvas.console == []
 
 
 async def test_validation_error_is_shown_on_its_node_and_input(canvas: Canvas) -> None:

@@ -37,10 +37,21 @@ import {
 } from "./workflow";
 
 
-const clientId =
-  typeof crypto.randomUUID === "function"
-    ? crypto.randomUUID()
-    : Math.random().toString(36).slice(2) + Date.now().toString(36);
+/** One client id per tab, kept across reloads so the tab sees its own jobs again. */
+const clientId = ((): string => {
+  const key = "sdgraph.client_id";
+  const fresh = () =>
+    typeof crypto.randomUUID === "function"
+      ? crypto.randomUUID()
+      : Math.random().toString(36).slice(2) + Date.now().toString(36);
+  try {
+    const id = sessionStorage.getItem(key) || fresh();
+    sessionStorage.setItem(key, id);
+    return id;
+  } catch {
+    return fresh();
+  }
+})();
 
 const MAX_SEED = 2 ** 48;
 
@@ -445,6 +456,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
             </div>
             <Sidebar
               active={jobs.active}
+              running={jobs.running}
               refreshKey={historyKey}
               onCancel={(id) => void cancel(id)}
               onOpenImage={(url, job) => setLightbox({ url, job })}

@@ -31,7 +31,8 @@ export function Palette({ schema, onAdd }: { schema: Schema; onAdd: (type: strin
       <input
         className="palette-search"
         type="search"
-        placeholder="Search nodes… (Enter adds)"
+        placeholder="Search nodes…"
+        title="Type to filter; Enter adds the first match; drag an entry onto the canvas"
         value={query}
         onChange={(e) => setQuery(e.target.value)}
         onKeyDown={(e) => {

@@ -4,6 +4,7 @@ import { api, type JobSummary } from "./api";
 
 type Props = {
   active: string[];
+  running: string | null;
   refreshKey: number;
   onCancel: (id: string) => void;
   onOpenImage: (url: string, job: JobSummary) => void;
@@ -15,7 +16,7 @@ function fmtTime(t: number | string | null | undefined): string {
   return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleTimeString();
 }
 
-export function Sidebar({ active, refreshKey, onCancel, onOpenImage }: Props) {
+export function Sidebar({ active, running, refreshKey, onCancel, onOpenImage }: Props) {
   const [jobs, setJobs] = useState<JobSummary[]>([]);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
@@ -41,6 +42,7 @@ export function Sidebar({ active, refreshKey, onCancel, onOpenImage }: Props) {
         {active.map((id) => (
           <div className="queue-item" key={id} data-job={id}>
             <span className="mono">{id.slice(0, 8)}</span>
+            <span className="queue-state">{id === running ? "running" : "queued"}</span>
             <button className="small" onClick={() => onCancel(id)} title="Cancel / interrupt">
               ✕
             </button>

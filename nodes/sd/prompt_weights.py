@@ -27,6 +27,7 @@ MAX_WINDOWS = 8  # 600 tokens: far beyond what a CLIP prompt usefully holds
 MAX_PROMPT_CHARS = 20_000
 UP = 1.1
 MAX_ABS_WEIGHT = 100.0
+_MEAN_FLOOR = 1e-3  # |mean| below this fraction of mean |z|: no mean restoration
 
 _TOKEN = re.compile(
     r"\\[()\[\]\\]"  # escaped bracket or backslash
@@ -134,14 +135,23 @@ def tokenize_prompt(tokenizer: Any, prompt: str, max_windows: int = MAX_WINDOWS)
 def apply_weights(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """A1111's emphasis: scale each token's embedding by its weight, then rescale the
     window so its mean is unchanged. ``hidden`` [windows, 77, dim], ``weights`` [windows, 77].
-    Windows whose weights are all 1 come back bit-identical."""
+    Windows whose weights are all 1 come back bit-identical.
+
+    The mean restoration divides by the weighted mean; when either mean is near zero
+    relative to the embeddings' magnitude (e.g. an encoder whose final LayerNorm has no
+    bias) or the two differ in sign, the ratio is meaningless (huge, NaN or flipping the
+    embeddings), so it is skipped and only the per-token scaling applies."""
     out = hidden.clone()
     for i in range(hidden.shape[0]):
         w = weights[i]
         if bool(torch.all(w == 1.0)):
             continue
-        z = hidden[i]
+        z = hidden[i].float()
         original_mean = z.mean()
-        z = z * w.to(z.device, z.dtype).unsqueeze(-1)
-        out[i] = z * (original_mean / z.mean())
+        z = z * w.to(z.device, torch.float32).unsqueeze(-1)
+        new_mean = z.mean()
+        floor = _MEAN_FLOOR * z.abs().mean()
+        if original_mean.abs() > floor and new_mean.abs() > floor and original_mean * new_mean > 0:
+            z = z * (original_mean / new_mean)
+        out[i] = z.to(hidden.dtype)
     return out

@@ -20,6 +20,7 @@ export function useShortcuts(actions: Actions): void {
       if (!(e.ctrlKey || e.metaKey)) return;
       const a = ref.current;
       const k = e.key.toLowerCase();
+      if (k === "c" && String(window.getSelection() ?? "") !== "") return; // copying text
       if (k === "c") a.copy();
       else if (k === "v") a.paste();
       else if (k === "z" && e.shiftKey) a.redo();

@@ -1,0 +1,276 @@
+"""Workflow (through graph.Engine) vs diffusers' StableDiffusionPipeline: same model, size,
+steps, sampler (euler), cfg, prompt and negative prompt.
+
+    python bench/pipeline.py [--full] [--steps 10] [--repeat 3] [--threads N]
+                             [--device cpu|cuda] [--dtype fp32|fp16] [--json OUT]
+
+Two measurements per side, each in a fresh process (so neither side inherits the other's
+warm state), sides alternating, best of ``--repeat``:
+- first run: load the model and make one image. Engine: ``Engine.run`` of the txt2img
+  workflow from an empty engine (LoadCheckpoint -> Tokenize/EncodeText x2 -> EmptyLatent
+  -> Sample -> VAEDecode -> SaveImage). Pipeline: load + ``pipe(...)`` + saving the PNG
+  (both sides end with the same PNG on disk). Imports and building the CLIP tokenizer
+  from the shipped vocabulary (memoised per process) are not timed on either side.
+- seed-only rerun: the same again with another seed, in the same process. The engine
+  serves the loader, both text encodings and the empty latent from its cache.
+Models: "tiny" = the built-in builtin/tiny-random at 64x64 (the pipeline builds the
+same seeded components); "full" (``--full``) = a full-size SD-1.5 architecture with
+random weights, written once as an fp16 single-file LDM checkpoint under bench/out/,
+loaded by the engine's LoadCheckpoint and by ``StableDiffusionPipeline.from_single_file``
+with the project's offline SD-1.5 config folder, at 256x256 (``--full-size``).
+Targets: first run <= 1.05x the pipeline; seed-only rerun faster than the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+OUT = ROOT / "bench" / "out"
+FULL_NAME = "sd15-random-fp16.safetensors"
+PROMPT = "a red circle on a blue background"
+NEGATIVE = "blurry, low quality"
+CFG = 7.5
+
+
+def build_full_checkpoint(path: Path) -> Path:
+    """A full-size SD-1.5-architecture model with seeded random weights, saved as an fp16
+    single-file LDM checkpoint (about 2 GB, built once)."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from nodes.sd.ldm_export import save_single_file
+
+    cfg = ROOT / "nodes" / "sd" / "configs" / "sd15"
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(cfg / "unet"))
+    vae = AutoencoderKL.from_config(AutoencoderKL.load_config(cfg / "vae"))
+    text = CLIPTextModel(CLIPTextConfig.from_pretrained(cfg / "text_encoder"))
+    sched = PNDMScheduler.from_config(PNDMScheduler.load_config(cfg / "scheduler"))
+    return save_single_file(path, unet, vae, text, sched, dtype=torch.float16)
+
+
+# -- workers (run in their own process) -------------------------------------------------
+
+
+def _workflow(name: str, size: int, steps: int, seed: int, device: str, dtype: str) -> Any:
+    from graph.workflow import parse_workflow
+
+    doc = json.loads((ROOT / "workflows" / "txt2img.json").read_text())
+    nodes = doc["nodes"]
+    nodes["checkpoint"]["inputs"].update({"name": name, "device": device, "dtype": dtype})
+    nodes["positive_tokens"]["inputs"]["text"] = PROMPT
+    nodes["negative_tokens"]["inputs"]["text"] = NEGATIVE
+    nodes["latent"]["inputs"].update({"width": size, "height": size, "batch_size": 1})
+    nodes["sample"]["inputs"].update(
+        {
+            "seed": seed,
+            "steps": steps,
+            "cfg": CFG,
+            "sampler": "euler",
+            "schedule": "normal",
+            "denoise": 1.0,
+        }
+    )
+    return parse_workflow(doc)
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def engine_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    from graph import Engine, Registry, Workspace
+
+    registry = Registry.from_package("nodes")  # imports: not timed
+    models = Path(args.models) if args.models else tmp / "models"
+    engine = Engine(registry, Workspace.at(tmp / "data", models_dir=models).ensure())
+    times = {}
+    for label, seed in (("first", 1), ("rerun", 2)):
+        wf = _workflow(args.name, args.size, args.steps, seed, args.device, args.dtype)
+        t0 = time.perf_counter()
+        result = engine.run(wf)
+        _sync(args.device)
+        times[label] = time.perf_counter() - t0
+        if result.status != "ok":
+            raise SystemExit(f"engine run failed: {result.error}")
+    return times
+
+
+def pipeline_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    from nodes.sd.builtin import build_tiny_components
+    from nodes.sd.tokenizer import load_clip_tokenizer
+
+    dtype = torch.float16 if args.dtype == "fp16" else torch.float32
+    times = {}
+    t0 = time.perf_counter()
+    if args.name == "builtin/tiny-random":
+        c = build_tiny_components(0)
+        pipe = StableDiffusionPipeline(
+            **c, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        )
+    else:
+        pipe = StableDiffusionPipeline.from_single_file(
+            str(Path(args.models) / "checkpoints" / args.name),
+            config=str(ROOT / "nodes" / "sd" / "configs" / "sd15"),
+            tokenizer=load_clip_tokenizer(),
+            local_files_only=True,
+            torch_dtype=dtype,
+            safety_checker=None,
+            requires_safety_checker=False,
+        )
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    pipe = pipe.to(args.device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    for label, seed in (("first", 1), ("rerun", 2)):
+        if label == "rerun":
+            t0 = time.perf_counter()
+        image = pipe(
+            PROMPT,
+            negative_prompt=NEGATIVE,
+            num_inference_steps=args.steps,
+            guidance_scale=CFG,
+            height=args.size,
+            width=args.size,
+            generator=torch.Generator("cpu").manual_seed(seed),
+        ).images[0]
+        image.save(tmp / f"pipe_{seed}.png", compress_level=4)
+        _sync(args.device)
+        times[label] = time.perf_counter() - t0
+    return times
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    from nodes.sd.tokenizer import load_clip_tokenizer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_clip_tokenizer()  # process set-up on both sides (memoised vocabulary): not timed
+    with tempfile.TemporaryDirectory() as tmp:
+        fn = engine_worker if args.worker == "engine" else pipeline_worker
+        print(json.dumps(fn(args, Path(tmp))))
+
+
+# -- driver ---------------------------------------------------------------------------
+
+
+def measure(
+    side: str, name: str, size: int, models: Path | None, args: argparse.Namespace
+) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        side,
+        "--name",
+        name,
+        "--size",
+        str(size),
+        "--steps",
+        str(args.steps),
+        "--device",
+        args.device,
+        "--dtype",
+        args.dtype,
+    ]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if models is not None:
+        cmd += ["--models", str(models)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(
+    label: str, name: str, size: int, models: Path | None, args: argparse.Namespace
+) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, float]]] = {"engine": [], "pipeline": []}
+    for i in range(args.repeat):
+        order = ("engine", "pipeline") if i % 2 == 0 else ("pipeline", "engine")
+        for side in order:
+            runs[side].append(measure(side, name, size, models, args))
+            print(f"  {label} {side} #{i + 1}: {runs[side][-1]}", flush=True)
+    best = {
+        side: {k: min(r[k] for r in rs) for k in ("first", "rerun")} for side, rs in runs.items()
+    }
+    row = {
+        "model": label,
+        "size": size,
+        "steps": args.steps,
+        "device": args.device,
+        "dtype": args.dtype,
+        "threads": args.threads,
+        **{f"{side}_{k}": round(v, 4) for side, d in best.items() for k, v in d.items()},
+        "first_ratio": round(best["engine"]["first"] / best["pipeline"]["first"], 3),
+        "rerun_ratio": round(best["engine"]["rerun"] / best["pipeline"]["rerun"], 3),
+    }
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--full", action="store_true", help="also the full-size SD-1.5 model")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    p.add_argument("--tiny-size", type=int, default=64)
+    p.add_argument("--full-size", type=int, default=256)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--json", type=Path, help="write the result rows here")
+    # worker mode (internal)
+    p.add_argument("--worker", choices=["engine", "pipeline"], help=argparse.SUPPRESS)
+    p.add_argument("--name", help=argparse.SUPPRESS)
+    p.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--models", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    rows = [compare("tiny", "builtin/tiny-random", args.tiny_size, None, args)]
+    if args.full:
+        models = OUT / "models"
+        path = models / "checkpoints" / FULL_NAME
+        if not path.is_file():
+            print(f"building {path} (once) ...", flush=True)
+            build_full_checkpoint(path)
+        rows.append(compare("sd15-random", FULL_NAME, args.full_size, models, args))
+    print()
+    print(
+        "| model | size | steps | device/dtype | engine first | pipeline first | ratio "
+        "| engine seed-only | pipeline seed-only | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['size']} | {r['steps']} | {r['device']}/{r['dtype']} "
+            f"| {r['engine_first']:.3f} s | {r['pipeline_first']:.3f} s | {r['first_ratio']}x "
+            f"| {r['engine_rerun']:.3f} s | {r['pipeline_rerun']:.3f} s "
+            f"| {r['rerun_ratio']}x |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

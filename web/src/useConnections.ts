@@ -1,0 +1,54 @@
+// Link handling: which links the canvas accepts, and what making one does to the graph.
+import type { Connection, Edge } from "@xyflow/react";
+import { useCallback } from "react";
+import type { GraphState } from "./useGraphState";
+import { linkInputs, makeEdge, outputType } from "./workflow";
+
+export type Connections = {
+  isValidConnection: (c: Connection | Edge) => boolean;
+  onConnect: (c: Connection) => void;
+};
+
+export function useConnections(
+  graph: Pick<GraphState, "nodesRef" | "edgesRef" | "schemaRef" | "setNodes" | "setEdges">,
+  clearField: (nodeId: string, field: string) => void,
+): Connections {
+  const { nodesRef, edgesRef, schemaRef, setNodes, setEdges } = graph;
+
+  /** The only link rule: the server's `accepts` list, and one link per input. */
+  const isValidConnection = useCallback(
+    (c: Connection | Edge) => {
+      if (!c.source || !c.target || c.source === c.target || !c.targetHandle) return false;
+      const src = nodesRef.current.find((n) => n.id === c.source);
+      const dst = nodesRef.current.find((n) => n.id === c.target);
+      const type = outputType(schemaRef.current, src, c.sourceHandle ?? null);
+      const spec = dst && schemaRef.current.nodes[dst.data.type];
+      const input = spec && linkInputs(spec).find((i) => i.name === c.targetHandle);
+      if (!type || !input || !(input.accepts ?? []).includes(type)) return false;
+      return !edgesRef.current.some((e) => e.target === c.target && e.targetHandle === c.targetHandle);
+    },
+    [nodesRef, edgesRef, schemaRef],
+  );
+
+  const onConnect = useCallback(
+    (c: Connection) => {
+      if (!isValidConnection(c)) return;
+      setEdges((eds) => [
+        ...eds,
+        makeEdge(schemaRef.current, nodesRef.current, c.source, c.sourceHandle!, c.target, c.targetHandle!),
+      ]);
+      setNodes((nds) =>
+        nds.map((n) => {
+          if (n.id !== c.target || !(c.targetHandle! in n.data.inputs)) return n;
+          const inputs = { ...n.data.inputs }; // a broken link this edge replaces
+          delete inputs[c.targetHandle!];
+          return { ...n, data: { ...n.data, inputs } };
+        }),
+      );
+      clearField(c.target, c.targetHandle!);
+    },
+    [isValidConnection, setEdges, setNodes, clearField, schemaRef, nodesRef],
+  );
+
+  return { isValidConnection, onConnect };
+}

@@ -1,0 +1,132 @@
+// Loading and saving workflows: the default one at start, examples, dropped or opened files
+// (a .json, or a PNG that may embed a workflow), and download as a .json file.
+import type { Viewport } from "@xyflow/react";
+import { useCallback, useEffect, useState } from "react";
+import { api } from "./api";
+import type { Workflow } from "./types";
+import type { GraphState } from "./useGraphState";
+import type { JobEvents } from "./useJobEvents";
+import type { Toasts } from "./useToasts";
+import type { Undo } from "./useUndo";
+import { checkWorkflowShape } from "./workflow";
+
+export type WorkflowFiles = {
+  title: string;
+  examples: string[];
+  /** Replace the graph with `doc`, reset run state and issues, and start a new undo point. */
+  loadWorkflow: (doc: Workflow, name?: string) => void;
+  openFile: (file: File) => Promise<void>;
+  openExample: (name: string) => Promise<void>;
+  save: () => void;
+};
+
+type Deps = {
+  graph: Pick<GraphState, "apply" | "currentWorkflow" | "schemaRef">;
+  clearIssues: () => void;
+  jobs: JobEvents;
+  showLoaded: (viewport: Viewport | null) => void;
+  undo: Undo;
+  toast: Toasts["toast"];
+  reloadSchema: () => void;
+};
+
+export function useWorkflowFiles({
+  graph,
+  clearIssues,
+  jobs,
+  showLoaded,
+  undo,
+  toast,
+  reloadSchema,
+}: Deps): WorkflowFiles {
+  const { apply, currentWorkflow, schemaRef } = graph;
+  const [examples, setExamples] = useState<string[]>([]);
+  const [title, setTitle] = useState("untitled");
+
+  const loadWorkflow = useCallback(
+    (doc: Workflow, name?: string) => {
+      const flow = apply(doc);
+      clearIssues();
+      jobs.resetRunState();
+      if (name) setTitle(name);
+      showLoaded(flow.viewport);
+      undo.commitNow();
+      const unknown = [...new Set(flow.nodes.filter((n) => !schemaRef.current.nodes[n.data.type]).map((n) => n.data.type))];
+      if (unknown.length) toast("error", `Unknown node types kept as placeholders: ${unknown.join(", ")}`);
+    },
+    [apply, jobs, showLoaded, toast, undo, clearIssues, schemaRef],
+  );
+
+  // Start with the default workflow (txt2img) and the list of examples.
+  useEffect(() => {
+    let live = true;
+    api
+      .workflows()
+      .then(async (r) => {
+        if (!live) return;
+        const names = r.workflows ?? [];
+        setExamples(names);
+        const first = names.includes("txt2img") ? "txt2img" : names[0];
+        if (first) loadWorkflow(checkWorkflowShape(await api.workflow(first)), first);
+      })
+      .catch((e) => toast("error", `could not load the default workflow: ${e.message ?? e}`));
+    return () => {
+      live = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  const openFile = useCallback(
+    async (file: File) => {
+      try {
+        const isJson = file.type === "application/json" || /\.json$/i.test(file.name);
+        if (isJson) {
+          const doc = checkWorkflowShape(JSON.parse(await file.text()));
+          loadWorkflow(doc, file.name.replace(/\.json$/i, ""));
+          toast("info", `opened ${file.name}`);
+          return;
+        }
+        if (!file.type.startsWith("image/") && !/\.(png|jpe?g|webp)$/i.test(file.name)) {
+          throw new Error("drop a workflow .json or an image");
+        }
+        // A PNG may carry a workflow (SaveImage embeds one): read it without storing the image.
+        const isPng = file.type === "image/png" || /\.png$/i.test(file.name);
+        const peek = isPng ? await api.upload(file, false) : null;
+        if (peek?.workflow) {
+          loadWorkflow(checkWorkflowShape(peek.workflow), file.name.replace(/\.\w+$/, ""));
+          toast("info", `loaded the workflow embedded in ${file.name}`);
+          return;
+        }
+        if (peek?.workflow_error) throw new Error(`its embedded workflow is not valid: ${peek.workflow_error}`);
+        const r = await api.upload(file);
+        reloadSchema(); // the input image lists now hold it
+        toast("info", `${file.name} has no workflow; added to the input images as “${r.name}”`);
+      } catch (e) {
+        toast("error", `could not open ${file.name}: ${String((e as Error).message ?? e)}`);
+      }
+    },
+    [loadWorkflow, reloadSchema, toast],
+  );
+
+  const openExample = useCallback(
+    async (name: string) => {
+      try {
+        loadWorkflow(checkWorkflowShape(await api.workflow(name)), name);
+      } catch (err) {
+        toast("error", `could not open ${name}: ${String((err as Error).message ?? err)}`);
+      }
+    },
+    [loadWorkflow, toast],
+  );
+
+  const save = useCallback(() => {
+    const blob = new Blob([JSON.stringify(currentWorkflow(), null, 2) + "\n"], { type: "application/json" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `${title || "workflow"}.json`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }, [currentWorkflow, title]);
+
+  return { title, examples, loadWorkflow, openFile, openExample, save };
+}

@@ -1,0 +1,199 @@
+"""How well the built-in demo model follows prompts, judged by demo.judge.
+
+    python bench/demo_quality.py [--prompts 100] [--threads 2] [--quick] [--json OUT]
+
+Everything runs through the project's own code path: LoadCheckpoint's loader, the
+Tokenize / EncodeText / Sample / InvertLatent / VAE node functions. Prompts are held-out
+scenes (attribute combinations and seeds never used in training). Reports:
+judge accuracy on ground truth; VAE reconstruction PSNR; adherence per attribute for
+euler, euler_ancestral, ddim and dpmpp_2m at 5, 10, 20 and 50 steps; the DDIM inversion
+round trip (image -> noise -> image) PSNR; seconds per 64x64 image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from demo import scenes  # noqa: E402
+from demo.judge import ATTRIBUTES, accuracy  # noqa: E402
+from graph.context import Resources  # noqa: E402
+from graph.workspace import Workspace  # noqa: E402
+from nodes.encode_text import encode_windows  # noqa: E402
+from nodes.sd.checkpoints import load_checkpoint  # noqa: E402
+from nodes.sd.handles import Conditioning, LatentBatch  # noqa: E402
+from nodes.sd.prompt_weights import tokenize_prompt  # noqa: E402
+from nodes.sd.sampling import SampleSettings, invert, sample  # noqa: E402
+from nodes.vae_decode import decode  # noqa: E402
+from nodes.vae_encode import encode  # noqa: E402
+
+CHECKPOINT = "builtin/shapes-demo"
+SAMPLERS = ("euler", "euler_ancestral", "ddim", "dpmpp_2m")
+STEPS = (5, 10, 20, 50)
+DEFAULT_CFG = 4.0
+NEGATIVE = ""
+
+
+class Pipeline:
+    """The node functions of the txt2img workflow, for one loaded checkpoint."""
+
+    def __init__(self, name: str = CHECKPOINT, file: Path | None = None):
+        """``file``: bench a checkpoint file instead (copied into a temporary models folder)."""
+        tmp = Path(tempfile.mkdtemp(prefix="demo-bench-"))
+        ws = Workspace.at(tmp, tmp / "models")
+        if file is not None:
+            (tmp / "models" / "checkpoints").mkdir(parents=True)
+            shutil.copy(file, tmp / "models" / "checkpoints" / file.name)
+            name = file.name
+        self.model, self.clip, self.vae = load_checkpoint(ws, Resources(), name, "fp32", "cpu")
+        self._cond: dict[str, Conditioning] = {}
+
+    def cond(self, text: str) -> Conditioning:
+        if text not in self._cond:
+            tokens = tokenize_prompt(self.clip.tokenizer, text)
+            self._cond[text] = Conditioning(encode_windows(self.clip, tokens), text=text)
+        return self._cond[text]
+
+    def txt2img(
+        self, prompt: str, seed: int, steps: int = 20, sampler: str = "dpmpp_2m", cfg: float = 4.0
+    ) -> np.ndarray:
+        """uint8 [64, 64, 3]."""
+        settings = SampleSettings(seed, steps, cfg, sampler, "normal")
+        empty = LatentBatch(torch.zeros(1, 4, 8, 8))
+        lat = sample(self.model, self.cond(prompt), self.cond(NEGATIVE), empty, settings)
+        return to_uint8(decode(self.vae, LatentBatch(lat.float().cpu()))[0])
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * math.log10(255.0**2 / max(mse, 1e-9))
+
+
+def held_out(n: int) -> list[scenes.Scene]:
+    return [scenes.scene_for(i, "eval") for i in range(n)]
+
+
+def adherence(pipe: Pipeline, scene_list, **kw) -> dict[str, float]:
+    images = np.stack([pipe.txt2img(s.caption, seed=i, **kw) for i, s in enumerate(scene_list)])
+    return accuracy(images, scene_list)
+
+
+def vae_psnr(pipe: Pipeline, n: int) -> float:
+    images, _ = scenes.batch(range(n), "eval")
+    x = torch.from_numpy(images).float() / 255
+    rec = decode(pipe.vae, LatentBatch(encode(pipe.vae, x)))
+    return statistics.mean(psnr_u8(a, to_uint8(b)) for a, b in zip(images, rec, strict=True))
+
+
+def inversion_psnr(pipe: Pipeline, n: int, steps: int = 50) -> tuple[float, float]:
+    """(image -> DDIM noise -> DDIM image PSNR, same for the VAE alone) over n scenes, cfg 1."""
+    out, vae_only = [], []
+    images, scene_list = scenes.batch(range(n), "eval")
+    for img, sc in zip(images, scene_list, strict=True):
+        x = torch.from_numpy(img[None]).float() / 255
+        lat = LatentBatch(encode(pipe.vae, x))
+        cond = pipe.cond(sc.caption)
+        noise = invert(pipe.model, cond, None, lat, steps, 1.0)
+        settings = SampleSettings(0, steps, 1.0, "ddim", "normal")
+        back = sample(pipe.model, cond, None, noise, settings)
+        out.append(psnr_u8(img, to_uint8(decode(pipe.vae, LatentBatch(back.float()))[0])))
+        vae_only.append(psnr_u8(img, to_uint8(decode(pipe.vae, lat)[0])))
+    return statistics.mean(out), statistics.mean(vae_only)
+
+
+def seconds_per_image(pipe: Pipeline, repeats: int = 7) -> float:
+    """Median wall time of the whole txt2img path (tokenize, encode both prompts, 20 steps
+    dpmpp_2m with cfg, decode), prompt caches cleared each time."""
+    times = []
+    for i in range(repeats):
+        pipe._cond.clear()
+        t = time.perf_counter()
+        pipe.txt2img("a small red circle on a blue background, top left", seed=i)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def fmt_row(name: str, acc: dict[str, float]) -> str:
+    cells = " | ".join(f"{100 * acc[k]:.0f}%" for k in (*ATTRIBUTES, "all"))
+    return f"| {name} | {cells} |"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--checkpoint", default=CHECKPOINT)
+    p.add_argument("--file", type=Path, default=None, help="a checkpoint file to bench instead")
+    p.add_argument("--prompts", type=int, default=100, help="held-out prompts per setting")
+    p.add_argument("--table-prompts", type=int, default=None, help="prompts per table cell")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cfg", type=float, default=DEFAULT_CFG)
+    p.add_argument("--quick", action="store_true", help="skip the sampler x steps table")
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    pipe = Pipeline(a.checkpoint, a.file)
+    report: dict = {"checkpoint": str(a.file or a.checkpoint), "prompts": a.prompts, "cfg": a.cfg}
+    gt_images, gt_scenes = scenes.batch(range(2000), "eval")
+    report["judge_on_ground_truth"] = accuracy(gt_images, gt_scenes)
+    report["seconds_per_image"] = seconds_per_image(pipe)
+    report["vae_psnr_db"] = vae_psnr(pipe, 200)
+    scene_list = held_out(a.prompts)
+    report["main"] = adherence(pipe, scene_list, steps=20, sampler="dpmpp_2m", cfg=a.cfg)
+    report["cfg_sweep"] = {
+        str(c): adherence(pipe, scene_list[: max(20, a.prompts // 2)], cfg=c)
+        for c in (1.0, 2.0, 3.0, 5.0, 7.5)
+    }
+    ddim_rt, vae_rt = inversion_psnr(pipe, 10)
+    report["ddim_inversion_psnr_db"] = ddim_rt
+    report["ddim_inversion_vae_only_psnr_db"] = vae_rt
+    if not a.quick:
+        cell = held_out(a.table_prompts or a.prompts)
+        report["table"] = {
+            f"{s}@{n}": adherence(pipe, cell, steps=n, sampler=s, cfg=a.cfg)
+            for s in SAMPLERS
+            for n in STEPS
+        }
+    print_report(report)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def print_report(r: dict) -> None:
+    head = "| setting | " + " | ".join((*ATTRIBUTES, "all")) + " |"
+    sep = "|---" * (len(ATTRIBUTES) + 2) + "|"
+    print(f"checkpoint {r['checkpoint']}, {r['prompts']} held-out prompts, cfg {r['cfg']}")
+    print(f"seconds per 64x64 image (20 steps dpmpp_2m, cfg): {r['seconds_per_image']:.3f}")
+    print(f"VAE reconstruction PSNR: {r['vae_psnr_db']:.2f} dB")
+    print(
+        f"DDIM inversion round trip PSNR: {r['ddim_inversion_psnr_db']:.2f} dB "
+        f"(VAE alone {r['ddim_inversion_vae_only_psnr_db']:.2f} dB)"
+    )
+    print(head, sep, sep="\n")
+    print(fmt_row("judge on ground truth", r["judge_on_ground_truth"]))
+    print(fmt_row("dpmpp_2m, 20 steps", r["main"]))
+    for c, acc in r["cfg_sweep"].items():
+        print(fmt_row(f"dpmpp_2m, 20 steps, cfg {c}", acc))
+    for k, acc in r.get("table", {}).items():
+        s, n = k.split("@")
+        print(fmt_row(f"{s}, {n} steps", acc))
+
+
+if __name__ == "__main__":
+    main()

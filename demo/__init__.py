@@ -1,0 +1,1 @@
+"""Training, judging and exporting the built-in "shapes-demo" model (see docs/demo-model.md)."""

@@ -1,0 +1,93 @@
+"""The demo model's architecture: real SD-1.x components at a tiny size.
+
+Channel counts are multiples of 32 (SD's GroupNorm uses 32 groups, which a single-file
+loader cannot read from tensor shapes), U-Net attention uses SD-1's 8 heads, and the text
+encoder's head size is CLIP's 64, so a loader that infers an SD-1.x config from shapes
+rebuilds exactly this model.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from nodes.sd.tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE
+
+LATENT_SCALE = 0.18215  # SD-1's VAE scaling factor; the exported VAE is rescaled to fit it
+TEXT_HIDDEN = 64
+
+VAE_CONFIG = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(32, 32, 64, 64),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=32,
+    sample_size=64,
+    scaling_factor=LATENT_SCALE,
+)
+
+UNET_CONFIG = dict(
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(64, 128),
+    layers_per_block=1,
+    cross_attention_dim=TEXT_HIDDEN,
+    attention_head_dim=8,
+    norm_num_groups=32,
+)
+
+# SD-1.5's training noise schedule (the samplers use the same betas).
+SCHEDULER_CONFIG = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    prediction_type="epsilon",
+    clip_sample=False,
+)
+
+
+def text_config() -> CLIPTextConfig:
+    return CLIPTextConfig(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=TEXT_HIDDEN,
+        intermediate_size=4 * TEXT_HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=TEXT_HIDDEN // 64,
+        max_position_embeddings=77,
+        projection_dim=TEXT_HIDDEN,
+        hidden_act="quick_gelu",
+        bos_token_id=BOS_ID,
+        eos_token_id=EOS_ID,
+        pad_token_id=EOS_ID,
+    )
+
+
+def build_vae(seed: int) -> AutoencoderKL:
+    torch.manual_seed(seed)
+    return AutoencoderKL(**VAE_CONFIG)
+
+
+def build_unet(seed: int) -> UNet2DConditionModel:
+    torch.manual_seed(seed + 1)
+    return UNet2DConditionModel(**UNET_CONFIG)
+
+
+def build_text_encoder(seed: int) -> CLIPTextModel:
+    torch.manual_seed(seed + 2)
+    return CLIPTextModel(text_config())
+
+
+def build_noise_scheduler() -> DDPMScheduler:
+    return DDPMScheduler(**SCHEDULER_CONFIG)
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,186 @@
+"""Stage 1: the autoencoder. Sharp edges matter more than anything else here: the U-Net can
+only place shapes as precisely as the decoder draws them, so the loss adds an image-gradient
+term to plain L1 and keeps the KL weight tiny."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from demo import scenes
+from demo.models import build_vae
+from demo.trainutil import (
+    Logger,
+    StopFlag,
+    load_if_exists,
+    lr_at,
+    psnr,
+    save_atomic,
+    set_lr,
+    step_generator,
+)
+
+KL_WEIGHT = 1e-6  # per image, on the KL summed over latent elements
+GRAD_WEIGHT = 1.0
+
+
+@dataclass
+class VaeRun:
+    out: Path
+    steps: int = 4000
+    batch: int = 16
+    seed: int = 0
+    lr: float = 1e-3
+    crop: int = 32  # train on random crops (4x cheaper) for the first part of the run
+    crop_frac: float = 0.6
+    save_every: int = 50
+    eval_every: int = 500
+    subset: int | None = None  # cycle through only this many scenes (tests)
+    stop_at: int | None = None  # stop (checkpoint saved) after this step, as if interrupted
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 [n, h, w, 3] -> float [n, 3, h, w] in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def image_grad_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """L1 between horizontal and vertical finite differences: punishes blurred edges."""
+    dxa, dxb = a[..., :, 1:] - a[..., :, :-1], b[..., :, 1:] - b[..., :, :-1]
+    dya, dyb = a[..., 1:, :] - a[..., :-1, :], b[..., 1:, :] - b[..., :-1, :]
+    return (dxa - dxb).abs().mean() + (dya - dyb).abs().mean()
+
+
+def vae_loss(vae, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    post = vae.encode(x).latent_dist
+    z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
+    rec = vae.decode(z).sample
+    kl = post.kl().mean()
+    loss = F.l1_loss(rec, x) + GRAD_WEIGHT * image_grad_l1(rec, x) + KL_WEIGHT * kl
+    return loss, rec
+
+
+def train_batch(run: VaeRun, step: int) -> torch.Tensor:
+    n = run.subset or 10**9
+    idx = [(step * run.batch + i) % n for i in range(run.batch)]
+    x = to_tensor(scenes.batch(idx, "train", run.seed)[0])
+    if run.crop and step < run.crop_frac * run.steps:
+        rng = np.random.default_rng([run.seed, step, 17])
+        oy, ox = rng.integers(0, scenes.SIZE - run.crop + 1, size=2)
+        x = x[:, :, oy : oy + run.crop, ox : ox + run.crop]
+    return x
+
+
+@torch.no_grad()
+def eval_psnr(vae, n: int = 64, seed: int = 0) -> float:
+    """Reconstruction PSNR (posterior mean) on held-out scenes."""
+    vae.eval()
+    x = to_tensor(scenes.batch(range(n), "eval", seed)[0])
+    rec = vae.decode(vae.encode(x).latent_dist.mean).sample
+    vae.train()
+    return psnr(rec, x)
+
+
+def train_vae(run: VaeRun, log: Logger) -> dict[str, float]:
+    """Train (or resume) the VAE; checkpoints to run.out / 'vae.pt'."""
+    ckpt_path = run.out / "vae.pt"
+    vae = build_vae(run.seed)
+    opt = torch.optim.AdamW(vae.parameters(), lr=run.lr, weight_decay=0.0)
+    start = 0
+    state = load_if_exists(ckpt_path)
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+        log(f"resumed VAE at step {start}")
+    vae.train()
+    first_loss = last_loss = float("nan")
+    running = []
+    flag = StopFlag()
+    for step in range(start, run.steps):
+        set_lr(opt, lr_at(step, run.steps, run.lr, warmup=100))
+        x = train_batch(run, step)
+        loss, _ = vae_loss(vae, x, step_generator(run.seed, step, 1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        running.append(loss.item())
+        if step == start:
+            first_loss = running[0]
+        if (step + 1) % 50 == 0 or step + 1 == run.steps:
+            last_loss = float(np.mean(running))
+            log(f"vae step {step + 1}/{run.steps} loss {last_loss:.4f} res {x.shape[-1]}")
+            running = []
+        if (step + 1) % run.eval_every == 0:
+            log(f"vae step {step + 1} eval PSNR {eval_psnr(vae, seed=run.seed):.2f} dB")
+        stop = flag.stop or step + 1 == run.stop_at
+        if (step + 1) % run.save_every == 0 or step + 1 == run.steps or stop:
+            save_atomic(
+                {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1},
+                ckpt_path,
+            )
+        if stop:
+            log(f"stopped at step {step + 1} (checkpoint saved)")
+            break
+    flag.close()
+    result = {"first_loss": first_loss, "last_loss": last_loss, "psnr": eval_psnr(vae)}
+    log(f"vae done: {result}")
+    return result
+
+
+def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
+    """Stage 2b: keep training the decoder (and post-quant conv) on the frozen encoder's
+    latents of the folded VAE (vae_final.pt), while the U-Net trains on those latents.
+    Checkpoints to decoder.pt; export prefers it over vae_final.pt."""
+    vae = build_vae(run.seed)
+    vae.load_state_dict(torch.load(run.out / "vae_final.pt", map_location="cpu")["model"])
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=0.0)
+    ckpt_path = run.out / "decoder.pt"
+    start = 0
+    state = load_if_exists(ckpt_path)
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+        log(f"resumed decoder at step {start}")
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    flag = StopFlag()
+    running: list[float] = []
+    for step in range(start, run.steps):
+        set_lr(opt, lr_at(step, run.steps, run.lr, warmup=20))
+        idx = [(step * run.batch + i) for i in range(run.batch)]
+        x = to_tensor(scenes.batch(idx, "train", run.seed + 1)[0])
+        with torch.no_grad():
+            post = vae.encode(x).latent_dist
+            gen = step_generator(run.seed, step, 3)
+            z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
+        rec = vae.decode(z).sample
+        loss = F.l1_loss(rec, x) + GRAD_WEIGHT * image_grad_l1(rec, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        running.append(loss.item())
+        if (step + 1) % 50 == 0:
+            log(f"decoder step {step + 1}/{run.steps} loss {np.mean(running):.4f}")
+            running = []
+        if (step + 1) % run.eval_every == 0:
+            log(f"decoder step {step + 1} eval PSNR {eval_psnr(vae, seed=run.seed):.2f} dB")
+        if (step + 1) % run.save_every == 0 or step + 1 == run.steps or flag.stop:
+            save_atomic(
+                {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path
+            )
+        if flag.stop:
+            log(f"stopped at step {step + 1} (checkpoint saved)")
+            break
+    flag.close()
+    result = {"psnr": eval_psnr(vae, seed=run.seed)}
+    log(f"decoder done: {result}")
+    return result

@@ -1,0 +1,180 @@
+"""The trained demo model: its data, its judge, its training code and the shipped weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from demo import judge, scenes
+from demo.export import RECORD, WEIGHTS, sha256_of
+from demo.models import build_noise_scheduler, build_text_encoder, build_unet, build_vae
+from demo.train_unet import CaptionIds, fold_latent_scale, unet_loss
+from demo.train_vae import VaeRun, to_tensor, train_vae, vae_loss
+from demo.trainutil import Logger, step_generator
+
+# -- data and judge ---------------------------------------------------------------------
+
+
+def test_scenes_are_deterministic_and_split_by_combination() -> None:
+    a, sa = scenes.batch(range(20), "train")
+    b, sb = scenes.batch(range(20), "train")
+    assert np.array_equal(a, b) and sa == sb
+    assert a.shape == (20, 64, 64, 3) and a.dtype == np.uint8
+    assert not any(scenes.is_held_out(s.combo) for s in sa)
+    ev = [scenes.scene_for(i, "eval") for i in range(50)]
+    assert all(scenes.is_held_out(s.combo) for s in ev)
+    assert all(s.colour != s.background for s in sa + ev)
+    n_held, n_train = len(scenes.all_combos(True)), len(scenes.all_combos(False))
+    assert 0.05 < n_held / (n_held + n_train) < 0.15
+
+
+def test_caption_has_fixed_word_order() -> None:
+    s = scenes.Scene("circle", "red", "small", "top left", "orange")
+    assert s.caption == "a small red circle on an orange background, top left"
+    assert s.describe(size=False, position=False) == "a red circle on an orange background"
+
+
+def test_judge_reads_ground_truth_scenes() -> None:
+    images, scene_list = scenes.batch(range(400), "eval", seed=3)
+    acc = judge.accuracy(images, scene_list)
+    assert acc["all"] >= 0.99, acc
+
+
+def test_judge_rejects_the_wrong_caption() -> None:
+    sc = scenes.Scene("triangle", "yellow", "large", "bottom right", "blue")
+    verdict = judge.judge(scenes.render(sc))
+    assert judge.score(verdict, sc)["all"]
+    for attr, other in [
+        ("shape", "diamond"),
+        ("colour", "orange"),
+        ("size", "small"),
+        ("position", "top left"),
+        ("background", "purple"),
+    ]:
+        wrong = scenes.Scene(**{**sc.__dict__, attr: other})
+        got = judge.score(verdict, wrong)
+        assert not got[attr] and not got["all"]
+
+
+def test_judge_finds_no_object_in_a_flat_image() -> None:
+    flat = np.full((64, 64, 3), scenes.PALETTE["green"], dtype=np.uint8)
+    v = judge.judge(flat)
+    assert v.background == "green" and v.shape is None and v.position is None
+
+
+# -- training code ------------------------------------------------------------------------
+
+
+def test_fold_latent_scale_keeps_reconstructions() -> None:
+    vae = build_vae(0).eval()
+    x = to_tensor(scenes.batch(range(4), "train")[0])
+    with torch.no_grad():
+        before = vae.decode(vae.encode(x).latent_dist.mean).sample
+        z = vae.encode(x).latent_dist.mean
+        mean, std = z.mean(dim=(0, 2, 3)), z.std(dim=(0, 2, 3))
+        fold_latent_scale(vae, mean, std)
+        z2 = vae.encode(x).latent_dist.mean
+        after = vae.decode(z2).sample
+    assert torch.allclose(before, after, atol=1e-4)
+    scaled = z2 * 0.18215
+    assert torch.allclose(scaled.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(scaled.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-3)
+
+
+@pytest.mark.slow
+def test_vae_training_lowers_loss_and_resumes_exactly(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    x = to_tensor(scenes.batch(range(4), "train")[0])
+
+    def fixed_loss(state: dict) -> float:
+        vae = build_vae(0)
+        vae.load_state_dict(state)
+        with torch.no_grad():
+            return vae_loss(vae, x, step_generator(0, 0, 9))[0].item()
+
+    start = fixed_loss(build_vae(0).state_dict())
+    kw = dict(batch=4, crop=0, subset=4, lr=2e-3, eval_every=10**6)
+    train_vae(VaeRun(out=tmp_path / "a", steps=16, **kw), Logger(None))
+    trained = torch.load(tmp_path / "a" / "vae.pt")
+    assert fixed_loss(trained["model"]) < 0.9 * start
+    # interrupted after 10 steps, then resumed to 16: the same weights as one run
+    run = VaeRun(out=tmp_path / "c", steps=16, stop_at=10, **kw)
+    train_vae(run, Logger(None))
+    assert torch.load(tmp_path / "c" / "vae.pt")["step"] == 10
+    run.stop_at = None
+    train_vae(run, Logger(None))
+    resumed = torch.load(tmp_path / "c" / "vae.pt")
+    assert resumed["step"] == 16
+    for k, v in trained["model"].items():
+        assert torch.allclose(resumed["model"][k], v, atol=1e-6), k
+
+
+@pytest.mark.slow
+def test_unet_training_lowers_loss() -> None:
+    torch.set_num_threads(1)
+    unet, te, sched = build_unet(0), build_text_encoder(0), build_noise_scheduler()
+    vae = build_vae(0).eval()
+    images, scene_list = scenes.batch(range(8), "train")
+    with torch.no_grad():
+        lat = vae.encode(to_tensor(images)).latent_dist.mean
+        lat = (lat - lat.mean()) / lat.std()
+    ids = CaptionIds([s.combo for s in scene_list])
+    idx = torch.arange(8)
+    keep = torch.zeros(8, dtype=torch.bool)
+    full = torch.ones(8)
+    tokens = ids.batch(idx, keep, full, torch.Generator().manual_seed(0))
+
+    def fixed_loss() -> float:
+        with torch.no_grad():
+            return unet_loss(unet, te, sched, lat, tokens, step_generator(0, 0, 5)).item()
+
+    before = fixed_loss()
+    opt = torch.optim.AdamW(list(unet.parameters()) + list(te.parameters()), lr=1e-3)
+    for step in range(25):
+        loss = unet_loss(unet, te, sched, lat, tokens, step_generator(0, step, 6))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert fixed_loss() < 0.8 * before
+
+
+def test_caption_dropout_uses_empty_or_unknown_words() -> None:
+    scene_list = [scenes.scene_for(i) for i in range(4)]
+    ids = CaptionIds([s.combo for s in scene_list])
+    drop = torch.ones(4, dtype=torch.bool)
+    out = ids.batch(torch.arange(4), drop, torch.ones(4), torch.Generator().manual_seed(1))
+    assert (out[:, 0] == 49406).all() and out.shape == (4, 77)
+    caption_ids = ids.batch(torch.arange(4), ~drop, torch.ones(4), torch.Generator())
+    assert not torch.equal(out, caption_ids)
+
+
+# -- the shipped checkpoint ---------------------------------------------------------------
+
+shipped = pytest.mark.skipif(not WEIGHTS.exists(), reason="demo weights not exported yet")
+
+
+@shipped
+def test_shipped_model_matches_its_record() -> None:
+    record = json.loads(RECORD.read_text())
+    assert record["sha256"] == sha256_of(WEIGHTS)
+    assert WEIGHTS.stat().st_size <= 20 * 1024 * 1024
+    assert record["training"]["unet_steps"] > 0
+
+
+@shipped
+def test_shipped_model_is_listed_and_follows_a_prompt(tmp_path: Path) -> None:
+    from bench.demo_quality import Pipeline
+    from graph.workspace import Workspace
+    from nodes.sd.checkpoints import list_checkpoints
+
+    assert "builtin/shapes-demo" in list_checkpoints(Workspace.at(tmp_path, tmp_path / "m"))
+    torch.set_num_threads(2)
+    pipe = Pipeline("builtin/shapes-demo")
+    sc = scenes.Scene("circle", "red", "large", "top left", "blue")
+    image = pipe.txt2img(sc.caption, seed=0, steps=20, sampler="dpmpp_2m")
+    verdict = judge.judge(image)
+    assert judge.score(verdict, sc)["all"], verdict

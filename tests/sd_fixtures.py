@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,6 +17,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from nodes.sd.builtin import build_tiny_components  # noqa: E402
 from nodes.sd.ldm_export import save_single_file  # noqa: E402
+
+if TYPE_CHECKING:
+    from graph import Workspace
+    from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
 
 
 def tiny_components(seed: int = 0) -> dict[str, Any]:
@@ -131,3 +135,37 @@ def write_full_size_single_file(
         dtype=dtype,
         text_format=text_format,
     )
+
+
+def write_every_format(models_dir: Path, components: dict[str, Any]) -> Path:
+    """A models folder holding the tiny model in every supported format (fp32 and fp16
+    single files, a diffusers folder, a pickle ``.ckpt``), plus two files a listing skips."""
+    ck = checkpoints_dir(models_dir)
+    write_tiny_single_file(ck / "tiny.safetensors", components=components)
+    half = ck / "half/tiny16.safetensors"
+    write_tiny_single_file(half, components=components, dtype=torch.float16)
+    write_tiny_diffusers_folder(ck / "tiny-diffusers", components=components)
+    write_tiny_pickle(ck / "tiny.ckpt", components=components)
+    (ck / "notes.txt").write_text("not a model")
+    (ck / ".hidden.safetensors").write_bytes(b"x")
+    return Path(models_dir)
+
+
+def load_by_name(ws: Workspace, name: str, **kw: Any) -> tuple[ModelHandle, ClipHandle, VaeHandle]:
+    """`load_checkpoint` with fresh resources: (ModelHandle, ClipHandle, VaeHandle)."""
+    from graph import Resources
+    from nodes.sd.checkpoints import load_checkpoint
+
+    return load_checkpoint(ws, Resources(), name, **kw)
+
+
+def load_error(ws: Workspace, name: str) -> str:
+    """The message of the `CheckpointError` (a ValueError) loading `name` must raise."""
+    import pytest
+
+    from nodes.sd.checkpoints import CheckpointError
+
+    with pytest.raises(CheckpointError) as info:
+        load_by_name(ws, name, device="cpu")
+    assert isinstance(info.value, ValueError)
+    return str(info.value)

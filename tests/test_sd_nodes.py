@@ -4,6 +4,7 @@ interruption, image files in and out."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from PIL import Image
 from graph import CancelToken, Engine, InvalidWorkflow, Registry
 from graph.events import Progress
 from graph.pngmeta import read_png_text
-from graph.workflow import parse_workflow
+from graph.workflow import load_workflow_file, parse_workflow
 from graph.workspace import PathOutsideFolder
 from nodes.encode_text import encode_windows
 from nodes.load_image import LoadImage
@@ -315,10 +316,7 @@ def test_save_image_numbers_files_and_embeds_workflow_and_parameters(engine: Eng
     assert result.files == [{"kind": "output", "name": "txt2img_00008_.png"}]
     assert (out / "txt2img_00007_.png").read_bytes() == b"taken"
     text = read_png_text((out / "txt2img_00008_.png").read_bytes())
-    assert (
-        parse_workflow(__import__("json").loads(text["workflow"])).nodes["sample"].inputs["seed"]
-        == 9
-    )
+    assert parse_workflow(json.loads(text["workflow"])).nodes["sample"].inputs["seed"] == 9
     params = text["parameters"].splitlines()
     assert params[0] == doc["nodes"]["positive_tokens"]["inputs"]["text"]
     assert params[1] == "Negative prompt: blurry, low quality"
@@ -332,6 +330,21 @@ def test_save_image_numbers_files_and_embeds_workflow_and_parameters(engine: Eng
         "Model: builtin/tiny-random",
     ):
         assert part in params[2]
+
+
+def test_the_png_reruns_to_the_same_image(
+    engine: Engine, registry: Registry, tmp_path: Path
+) -> None:
+    """The embedded workflow reproduces the image bit for bit in a fresh engine."""
+    doc = with_inputs(
+        workflow_doc("txt2img"), {"sample": {"steps": 3, "seed": 77, "sampler": "euler_ancestral"}}
+    )
+    [f] = run_ok(engine, doc).files
+    png = engine.workspace.output_dir / f["name"]
+    fresh = make_engine(tmp_path / "fresh", registry)
+    [g] = run_ok(fresh, load_workflow_file(png).model_dump()).files
+    again = fresh.workspace.output_dir / g["name"]
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(again)))
 
 
 def test_save_image_subfolders_and_confinement(engine: Engine) -> None:

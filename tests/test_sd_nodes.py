@@ -434,3 +434,18 @@ def test_load_image_refuses_oversized_and_unlisted_files(
     doc["nodes"]["load"]["inputs"]["file"] = "../secret.png"
     with pytest.raises(InvalidWorkflow, match="not one of the available input_images"):
         engine.run(parse_workflow(doc))
+
+
+def test_inversion_with_guidance_needs_the_negative(model: ModelHandle, conds: Any) -> None:
+    from nodes.sd.sampling import INVERTED, invert
+
+    pos, neg = conds
+    x = LatentBatch(torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="needs a negative conditioning"):
+        invert(model, pos, None, x, 3, 3.0)
+    guided = invert(model, pos, neg, x, 3, 3.0)
+    plain = invert(model, pos, None, x, 3, 1.0)
+    assert guided.extra[INVERTED] == {"steps": 3, "timestep_spacing": "leading"}
+    assert not torch.allclose(guided.samples, plain.samples)
+    with pytest.raises(ValueError, match="use denoise 1"):
+        sample(model, pos, neg, guided, SampleSettings(0, 3, 3.0, "ddim", "normal", 0.5))

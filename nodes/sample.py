@@ -59,4 +59,4 @@ class Sample(Node):
         settings = SampleSettings(seed, steps, cfg, sampler, schedule, denoise)
         ctx.check_interrupted()
         out = sample(model, positive, negative, latent, settings, progress_callback(ctx))
-        return {"latent": LatentBatch(out.float().cpu())}
+        return {"latent": LatentBatch(out)}  # stays on the model's device

@@ -6,7 +6,8 @@ Payload conventions (what a link of each type carries at run time):
 - VAE: `nodes.sd.handles.VaeHandle`
 - TOKENS: `nodes.sd.handles.TokenWindows` (ids and per-token weights, 77-token windows)
 - CONDITIONING: `nodes.sd.handles.Conditioning` (embeddings [1, 77*k, dim])
-- LATENT: `nodes.sd.handles.LatentBatch` (samples [B, 4, h, w], scaled by the VAE factor)
+- LATENT: `nodes.sd.handles.LatentBatch` (samples [B, 4, h, w] scaled by the VAE factor,
+  on the device that made them)
 - IMAGE: torch float tensor [B, H, W, 3] in 0..1, on the CPU
 """
 

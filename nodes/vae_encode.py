@@ -25,12 +25,12 @@ def crop_to_multiple(images: torch.Tensor, multiple: int = MULTIPLE) -> torch.Te
 
 @torch.no_grad()
 def encode(vae: VaeHandle, images: torch.Tensor) -> torch.Tensor:
-    """Latents in U-Net space (the posterior's mean times the scaling factor), on the CPU.
+    """Latents in U-Net space (the posterior's mean times the scaling factor), on the VAE's device.
 
     The mean rather than a sample: encoding is deterministic and needs no seed."""
     x = crop_to_multiple(images).permute(0, 3, 1, 2).to(vae.device, vae.dtype) * 2.0 - 1.0
     dist = vae.vae.encode(x).latent_dist
-    return (dist.mode() * vae.scaling_factor).float().cpu()
+    return dist.mode() * vae.scaling_factor
 
 
 class VAEEncode(Node):

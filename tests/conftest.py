@@ -13,6 +13,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from graph import Engine, Registry, Workspace  # noqa: E402
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread for the whole test process: the tests use tiny models, where a
+    second intra-op thread on 2 shared cores only spins (measured 40x slower)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def test_registry() -> Registry:
     return Registry.from_package("tests.engine_nodes")

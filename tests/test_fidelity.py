@@ -30,8 +30,6 @@ from nodes.vae_encode import encode
 from tests.sd_fixtures import checkpoints_dir, tiny_components, write_tiny_diffusers_folder
 from tests.sd_workflows import make_engine, output_pixels, run_ok, with_inputs, workflow_doc
 
-torch.set_num_threads(1)  # 2 shared cores: extra threads only spin (40x slower measured)
-
 PROMPT = "a red circle on a blue background"
 NEGATIVE = "blurry, low quality"
 STEPS = 8

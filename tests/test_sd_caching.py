@@ -6,14 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from graph import Engine, Registry
 from graph.events import NodeCached, RunStarted
 from tests.sd_workflows import executed, make_engine, run_ok, with_inputs, workflow_doc
-
-torch.set_num_threads(1)  # 2 shared cores: extra threads only spin
 
 FAST = {"sample": {"steps": 4}}
 

@@ -32,8 +32,6 @@ from nodes.vae_encode import encode
 from tests.sd_fixtures import tiny_components
 from tests.sd_workflows import executed, make_engine, run_ok, with_inputs, workflow_doc
 
-torch.set_num_threads(1)  # 2 shared cores: extra threads only spin
-
 
 @pytest.fixture(scope="module")
 def components() -> dict[str, Any]:

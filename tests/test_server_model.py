@@ -25,7 +25,6 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def sd_registry() -> Registry:
-    torch.set_num_threads(2)
     return Registry.from_package("nodes")
 
 

@@ -193,4 +193,4 @@ def invert(
         if on_step is not None:
             on_step(i + 1, total, latents)
     extra = {INVERTED: {"steps": steps, "timestep_spacing": spacing}}
-    return LatentBatch(latents.float().cpu(), extra=extra)
+    return LatentBatch(latents, extra=extra)

@@ -29,6 +29,7 @@ from graph.workflow import (
     workflow_json_schema,
 )
 from graph.workspace import Workspace
+from nodes.sd.runtime import configure_process
 
 ROOT = Path(__file__).resolve().parent
 
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", action="store_true", help="print the workflow JSON Schema")
     p.add_argument("--allow-pickle", action="store_true", help="load pickle checkpoints")
     p.add_argument("--cache-bytes", type=int, default=4 * 1024**3, help="output cache budget")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--node-package", action="append", default=[], help=argparse.SUPPRESS)
     return p
 
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.schema:
         print(json.dumps(workflow_json_schema(), indent=2))
         return 0
+    configure_process(args.threads)
     registry = make_registry(args.node_package)
     workspace = Workspace.at(args.data, args.models, allow_pickle=args.allow_pickle)
     if args.out:

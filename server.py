@@ -10,12 +10,13 @@ import os
 import sys
 from pathlib import Path
 
+from nodes.sd.runtime import configure_process
 from service import make_app
 from service.config import BUILD_HINT, Budgets, ConfigError, ServerConfig
 
 __all__ = ["ServerConfig", "main", "make_app"]  # tests may use server.make_app(config)
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
+configure_process()  # before torch loads: offline hub, passive OpenMP waits
 
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
@@ -92,7 +93,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--max-steps", type=int, default=b.max_steps)
     p.add_argument("--max-nodes", type=int, default=b.max_nodes)
     p.add_argument("--max-prompt-chars", type=int, default=b.max_prompt_chars)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     a = p.parse_args(argv)
+    configure_process(a.threads)
     return ServerConfig(
         host=a.host,
         port=a.port,

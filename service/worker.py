@@ -59,12 +59,7 @@ class Worker(Protocol):
 
     def free_memory(self) -> None:
         """Drop cached outputs and loaded models (after running out of memory)."""
-        self.engine.cache.clear()
-        self.engine.resources.drop(lambda key: True)
-        gc.collect()
-        torch = sys.modules.get("torch")  # only if the nodes loaded it; never imported here
-        if torch is not None and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        ...
 
     def stats(self) -> dict[str, Any]: ...
 

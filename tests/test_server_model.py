@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,40 @@ async def test_uploaded_image_feeds_load_image(aiohttp_client, tmp_path, sd_regi
     resp = await client.post("/api/jobs", json={"workflow": wf})
     [problem] = (await resp.json())["error"]["details"]
     assert (problem["node_id"], problem["code"]) == ("image", "not_in_choices")
+
+
+@pytest.mark.slow
+async def test_cli_and_server_write_the_same_png_bytes(aiohttp_client, tmp_path, sd_registry):
+    """Determinism: one workflow and seed give byte-identical PNGs from run.py and the
+    server (pixels and the embedded workflow alike)."""
+    client = await _client(aiohttp_client, tmp_path / "srv", sd_registry)
+    workflow = await _workflow(client, steps=3, seed=7)
+    job = await submit(client, workflow, client_id="client-det")
+    for _ in range(600):
+        detail = await (await client.get(f"/api/jobs/{job}")).json()
+        if detail["status"] not in ("queued", "running"):
+            break
+        await asyncio.sleep(0.2)
+    assert detail["status"] == "ok", detail["error"]
+    server_png = await (await client.get(detail["files"][0]["url"])).read()
+
+    wf_file = tmp_path / "wf.json"
+    wf_file.write_text(json.dumps(workflow))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(REPO / "run.py"),
+        str(wf_file),
+        "--json",
+        "--threads",
+        "1",
+        "--data",
+        str(tmp_path / "cli"),
+        "--models",
+        str(REPO / "models"),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=300)
+    assert proc.returncode == 0
+    cli_png = Path(json.loads(out)["runs"][0]["files"][0]).read_bytes()
+    assert cli_png == server_png

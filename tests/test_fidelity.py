@@ -79,6 +79,26 @@ def as_uint8(images: np.ndarray) -> np.ndarray:
     return (images * 255).round().astype(np.uint8)
 
 
+def reference(pipe: Any, seed: int, **overrides: Any) -> list[np.ndarray]:
+    """The pipeline's images (uint8) for our prompts and the usual settings."""
+    kwargs: dict[str, Any] = {
+        "negative_prompt": NEGATIVE,
+        "num_inference_steps": STEPS,
+        "guidance_scale": 7.5,
+        "height": 64,
+        "width": 64,
+        **overrides,
+    }
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}  # None: not for this pipeline
+    gen = torch.Generator("cpu").manual_seed(seed)
+    images = pipe(PROMPT, generator=gen, output_type="np", **kwargs).images
+    return [as_uint8(im) for im in images]
+
+
+def max_diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
 def txt2img(
     sampler: str, schedule: str, seed: int, cfg: float = 7.5, batch: int = 1, size: int = 64
 ) -> dict[str, Any]:
@@ -122,30 +142,10 @@ def test_txt2img_equals_stable_diffusion_pipeline(
     result = run_ok(engine, txt2img(sampler, schedule, seed=1234))
     [ours] = output_pixels(engine, result)
     pipe = pipeline_for(components, sampler, schedule)
-    ref = pipe(
-        PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=STEPS,
-        guidance_scale=7.5,
-        height=64,
-        width=64,
-        generator=torch.Generator("cpu").manual_seed(1234),
-        output_type="np",
-    ).images
-    diff = np.abs(ours.astype(int) - as_uint8(ref[0]).astype(int))
-    assert diff.max() <= 1, f"{sampler}/{schedule}: max pixel difference {diff.max()}/255"
+    diff = max_diff(ours, reference(pipe, 1234)[0])
+    assert diff <= 1, f"{sampler}/{schedule}: max pixel difference {diff}/255"
     # the images are not trivially equal (e.g. all black): the seed matters
-    other = pipe(
-        PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=STEPS,
-        guidance_scale=7.5,
-        height=64,
-        width=64,
-        generator=torch.Generator("cpu").manual_seed(1235),
-        output_type="np",
-    ).images
-    assert np.abs(as_uint8(other[0]).astype(int) - ours.astype(int)).max() > 10
+    assert max_diff(ours, reference(pipe, 1235)[0]) > 10
 
 
 def test_batch_and_non_square_size_equal_pipeline(
@@ -158,19 +158,9 @@ def test_batch_and_non_square_size_equal_pipeline(
     ours = output_pixels(engine, result)
     assert len(ours) == 2 and ours[0].shape == (32, 48, 3)
     pipe = pipeline_for(components, "euler_ancestral", "normal")
-    ref = pipe(
-        PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=STEPS,
-        guidance_scale=7.5,
-        height=32,
-        width=48,
-        num_images_per_prompt=2,
-        generator=torch.Generator("cpu").manual_seed(7),
-        output_type="np",
-    ).images
+    ref = reference(pipe, 7, height=32, width=48, num_images_per_prompt=2)
     for mine, theirs in zip(ours, ref, strict=True):
-        assert np.abs(mine.astype(int) - as_uint8(theirs).astype(int)).max() <= 1
+        assert max_diff(mine, theirs) <= 1
 
 
 def test_img2img_equals_img2img_pipeline(
@@ -207,17 +197,17 @@ def test_img2img_equals_img2img_pipeline(
     vae = VaeHandle(components["vae"], torch.device("cpu"), torch.float32, "ref")
     latents = encode(vae, load_image(engine.workspace.input_dir / "source.png"))
     pipe = pipeline_for(components, "euler", "normal", img2img=True)
-    ref = pipe(
-        PROMPT,
+    ref = reference(
+        pipe,
+        99,
         image=latents,
-        negative_prompt=NEGATIVE,
         strength=0.6,
         num_inference_steps=10,
         guidance_scale=6.0,
-        generator=torch.Generator("cpu").manual_seed(99),
-        output_type="np",
-    ).images
-    assert np.abs(ours.astype(int) - as_uint8(ref[0]).astype(int)).max() <= 1
+        height=None,
+        width=None,
+    )
+    assert max_diff(ours, ref[0]) <= 1
 
 
 def test_v_prediction_model_equals_pipeline(
@@ -237,28 +227,9 @@ def test_v_prediction_model_equals_pipeline(
     doc = with_inputs(txt2img("euler", "normal", seed=5), {"checkpoint": {"name": "vpred"}})
     [ours] = output_pixels(engine, run_ok(engine, doc))
     pipe = pipeline_for(vpred, "euler", "normal", prediction="v_prediction")
-    ref = pipe(
-        PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=STEPS,
-        guidance_scale=7.5,
-        height=64,
-        width=64,
-        generator=torch.Generator("cpu").manual_seed(5),
-        output_type="np",
-    ).images
-    assert np.abs(ours.astype(int) - as_uint8(ref[0]).astype(int)).max() <= 1
-    eps = pipeline_for(components, "euler", "normal")(
-        PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=STEPS,
-        guidance_scale=7.5,
-        height=64,
-        width=64,
-        generator=torch.Generator("cpu").manual_seed(5),
-        output_type="np",
-    ).images
-    assert np.abs(ours.astype(int) - as_uint8(eps[0]).astype(int)).max() > 10
+    assert max_diff(ours, reference(pipe, 5)[0]) <= 1
+    # and it is not what the same weights give as an epsilon model
+    assert max_diff(ours, reference(pipeline_for(components, "euler", "normal"), 5)[0]) > 10
 
 
 # -- DDIM inversion ---------------------------------------------------------------------

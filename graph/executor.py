@@ -26,7 +26,6 @@ from graph.events import (
     RunFinished,
     RunStarted,
 )
-from graph.node import Node
 from graph.plan import Plan, consumers, dumps_inputs, make_plan
 from graph.registry import Registry
 from graph.validate import Checked, CheckedNode, InvalidWorkflow, Problem, validate
@@ -121,13 +120,9 @@ class Engine:
         with self._lock:
             return self._execute(checked, WorkflowDoc(workflow), emit, cancel, run_id)
 
-    def _fingerprints(self, checked: Checked) -> dict[str, str | None]:
-        prints: dict[str, str | None] = {}
-        for nid, node in checked.nodes.items():
-            fp = node.spec.cls.fingerprint
-            if fp.__func__ is not _default_fingerprint:  # type: ignore[attr-defined]
-                prints[nid] = fp(self.workspace, node.literals)
-        return prints
+    def _fingerprint(self, node: CheckedNode) -> str | None:
+        spec = node.spec
+        return spec.cls.fingerprint(self.workspace, node.literals) if spec.has_fingerprint else None
 
     def _execute(
         self,
@@ -140,7 +135,7 @@ class Engine:
         t_start = time.perf_counter()
         result = RunResult(run_id, "ok", 0.0)
         try:
-            plan = make_plan(checked, self.cache, self._fingerprints(checked))
+            plan = make_plan(checked, self.cache, self._fingerprint)
         except Exception as exc:  # a fingerprint failed (e.g. a file vanished)
             return self._fail(result, None, exc, emit, t_start)
         emit(RunStarted(run_id, list(plan.to_run), list(plan.cached)))
@@ -260,7 +255,5 @@ class _NodeFailed(Exception):
         self.node_id = node_id
         self.exc = exc
 
-
-_default_fingerprint = Node.fingerprint.__func__  # type: ignore[attr-defined]
 
 __all__ = ["Engine", "InvalidWorkflow", "Problem", "RunResult"]

@@ -113,6 +113,7 @@ class NodeSpec:
         self.version = cls.VERSION
         self.output_node = cls.OUTPUT_NODE
         self.cacheable = cls.CACHEABLE
+        self.has_fingerprint = cls.fingerprint.__func__ is not Node.fingerprint.__func__  # type: ignore[attr-defined]
         self.description = (cls.__doc__ or "").strip().split("\n")[0]
         self.outputs: dict[str, type[SocketType]] = dict(cls.OUTPUTS)
         self.inputs: dict[str, InputSpec] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,12 +49,17 @@ def node_key(node: CheckedNode, keys: dict[str, str], fingerprint: str | None) -
     return hashlib.sha1(repr(doc).encode()).hexdigest()
 
 
-def make_plan(checked: Checked, cache: OutputCache, fingerprints: dict[str, str | None]) -> Plan:
+def make_plan(
+    checked: Checked,
+    cache: OutputCache,
+    fingerprint: Callable[[CheckedNode], str | None],
+) -> Plan:
+    """Key every needed node (fingerprints included), then find what must execute."""
     nodes = checked.nodes
     order = needed_nodes(checked)
     keys: dict[str, str] = {}
     for nid in order:
-        keys[nid] = node_key(nodes[nid], keys, fingerprints.get(nid))
+        keys[nid] = node_key(nodes[nid], keys, fingerprint(nodes[nid]))
     # Walk up from the outputs; a cache hit needs none of its ancestors.
     hits: dict[str, CacheEntry] = {}
     run: set[str] = set()

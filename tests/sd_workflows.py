@@ -24,9 +24,18 @@ def make_engine(tmp: Path, registry: Registry, resources: Resources | None = Non
     return Engine(registry, ws, resources=resources)
 
 
-def workflow_doc(name: str) -> dict[str, Any]:
-    """A shipped workflow as a plain dict (a fresh copy each call)."""
-    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+TEST_CHECKPOINT = "builtin/tiny-random"
+
+
+def workflow_doc(name: str, checkpoint: str = TEST_CHECKPOINT) -> dict[str, Any]:
+    """A shipped workflow as a plain dict (a fresh copy each call), its LoadCheckpoint
+    nodes pointed at ``checkpoint``: the SD tests run on the seeded random built-in,
+    whose components the fidelity tests rebuild for diffusers' pipelines."""
+    doc = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    for node in doc["nodes"].values():
+        if node["type"] == "LoadCheckpoint":
+            node["inputs"]["name"] = checkpoint
+    return doc
 
 
 def with_inputs(doc: dict[str, Any], changes: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -316,13 +316,15 @@ def test_save_image_numbers_files_and_embeds_workflow_and_parameters(engine: Eng
     text = read_png_text((out / "txt2img_00008_.png").read_bytes())
     assert parse_workflow(json.loads(text["workflow"])).nodes["sample"].inputs["seed"] == 9
     params = text["parameters"].splitlines()
-    assert params[0] == doc["nodes"]["positive_tokens"]["inputs"]["text"]
-    assert params[1] == "Negative prompt: blurry, low quality"
+    inputs = {nid: node["inputs"] for nid, node in doc["nodes"].items()}
+    assert params[0] == inputs["positive_tokens"]["text"]
+    assert params[1] == "Negative prompt: " + inputs["negative_tokens"]["text"]
+    sample = inputs["sample"]
     for part in (
         "Steps: 3",
-        "Sampler: euler",
-        "Schedule type: normal",
-        "CFG scale: 7.5",
+        f"Sampler: {sample['sampler']}",
+        f"Schedule type: {sample['schedule']}",
+        f"CFG scale: {sample['cfg']}",
         "Seed: 9",
         "Size: 64x64",
         "Model: builtin/tiny-random",

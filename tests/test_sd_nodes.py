@@ -309,7 +309,10 @@ def test_vae_round_trip_shapes_and_crop(vae: VaeHandle) -> None:
 def test_save_image_numbers_files_and_embeds_workflow_and_parameters(engine: Engine) -> None:
     out = engine.workspace.output_dir
     (out / "txt2img_00007_.png").write_bytes(b"taken")
-    doc = with_inputs(workflow_doc("txt2img"), {"sample": {"steps": 3, "seed": 9}})
+    doc = with_inputs(
+        workflow_doc("txt2img"),
+        {"sample": {"steps": 3, "seed": 9}, "negative_tokens": {"text": "blurry, low quality"}},
+    )
     result = run_ok(engine, doc)
     assert result.files == [{"kind": "output", "name": "txt2img_00008_.png"}]
     assert (out / "txt2img_00007_.png").read_bytes() == b"taken"

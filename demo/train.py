@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--count", type=int, default=40000, help="latents: scenes to encode")
+    p.add_argument("--aux-weight", type=float, default=0.0, help="unet: text attribute heads")
     p.add_argument("--eval-every", type=int, default=250, help="unet: steps between evals")
     p.add_argument("--eval-prompts", type=int, default=48, help="unet: held-out prompts judged")
     p.add_argument("--crop-frac", type=float, default=0.7, help="vae: share of steps on crops")
@@ -52,7 +53,14 @@ def main(argv: list[str] | None = None) -> None:
         from demo.evaluate import training_eval
         from demo.train_unet import UnetRun, train_unet
 
-        run = UnetRun(out=a.out, seed=a.seed, subset=a.subset, eval_every=a.eval_every, **overrides)
+        run = UnetRun(
+            out=a.out,
+            seed=a.seed,
+            subset=a.subset,
+            eval_every=a.eval_every,
+            aux_weight=a.aux_weight,
+            **overrides,
+        )
         train_unet(run, log, eval_fn=training_eval(a.out, a.seed, n=a.eval_prompts))
 
 

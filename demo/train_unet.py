@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from demo import scenes
+from demo.aux_text import AttributeHeads, combo_labels, stated_mask
 from demo.models import (
     LATENT_SCALE,
     build_noise_scheduler,
@@ -90,6 +92,7 @@ class UnetRun:
     save_every: int = 50
     eval_every: int = 250
     subset: int | None = None
+    aux_weight: float = 0.0  # demo.aux_text attribute heads on the pooled text output
 
 
 def snr_weights(sched, t: torch.Tensor) -> torch.Tensor:
@@ -99,14 +102,16 @@ def snr_weights(sched, t: torch.Tensor) -> torch.Tensor:
     return torch.clamp(snr, max=MIN_SNR_GAMMA) / snr
 
 
-def unet_loss(unet, te, sched, lat, ids, gen: torch.Generator) -> torch.Tensor:
+def unet_loss(unet, te, sched, lat, ids, gen: torch.Generator, aux=None) -> torch.Tensor:
+    """Min-SNR-weighted epsilon loss; `aux(pooled_text)` adds a text-side term."""
     noise = torch.randn(lat.shape, generator=gen)
     t = torch.randint(0, sched.config.num_train_timesteps, (lat.shape[0],), generator=gen)
     noisy = sched.add_noise(lat, noise, t)
-    emb = te(ids).last_hidden_state
-    pred = unet(noisy, t, encoder_hidden_states=emb).sample
+    out = te(ids)
+    pred = unet(noisy, t, encoder_hidden_states=out.last_hidden_state).sample
     per = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
-    return (per * snr_weights(sched, t)).mean()
+    loss = (per * snr_weights(sched, t)).mean()
+    return loss if aux is None else loss + aux(out.pooler_output)
 
 
 class CaptionIds:
@@ -129,6 +134,9 @@ class CaptionIds:
         self.empty = ids[-1]
         self.index = torch.tensor([row[c] for c in combos])
 
+    def variant(self, u: torch.Tensor) -> torch.Tensor:
+        return (u < self.PARTIAL_PROB).long() + (u < 2 * self.PARTIAL_PROB).long()
+
     def batch(
         self, idx: torch.Tensor, drop: torch.Tensor, u: torch.Tensor, gen: torch.Generator
     ) -> torch.Tensor:
@@ -136,7 +144,7 @@ class CaptionIds:
         captions become "" and half a few random vocabulary tokens, so that a negative
         prompt of words never seen in training ("blurry, low quality") also acts as the
         unconditional branch."""
-        variant = (u < self.PARTIAL_PROB).long() + (u < 2 * self.PARTIAL_PROB).long()
+        variant = self.variant(u)
         ids = self.table[variant, self.index[idx]].clone()
         ids[drop] = self.empty
         for row in torch.nonzero(drop).flatten().tolist():
@@ -155,6 +163,10 @@ def batch_indices(run: UnetRun, step: int, n: int) -> torch.Tensor:
     return perm[k * run.batch : (k + 1) * run.batch]
 
 
+def _aux_loss(heads, labels, mask, weight: float, pooled: torch.Tensor) -> torch.Tensor:
+    return weight * heads.loss(pooled, labels, mask)
+
+
 def train_unet(run: UnetRun, log: Logger, eval_fn=None) -> dict[str, float]:
     """Train (or resume) text encoder + U-Net; checkpoints to run.out / 'unet.pt'."""
     data = torch.load(run.out / "latents.pt", map_location="cpu")
@@ -166,16 +178,23 @@ def train_unet(run: UnetRun, log: Logger, eval_fn=None) -> dict[str, float]:
     params = list(unet.parameters()) + list(te.parameters())
     opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=0.01)
     ema = Ema([unet, te], run.ema_decay)
+    heads = AttributeHeads(te.config.hidden_size) if run.aux_weight > 0 else None
+    labels = combo_labels(caps)
     ckpt_path = run.out / "unet.pt"
     start = 0
     state = load_if_exists(ckpt_path)
     if state is not None:
         unet.load_state_dict(state["unet"])
         te.load_state_dict(state["te"])
+        if heads is not None and "aux" in state:
+            heads.load_state_dict(state["aux"])
+            opt.add_param_group({"params": list(heads.parameters())})
         opt.load_state_dict(state["opt"])
         ema.load_state_dict(state["ema"])
         start = state["step"]
         log(f"resumed U-Net at step {start}")
+    if heads is not None and len(opt.param_groups) == 1:
+        opt.add_param_group({"params": list(heads.parameters())})
     unet.train()
     te.train()
     losses: list[float] = []
@@ -187,7 +206,11 @@ def train_unet(run: UnetRun, log: Logger, eval_fn=None) -> dict[str, float]:
         idx = batch_indices(run, step, lat.shape[0])
         drop = torch.rand(len(idx), generator=gen) < UNCOND_PROB
         form = torch.rand(len(idx), generator=gen)
-        loss = unet_loss(unet, te, sched, lat[idx], ids.batch(idx, drop, form, gen), gen)
+        aux = None
+        if heads is not None:
+            mask = stated_mask(drop, ids.variant(form))
+            aux = partial(_aux_loss, heads, labels[idx], mask, run.aux_weight)
+        loss = unet_loss(unet, te, sched, lat[idx], ids.batch(idx, drop, form, gen), gen, aux)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -208,6 +231,7 @@ def train_unet(run: UnetRun, log: Logger, eval_fn=None) -> dict[str, float]:
                     "opt": opt.state_dict(),
                     "ema": ema.state_dict(),
                     "step": step + 1,
+                    **({"aux": heads.state_dict()} if heads is not None else {}),
                 },
                 ckpt_path,
             )

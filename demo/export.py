@@ -43,6 +43,8 @@ def export(
     save_single_file(weights, unet, vae, te, dtype=dtype)
     vae_state = torch.load(out / "vae.pt", map_location="cpu", weights_only=False)
     unet_state = torch.load(out / "unet.pt", map_location="cpu", weights_only=False)
+    dec = out / "decoder.pt"
+    dec_steps = int(torch.load(dec, weights_only=False)["step"]) if dec.exists() else 0
     record = {
         "file": weights.name,
         "checkpoint": f"builtin/{NAME}",
@@ -53,8 +55,10 @@ def export(
             "seed": seed,
             "vae_steps": int(vae_state["step"]),
             "unet_steps": int(unet_state["step"]),
+            "decoder_finetune_steps": dec_steps,
+            "aux_text_heads": "aux" in unet_state,
             "weights": "EMA of U-Net and text encoder",
-            "command": "python -m demo.train vae|latents|unet (see docs/demo-model.md)",
+            "command": "python -m demo.train vae|latents|unet|decoder (docs/demo-model.md)",
         },
         "params": {
             "unet": n_params(unet),

@@ -298,6 +298,7 @@ async def test_dropping_a_png_with_an_embedded_workflow_loads_it(canvas: Canvas)
     assert loaded["nodes"] == doc["nodes"]  # the unknown node is kept as it was
     assert loaded["ui"]["positions"]["mystery"] == {"x": 1740, "y": 300}
     placeholder = canvas.node("mystery").locator(".gnode")
+    await placeholder.wait_for()
     assert "unknown" in (await placeholder.get_attribute("class")).split()
     assert "NoSuchNode" in await placeholder.inner_text()
     await canvas.shot("dropped-png")
@@ -347,7 +348,7 @@ async def test_every_example_round_trips(canvas: Canvas) -> None:
     broken["nodes"]["decode"]["inputs"]["latent"] = {"node": "gone", "output": "latent"}
     await canvas.load(broken)
     assert (await canvas.workflow())["nodes"] == broken["nodes"]
-    assert "broken link" in await canvas.node("decode").inner_text()
+    await canvas.node("decode").get_by_text("broken link").wait_for()  # rendered after load
     assert canvas.unexpected_errors() == []
     assert canvas.console == []
 

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
 from PIL import Image
 
-from graph import Engine, Registry
+from graph import Engine
 from graph.events import NodeCached, RunStarted
-from tests.sd_workflows import executed, make_engine, run_ok, with_inputs, workflow_doc
+from tests.sd_workflows import executed, run_ok, with_inputs, workflow_doc
 
 FAST = {"sample": {"steps": 4}}
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return Registry.from_package("nodes")
-
-
-@pytest.fixture
-def engine(registry: Registry, tmp_path: Path) -> Engine:
-    return make_engine(tmp_path, registry)
 
 
 def outputs(engine: Engine) -> list[str]:

@@ -1,33 +1,19 @@
-"""Text-to-image with the demo components via diffusers schedulers (used by training-time
-evaluation, the bench and the tests; the engine's Sample node does the same job in workflows)."""
+"""Text-to-image with in-memory demo components, for training-time evaluation: the
+project's own sampling loop (`nodes.sd.sampling.sample`, the Sample node's), one prompt
+per batch item."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from diffusers import (
-    DDIMScheduler,
-    DPMSolverMultistepScheduler,
-    EulerAncestralDiscreteScheduler,
-    EulerDiscreteScheduler,
-)
 
 from demo.models import SCHEDULER_CONFIG
+from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
+from nodes.sd.sampling import SampleSettings, sample
 from nodes.sd.tokenizer import load_clip_tokenizer
 
-SAMPLERS = {
-    "euler": (EulerDiscreteScheduler, {}),
-    "euler_ancestral": (EulerAncestralDiscreteScheduler, {}),
-    "ddim": (DDIMScheduler, {"set_alpha_to_one": False}),
-    "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-}
-# SD-1.5's inference spacing.
+# SD-1.5's inference spacing, as the exported checkpoint carries it.
 INFERENCE_CONFIG = dict(SCHEDULER_CONFIG, timestep_spacing="leading", steps_offset=1)
-
-
-def make_scheduler(name: str):
-    cls, kwargs = SAMPLERS[name]
-    return cls.from_config(INFERENCE_CONFIG, **kwargs)
 
 
 def tokenize(prompts: list[str]) -> torch.Tensor:
@@ -54,20 +40,13 @@ def sample_latents(
     seed: int = 0,
 ) -> torch.Tensor:
     """Scaled latents [n, 4, 8, 8] with classifier-free guidance, one seed per batch."""
-    n = len(prompts)
-    cond = encode_text(text_encoder, prompts)
-    uncond = encode_text(text_encoder, [""]).expand(n, -1, -1)
-    sched = make_scheduler(sampler)
-    sched.set_timesteps(steps)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn((n, 4, 8, 8), generator=gen) * sched.init_noise_sigma
-    emb = torch.cat([uncond, cond])
-    for t in sched.timesteps:
-        inp = sched.scale_model_input(torch.cat([x, x]), t)
-        eps_u, eps_c = unet(inp, t, encoder_hidden_states=emb).sample.chunk(2)
-        eps = eps_u + cfg * (eps_c - eps_u)
-        x = sched.step(eps, t, x, generator=gen).prev_sample
-    return x
+    cpu = torch.device("cpu")
+    model = ModelHandle(unet, INFERENCE_CONFIG, "epsilon", cpu, torch.float32, "training")
+    positive = Conditioning(encode_text(text_encoder, prompts))
+    negative = Conditioning(encode_text(text_encoder, [""]))
+    shape = LatentBatch(torch.zeros(len(prompts), 4, 8, 8))
+    settings = SampleSettings(seed, steps, cfg, sampler, "normal")
+    return sample(model, positive, negative, shape, settings)
 
 
 @torch.no_grad()

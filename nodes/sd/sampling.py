@@ -60,17 +60,28 @@ def guidance_embeddings(
     batch: int,
     cfg: float,
 ) -> torch.Tensor:
-    """Cross-attention input for one U-Net call: [uncond x B, cond x B] when guided."""
-    pos = positive.embeddings.to(model.device, model.dtype)
+    """Cross-attention input for one U-Net call: [uncond x B, cond x B] when guided.
+
+    A conditioning holds one prompt (repeated over the batch) or one per batch item."""
+    pos = _per_item(positive.embeddings.to(model.device, model.dtype), batch)
     if not _guided(cfg):
-        return pos.repeat(batch, 1, 1)
+        return pos
     if negative is None:
         raise ValueError("cfg above 1 needs a negative conditioning")
-    neg = negative.embeddings.to(model.device, model.dtype)
+    neg = _per_item(negative.embeddings.to(model.device, model.dtype), batch)
     if pos.shape[-1] != neg.shape[-1]:
         raise ValueError("positive and negative conditionings come from different text encoders")
     pos, neg = match_lengths(pos, neg)
-    return torch.cat([neg.repeat(batch, 1, 1), pos.repeat(batch, 1, 1)])
+    return torch.cat([neg, pos])
+
+
+def _per_item(embeddings: torch.Tensor, batch: int) -> torch.Tensor:
+    n = embeddings.shape[0]
+    if n == batch:
+        return embeddings
+    if n != 1:
+        raise ValueError(f"a conditioning of {n} prompts does not fit a batch of {batch}")
+    return embeddings.repeat(batch, 1, 1)
 
 
 def _check_dims(model: ModelHandle, embeddings: torch.Tensor) -> None:

@@ -150,3 +150,18 @@ def test_inversion_with_guidance_needs_the_negative(model: ModelHandle, conds: A
     assert not torch.allclose(guided.samples, plain.samples)
     with pytest.raises(ValueError, match="use denoise 1"):
         sample(model, pos, neg, guided, SampleSettings(0, 3, 3.0, "ddim", "normal", 0.5))
+
+
+def test_one_prompt_per_batch_item(model: ModelHandle, conds: Any) -> None:
+    """A conditioning may hold one prompt per batch item; the same prompt twice equals
+    that prompt repeated over the batch, and a count that fits neither is refused."""
+    pos, neg = conds
+    latent = LatentBatch(torch.zeros(2, 4, 8, 8))
+    settings = SampleSettings(5, 3, 4.0, "euler", "normal")
+    twice = Conditioning(pos.embeddings.repeat(2, 1, 1))
+    assert torch.equal(
+        sample(model, twice, neg, latent, settings), sample(model, pos, neg, latent, settings)
+    )
+    three = Conditioning(pos.embeddings.repeat(3, 1, 1))
+    with pytest.raises(ValueError, match="does not fit a batch of 2"):
+        sample(model, three, neg, latent, settings)

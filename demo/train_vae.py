@@ -15,9 +15,9 @@ from demo.models import LATENT_SCALE, build_vae
 from demo.trainutil import (
     Logger,
     StopFlag,
-    load_if_exists,
     lr_at,
     psnr,
+    resume,
     save_atomic,
     set_lr,
     step_generator,
@@ -109,13 +109,7 @@ def train_vae(run: VaeRun, log: Logger) -> dict[str, float]:
     ckpt_path = run.out / "vae.pt"
     vae = build_vae(run.seed)
     opt = torch.optim.AdamW(vae.parameters(), lr=run.lr, weight_decay=0.0)
-    start = 0
-    state = load_if_exists(ckpt_path)
-    if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
-        log(f"resumed VAE at step {start}")
+    start = resume(ckpt_path, vae, opt, log, "VAE")
     vae.train()
     first_loss = last_loss = float("nan")
     running = []
@@ -163,13 +157,7 @@ def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
     params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=0.0)
     ckpt_path = run.out / "decoder.pt"
-    start = 0
-    state = load_if_exists(ckpt_path)
-    if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
-        log(f"resumed decoder at step {start}")
+    start = resume(ckpt_path, vae, opt, log, "decoder")
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
     flag = StopFlag()

@@ -26,6 +26,18 @@ def load_if_exists(path: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
 
 
+def resume(path: Path, model: Any, opt: Any, log: Any, what: str) -> int:
+    """Load a {"model", "opt", "step"} checkpoint into model and optimizer when it exists;
+    the step to continue from (0 for a fresh start)."""
+    state = load_if_exists(path)
+    if state is None:
+        return 0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    log(f"resumed {what} at step {state['step']}")
+    return int(state["step"])
+
+
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     """Linear warm-up then cosine decay to 5% of peak."""
     if step < warmup:

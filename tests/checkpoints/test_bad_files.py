@@ -21,22 +21,7 @@ from tests.sd_fixtures import (
     load_by_name,
     load_error,
     same_weights,
-    tiny_components,
-    write_every_format,
 )
-
-SEED = 3
-
-
-@pytest.fixture(scope="module")
-def parts() -> dict[str, Any]:
-    return tiny_components(SEED)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory, parts: dict[str, Any]) -> Path:
-    """A models folder holding the tiny model in every supported format."""
-    return write_every_format(tmp_path_factory.mktemp("models"), parts)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -24,14 +23,6 @@ from tests.sd_fixtures import (
     write_tiny_diffusers_folder,
     write_tiny_single_file,
 )
-
-SEED = 3
-
-
-@pytest.fixture(scope="module")
-def parts() -> dict[str, Any]:
-    return tiny_components(SEED)
-
 
 # --- architecture detection on full-size shapes (meta tensors: no memory, no time) ---------
 

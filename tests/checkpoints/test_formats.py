@@ -1,8 +1,8 @@
 """Checkpoint loading of good files: listing, every format loads faithfully, dtype and
 device choice, sharing through the resources cache, and the LoadCheckpoint node in the engine.
 
-Bad files and pickle safety are in test_checkpoint_bad_files.py; architecture detection and
-LDM round trips in test_checkpoint_roundtrip.py.
+Bad files and pickle safety are in test_bad_files.py; architecture detection and
+LDM round trips in test_roundtrip.py.
 """
 
 from __future__ import annotations

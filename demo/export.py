@@ -16,7 +16,13 @@ from pathlib import Path
 import torch
 
 from demo.evaluate import load_trained
-from demo.models import UNET_CONFIG, VAE_CONFIG, n_params, text_config
+from demo.models import (
+    UNET_CONFIG,
+    VAE_CONFIG,
+    build_inference_scheduler,
+    n_params,
+    text_config,
+)
 from demo.trainutil import DEFAULT_OUT
 from nodes.sd.checkpoints import BUILTIN_MODELS_DIR
 from nodes.sd.ldm_export import save_single_file
@@ -40,7 +46,7 @@ def export(
     """Write <dest>/shapes-demo.safetensors and its .json record; returns the record."""
     weights, record_path = dest / WEIGHTS.name, dest / RECORD.name
     unet, te, vae = load_trained(out, seed)
-    save_single_file(weights, unet, vae, te, dtype=dtype)
+    save_single_file(weights, unet, vae, te, scheduler=build_inference_scheduler(), dtype=dtype)
     vae_state = torch.load(out / "vae.pt", map_location="cpu", weights_only=False)
     unet_state = torch.load(out / "unet.pt", map_location="cpu", weights_only=False)
     dec = out / "decoder.pt"

@@ -12,9 +12,6 @@ from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
 from nodes.sd.sampling import SampleSettings, sample
 from nodes.sd.tokenizer import load_clip_tokenizer
 
-# SD-1.5's inference spacing, as the exported checkpoint carries it.
-INFERENCE_CONFIG = dict(SCHEDULER_CONFIG, timestep_spacing="leading", steps_offset=1)
-
 
 def tokenize(prompts: list[str]) -> torch.Tensor:
     tok = load_clip_tokenizer()
@@ -41,7 +38,8 @@ def sample_latents(
 ) -> torch.Tensor:
     """Scaled latents [n, 4, 8, 8] with classifier-free guidance, one seed per batch."""
     cpu = torch.device("cpu")
-    model = ModelHandle(unet, INFERENCE_CONFIG, "epsilon", cpu, torch.float32, "training")
+    prediction = SCHEDULER_CONFIG["prediction_type"]
+    model = ModelHandle(unet, SCHEDULER_CONFIG, prediction, cpu, torch.float32, "training")
     positive = Conditioning(encode_text(text_encoder, prompts))
     negative = Conditioning(encode_text(text_encoder, [""]))
     shape = LatentBatch(torch.zeros(len(prompts), 4, 8, 8))

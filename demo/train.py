@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-every", type=int, default=250, help="unet: steps between evals")
     p.add_argument("--eval-prompts", type=int, default=48, help="unet: held-out prompts judged")
     p.add_argument("--crop-frac", type=float, default=0.7, help="vae: share of steps on crops")
+    p.add_argument("--init-from", type=Path, default=None, help="unet: start from a run's EMA")
     p.add_argument("--subset", type=int, default=None, help="cycle through N scenes only")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
             subset=a.subset,
             eval_every=a.eval_every,
             aux_weight=a.aux_weight,
+            init_from=a.init_from,
             **overrides,
         )
         train_unet(run, log, eval_fn=training_eval(a.out, a.seed, n=a.eval_prompts))

@@ -93,23 +93,30 @@ class UnetRun:
     eval_every: int = 250
     subset: int | None = None
     aux_weight: float = 0.0  # demo.aux_text attribute heads on the pooled text output
+    init_from: Path | None = None  # start a fresh run from another run's EMA weights
 
 
 def snr_weights(sched, t: torch.Tensor) -> torch.Tensor:
-    """Min-SNR-gamma weighting for epsilon prediction (faster, steadier convergence)."""
+    """Min-SNR-style weighting: low-noise steps (SNR > gamma) count less, so the loss is
+    not spent on fine detail the decoder cannot show. For v-prediction the weight stays 1
+    down to SNR 0, where the layout (the prompt's position) is decided."""
     ac = sched.alphas_cumprod[t]
-    snr = ac / (1 - ac)
+    snr = ac / (1 - ac).clamp(min=1e-8)
+    if sched.config.prediction_type == "v_prediction":
+        return torch.clamp(snr + 1, max=MIN_SNR_GAMMA) / (snr + 1)
     return torch.clamp(snr, max=MIN_SNR_GAMMA) / snr
 
 
 def unet_loss(unet, te, sched, lat, ids, gen: torch.Generator, aux=None) -> torch.Tensor:
-    """Min-SNR-weighted epsilon loss; `aux(pooled_text)` adds a text-side term."""
+    """Min-SNR-weighted v (or epsilon) loss; `aux(pooled_text)` adds a text-side term."""
     noise = torch.randn(lat.shape, generator=gen)
     t = torch.randint(0, sched.config.num_train_timesteps, (lat.shape[0],), generator=gen)
     noisy = sched.add_noise(lat, noise, t)
     out = te(ids)
     pred = unet(noisy, t, encoder_hidden_states=out.last_hidden_state).sample
-    per = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+    v_pred = sched.config.prediction_type == "v_prediction"
+    target = sched.get_velocity(lat, noise, t) if v_pred else noise
+    per = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
     loss = (per * snr_weights(sched, t)).mean()
     return loss if aux is None else loss + aux(out.pooler_output)
 
@@ -163,6 +170,19 @@ def batch_indices(run: UnetRun, step: int, n: int) -> torch.Tensor:
     return perm[k * run.batch : (k + 1) * run.batch]
 
 
+def init_weights(path: Path, unet, te, heads) -> None:
+    """Copy another run's EMA U-Net and text encoder (and its attribute heads) in place:
+    a new objective or schedule can start from features already learned."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    unet.load_state_dict(state["unet"])
+    te.load_state_dict(state["te"])
+    src = Ema([unet, te], 0.0)
+    src.load_state_dict(state["ema"])
+    src.copy_to([unet, te])
+    if heads is not None and "aux" in state:
+        heads.load_state_dict(state["aux"])
+
+
 def _aux_loss(heads, labels, mask, weight: float, pooled: torch.Tensor) -> torch.Tensor:
     return weight * heads.loss(pooled, labels, mask)
 
@@ -193,6 +213,10 @@ def train_unet(run: UnetRun, log: Logger, eval_fn=None) -> dict[str, float]:
         ema.load_state_dict(state["ema"])
         start = state["step"]
         log(f"resumed U-Net at step {start}")
+    elif run.init_from is not None:
+        init_weights(run.init_from, unet, te, heads)
+        ema = Ema([unet, te], run.ema_decay)
+        log(f"initialised U-Net and text encoder from {run.init_from} (EMA weights)")
     if heads is not None and len(opt.param_groups) == 1:
         opt.add_param_group({"params": list(heads.parameters())})
     unet.train()

@@ -186,6 +186,26 @@ def test_shipped_model_matches_its_record() -> None:
 
 
 @shipped
+def test_shipped_model_carries_its_v_prediction_zero_snr_schedule(tmp_path: Path) -> None:
+    """The loader reads the training schedule from the file (sdgraph.hints): v-prediction,
+    zero terminal SNR, trailing timesteps; every sampler then starts from pure noise."""
+    from graph.context import Resources
+    from graph.workspace import Workspace
+    from nodes.sd.checkpoints import load_checkpoint
+    from nodes.sd.samplers import build_scheduler
+
+    ws = Workspace.at(tmp_path, tmp_path / "m")
+    model, _, _ = load_checkpoint(ws, Resources(), "builtin/shapes-demo", "fp32", "cpu")
+    assert model.prediction_type == "v_prediction"
+    assert model.scheduler_config["rescale_betas_zero_snr"] is True
+    for sampler in ("euler", "euler_ancestral", "ddim", "dpmpp_2m"):
+        sched = build_scheduler(model.scheduler_config, sampler, "normal", model.prediction_type)
+        sched.set_timesteps(20)
+        assert int(sched.timesteps[0]) == 999, sampler
+        assert float(sched.alphas_cumprod[-1]) < 1e-6, sampler
+
+
+@shipped
 def test_shipped_model_is_listed_and_follows_prompts(tmp_path: Path) -> None:
     """Fixed prompts and seed through the project's own loader and sampler. Asserts the
     attributes the shipped model controls reliably (background, colour, size: >= 95% in

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-every", type=int, default=250, help="unet: steps between evals")
     p.add_argument("--eval-prompts", type=int, default=48, help="unet: held-out prompts judged")
     p.add_argument("--crop-frac", type=float, default=0.7, help="vae: share of steps on crops")
+    p.add_argument("--adv-weight", type=float, default=0.0, help="decoder: discriminator")
     p.add_argument("--init-from", type=Path, default=None, help="unet: start from a run's EMA")
     p.add_argument("--subset", type=int, default=None, help="cycle through N scenes only")
     a = p.parse_args(argv)
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     elif a.stage == "decoder":
         from demo.train_vae import VaeRun, finetune_decoder
 
-        run = VaeRun(out=a.out, seed=a.seed, crop=0, **{"lr": 3e-4, **overrides})
+        run = VaeRun(
+            out=a.out, seed=a.seed, crop=0, adv_weight=a.adv_weight, **{"lr": 3e-4, **overrides}
+        )
         finetune_decoder(run, log)
     elif a.stage == "latents":
         from demo.train_unet import encode_latents

@@ -170,15 +170,33 @@ def batch_indices(run: UnetRun, step: int, n: int) -> torch.Tensor:
     return perm[k * run.batch : (k + 1) * run.batch]
 
 
-def init_weights(path: Path, unet, te, heads) -> None:
-    """Copy another run's EMA U-Net and text encoder (and its attribute heads) in place:
-    a new objective or schedule can start from features already learned."""
+def ema_weights(state: dict, part: str, index: int) -> dict[str, torch.Tensor]:
+    """A checkpoint's EMA shadow of one module, by parameter name: the shadow is stored in
+    ``parameters()`` order, the order of the state dict (these modules have no buffers)."""
+    names, shadow = list(state[part]), state["ema"]["shadow"][index]
+    if len(names) != len(shadow):
+        raise ValueError(f"EMA of {part} does not match its state dict")
+    return dict(zip(names, shadow, strict=True))
+
+
+def init_weights(path: Path, unet, te, heads, log: Logger) -> None:
+    """Start from another run's EMA U-Net and text encoder (and attribute heads): a new
+    objective, schedule or a U-Net with fewer blocks reuses the features already learned.
+    Every parameter of the new U-Net must exist in the source; source blocks the new one
+    lacks are dropped (and named in the log)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    unet.load_state_dict(state["unet"])
-    te.load_state_dict(state["te"])
-    src = Ema([unet, te], 0.0)
-    src.load_state_dict(state["ema"])
-    src.copy_to([unet, te])
+    for module, part, index in ((unet, "unet", 0), (te, "te", 1)):
+        own = dict(module.named_parameters())
+        src = ema_weights(state, part, index)
+        missing = sorted(set(own) - set(src))
+        if missing:
+            raise ValueError(f"{path}: no weights for {part} parameters {missing[:3]}...")
+        dropped = sorted({".".join(k.split(".")[:3]) for k in set(src) - set(own)})
+        if dropped:
+            log(f"init: {part} blocks not in the new model: {', '.join(dropped)}")
+        with torch.no_grad():
+            for k, p in own.items():
+                p.copy_(src[k])
     if heads is not None and "aux" in state:
         heads.load_state_dict(state["aux"])
 
@@ -214,7 +232,7 @@ def train_unet(run: UnetRun, log: Logger, eval_fn=None) -> dict[str, float]:
         start = state["step"]
         log(f"resumed U-Net at step {start}")
     elif run.init_from is not None:
-        init_weights(run.init_from, unet, te, heads)
+        init_weights(run.init_from, unet, te, heads, log)
         ema = Ema([unet, te], run.ema_decay)
         log(f"initialised U-Net and text encoder from {run.init_from} (EMA weights)")
     if heads is not None and len(opt.param_groups) == 1:

@@ -11,10 +11,13 @@ import numpy as np
 import torch
 
 from demo import scenes
+from demo.adversarial import Adversary, adaptive_weight
+from demo.judge import accuracy
 from demo.models import LATENT_SCALE, build_vae
 from demo.trainutil import (
     Logger,
     StopFlag,
+    load_if_exists,
     lr_at,
     psnr,
     resume,
@@ -43,6 +46,7 @@ class VaeRun:
     save_every: int = 50
     eval_every: int = 500
     subset: int | None = None  # cycle through only this many scenes (tests)
+    adv_weight: float = 0.0  # decoder: patch-discriminator term (demo.adversarial), 0 = off
     stop_at: int | None = None  # stop (checkpoint saved) after this step, as if interrupted
 
 
@@ -149,8 +153,8 @@ def train_vae(run: VaeRun, log: Logger) -> dict[str, float]:
 def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
     """Stage 2b: keep training the decoder (and post-quant conv) on the frozen encoder's
     latents (latents.pt, the U-Net's training data) while the U-Net trains on them. Small
-    latent noise keeps it tolerant of imperfect U-Net outputs. Checkpoints to decoder.pt;
-    export prefers it over vae_final.pt."""
+    latent noise keeps it tolerant of imperfect U-Net outputs; `run.adv_weight` adds the
+    patch discriminator. Checkpoints to decoder.pt; export prefers it over vae_final.pt."""
     vae = build_vae(run.seed)
     vae.load_state_dict(torch.load(run.out / "vae_final.pt", map_location="cpu")["model"])
     latents = torch.load(run.out / "latents.pt", map_location="cpu")["latents"]
@@ -158,6 +162,10 @@ def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
     opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=0.0)
     ckpt_path = run.out / "decoder.pt"
     start = resume(ckpt_path, vae, opt, log, "decoder")
+    adversary = Adversary(run.seed) if run.adv_weight > 0 else None
+    state = load_if_exists(ckpt_path) if adversary is not None else None
+    if adversary is not None and state is not None and "adversary" in state:
+        adversary.load_state_dict(state["adversary"])
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
     flag = StopFlag()
@@ -170,24 +178,46 @@ def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
         z = latents[idx] + DECODER_LATENT_NOISE * torch.randn(latents[idx].shape, generator=gen)
         rec = vae.decode(z / LATENT_SCALE).sample
         loss = recon_loss(rec, x)
+        if adversary is not None:
+            adv = adversary.generator_loss(rec)
+            weight = adaptive_weight(loss, adv, vae.decoder.conv_out.weight)
+            loss = loss + run.adv_weight * weight * adv
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if adversary is not None:
+            adversary.step(x, rec)
         running.append(loss.item())
         if (step + 1) % 50 == 0:
             log(f"decoder step {step + 1}/{run.steps} loss {np.mean(running):.4f}")
             running = []
         if (step + 1) % run.eval_every == 0:
-            log(f"decoder step {step + 1} eval PSNR {eval_psnr(vae, seed=run.seed):.2f} dB")
+            log(f"decoder step {step + 1} eval {decoder_eval(vae, run.seed)}")
         if (step + 1) % run.save_every == 0 or step + 1 == run.steps or flag.stop:
+            extra = {"adversary": adversary.state_dict()} if adversary is not None else {}
             save_atomic(
-                {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path
+                {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1, **extra},
+                ckpt_path,
             )
         if flag.stop:
             log(f"stopped at step {step + 1} (checkpoint saved)")
             break
     flag.close()
-    result = {"psnr": eval_psnr(vae, seed=run.seed)}
+    result = decoder_eval(vae, run.seed)
     log(f"decoder done: {result}")
     return result
+
+
+@torch.no_grad()
+def decoder_eval(vae, seed: int, n: int = 200) -> dict[str, float]:
+    """PSNR and the judge's shape accuracy on plain reconstructions of held-out scenes: the
+    ceiling for the shape accuracy of generated pictures."""
+    vae.eval()
+    images, scene_list = scenes.batch(range(n), "eval", seed)
+    x = to_tensor(images)
+    rec = vae.decode(vae.encode(x).latent_dist.mean).sample
+    vae.train()
+    pixels = ((rec.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+    shape = accuracy(pixels.numpy(), scene_list)["shape"]
+    return {"psnr": round(psnr(rec, x), 2), "shape": round(shape, 3)}

@@ -224,3 +224,34 @@ def test_shipped_model_is_listed_and_follows_prompts(tmp_path: Path) -> None:
         verdict = judge.judge(pipe.txt2img(sc.caption, seed=0, steps=20, sampler="dpmpp_2m"))
         got = judge.score(verdict, sc)
         assert got["background"] and got["colour"] and got["size"], (sc.caption, verdict)
+
+
+@pytest.mark.slow
+def test_decoder_finetuning_with_discriminator_runs_and_resumes(tmp_path: Path) -> None:
+    from demo.train_vae import finetune_decoder
+
+    torch.set_num_threads(1)
+    vae = build_vae(0).eval()
+    with torch.no_grad():
+        lat = vae.encode(to_tensor(scenes.batch(range(8), "train")[0])).latent_dist.mean
+    torch.save({"model": vae.state_dict()}, tmp_path / "vae_final.pt")
+    torch.save({"latents": lat * 0.18215}, tmp_path / "latents.pt")
+    run = VaeRun(out=tmp_path, steps=3, batch=2, crop=0, adv_weight=0.5, eval_every=10**6)
+    result = finetune_decoder(run, Logger(None))
+    assert set(result) == {"psnr", "shape"}
+    state = torch.load(tmp_path / "decoder.pt", weights_only=False)
+    assert state["step"] == 3 and "adversary" in state
+    before = state["adversary"]["disc"]["net.0.weight"].clone()
+    run.steps = 4
+    finetune_decoder(run, Logger(None))
+    state = torch.load(tmp_path / "decoder.pt", weights_only=False)
+    assert state["step"] == 4
+    assert not torch.equal(state["adversary"]["disc"]["net.0.weight"], before)
+
+
+def test_adaptive_weight_balances_the_two_gradients() -> None:
+    from demo.adversarial import adaptive_weight
+
+    w = torch.ones(3, requires_grad=True)
+    rec, adv = (w * 4.0).sum(), (w * 0.5).sum()
+    assert adaptive_weight(rec, adv, w).item() == pytest.approx(8.0, rel=1e-3)

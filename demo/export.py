@@ -17,6 +17,7 @@ import torch
 
 from demo.evaluate import load_trained
 from demo.models import (
+    SCHEDULER_CONFIG,
     UNET_CONFIG,
     VAE_CONFIG,
     build_inference_scheduler,
@@ -50,7 +51,7 @@ def export(
     vae_state = torch.load(out / "vae.pt", map_location="cpu", weights_only=False)
     unet_state = torch.load(out / "unet.pt", map_location="cpu", weights_only=False)
     dec = out / "decoder.pt"
-    dec_steps = int(torch.load(dec, weights_only=False)["step"]) if dec.exists() else 0
+    dec_state = torch.load(dec, weights_only=False) if dec.exists() else {"step": 0}
     record = {
         "file": weights.name,
         "checkpoint": f"builtin/{NAME}",
@@ -61,9 +62,14 @@ def export(
             "seed": seed,
             "vae_steps": int(vae_state["step"]),
             "unet_steps": int(unet_state["step"]),
-            "decoder_finetune_steps": dec_steps,
+            "decoder_finetune_steps": int(dec_state["step"]),
+            "decoder_discriminator": "adversary" in dec_state,
             "aux_text_heads": "aux" in unet_state,
             "weights": "EMA of U-Net and text encoder",
+            "schedule": {
+                k: SCHEDULER_CONFIG[k]
+                for k in ("prediction_type", "rescale_betas_zero_snr", "timestep_spacing")
+            },
             "command": "python -m demo.train vae|latents|unet|decoder (docs/demo-model.md)",
         },
         "params": {

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-prompts", type=int, default=48, help="unet: held-out prompts judged")
     p.add_argument("--crop-frac", type=float, default=0.7, help="vae: share of steps on crops")
     p.add_argument("--adv-weight", type=float, default=0.0, help="decoder: discriminator")
+    p.add_argument("--adv-start", type=int, default=0, help="decoder: discriminator from")
     p.add_argument("--init-from", type=Path, default=None, help="unet: start from a run's EMA")
     p.add_argument("--subset", type=int, default=None, help="cycle through N scenes only")
     a = p.parse_args(argv)
@@ -46,7 +47,12 @@ def main(argv: list[str] | None = None) -> None:
         from demo.train_vae import VaeRun, finetune_decoder
 
         run = VaeRun(
-            out=a.out, seed=a.seed, crop=0, adv_weight=a.adv_weight, **{"lr": 3e-4, **overrides}
+            out=a.out,
+            seed=a.seed,
+            crop=0,
+            adv_weight=a.adv_weight,
+            adv_start=a.adv_start,
+            **{"lr": 3e-4, **overrides},
         )
         finetune_decoder(run, log)
     elif a.stage == "latents":

@@ -47,6 +47,7 @@ class VaeRun:
     eval_every: int = 500
     subset: int | None = None  # cycle through only this many scenes (tests)
     adv_weight: float = 0.0  # decoder: patch-discriminator term (demo.adversarial), 0 = off
+    adv_start: int = 0  # decoder: the discriminator joins at this step (pixel losses first)
     stop_at: int | None = None  # stop (checkpoint saved) after this step, as if interrupted
 
 
@@ -178,7 +179,8 @@ def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
         z = latents[idx] + DECODER_LATENT_NOISE * torch.randn(latents[idx].shape, generator=gen)
         rec = vae.decode(z / LATENT_SCALE).sample
         loss = recon_loss(rec, x)
-        if adversary is not None:
+        adversarial = adversary is not None and step >= run.adv_start
+        if adversarial:
             adv = adversary.generator_loss(rec)
             weight = adaptive_weight(loss, adv, vae.decoder.conv_out.weight)
             loss = loss + run.adv_weight * weight * adv
@@ -186,7 +188,7 @@ def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if adversary is not None:
+        if adversarial:
             adversary.step(x, rec)
         running.append(loss.item())
         if (step + 1) % 50 == 0:

@@ -207,15 +207,17 @@ def test_shipped_model_carries_its_v_prediction_zero_snr_schedule(tmp_path: Path
 
 @shipped
 def test_shipped_model_is_listed_and_follows_prompts(tmp_path: Path) -> None:
-    """Fixed prompts and seed through the project's own loader and sampler. Asserts the
-    attributes the shipped model controls reliably (background, colour, size: >= 95% in
-    docs/demo-model.md); position and shape are measured by bench/demo_quality.py."""
+    """Fixed prompts and seed through the project's own loader and sampler. Background,
+    colour, size and position are >= 95% reliable (docs/demo-model.md), so all four must
+    hold for every prompt; shape is not yet (issue 6), so the judge must accept the whole
+    caption for two of the three."""
     from bench.demo_quality import Pipeline
     from graph.workspace import Workspace
     from nodes.sd.checkpoints import list_checkpoints
 
     assert "builtin/shapes-demo" in list_checkpoints(Workspace.at(tmp_path, tmp_path / "m"))
     pipe = Pipeline("builtin/shapes-demo")
+    accepted = 0
     for sc in [
         scenes.Scene("circle", "red", "large", "top left", "blue"),
         scenes.Scene("square", "yellow", "small", "centre", "purple"),
@@ -223,7 +225,9 @@ def test_shipped_model_is_listed_and_follows_prompts(tmp_path: Path) -> None:
     ]:
         verdict = judge.judge(pipe.txt2img(sc.caption, seed=0, steps=20, sampler="dpmpp_2m"))
         got = judge.score(verdict, sc)
-        assert got["background"] and got["colour"] and got["size"], (sc.caption, verdict)
+        assert all(got[k] for k in ("background", "colour", "size", "position")), (sc, verdict)
+        accepted += got["all"]
+    assert accepted >= 2
 
 
 @pytest.mark.slow
@@ -255,3 +259,36 @@ def test_adaptive_weight_balances_the_two_gradients() -> None:
     w = torch.ones(3, requires_grad=True)
     rec, adv = (w * 4.0).sum(), (w * 0.5).sum()
     assert adaptive_weight(rec, adv, w).item() == pytest.approx(8.0, rel=1e-3)
+
+
+def test_unet_init_from_a_run_with_more_blocks(tmp_path: Path) -> None:
+    """--init-from: parameters are matched by name from the source's EMA; blocks the new
+    U-Net lacks (cross-attention at 8x8) are dropped and named."""
+    from diffusers import UNet2DConditionModel
+
+    from demo.models import UNET_CONFIG
+    from demo.train_unet import init_weights
+    from demo.trainutil import Ema
+
+    both = ("CrossAttnDownBlock2D",) * 2, ("CrossAttnUpBlock2D",) * 2
+    torch.manual_seed(5)
+    src = UNet2DConditionModel(
+        **{**UNET_CONFIG, "down_block_types": both[0], "up_block_types": both[1]}
+    )
+    src_te = build_text_encoder(5)
+    ema = Ema([src, src_te], 0.5)
+    with torch.no_grad():
+        src.conv_in.weight.add_(1.0)  # the live weights move; the EMA keeps the old ones
+    torch.save(
+        {"unet": src.state_dict(), "te": src_te.state_dict(), "ema": ema.state_dict()},
+        tmp_path / "src.pt",
+    )
+    lines: list[str] = []
+    unet, te = build_unet(0), build_text_encoder(0)
+    init_weights(tmp_path / "src.pt", unet, te, None, lines.append)
+    assert torch.allclose(unet.conv_in.weight, src.conv_in.weight - 1.0, atol=1e-5)
+    assert torch.equal(
+        te.text_model.embeddings.token_embedding.weight,
+        src_te.text_model.embeddings.token_embedding.weight,
+    )
+    assert "down_blocks.0.attentions" in lines[0] and "up_blocks.1.attentions" in lines[0]

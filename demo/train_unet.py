@@ -215,7 +215,6 @@ def train_unet(run: UnetRun, log: Logger, eval_fn=None) -> dict[str, float]:
     unet, te, sched = build_unet(run.seed), build_text_encoder(run.seed), build_noise_scheduler()
     params = list(unet.parameters()) + list(te.parameters())
     opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=0.01)
-    ema = Ema([unet, te], run.ema_decay)
     heads = AttributeHeads(te.config.hidden_size) if run.aux_weight > 0 else None
     labels = combo_labels(caps)
     ckpt_path = run.out / "unet.pt"
@@ -228,13 +227,14 @@ def train_unet(run: UnetRun, log: Logger, eval_fn=None) -> dict[str, float]:
             heads.load_state_dict(state["aux"])
             opt.add_param_group({"params": list(heads.parameters())})
         opt.load_state_dict(state["opt"])
-        ema.load_state_dict(state["ema"])
         start = state["step"]
         log(f"resumed U-Net at step {start}")
     elif run.init_from is not None:
         init_weights(run.init_from, unet, te, heads, log)
-        ema = Ema([unet, te], run.ema_decay)
         log(f"initialised U-Net and text encoder from {run.init_from} (EMA weights)")
+    ema = Ema([unet, te], run.ema_decay)  # shadows the weights the run starts from
+    if state is not None:
+        ema.load_state_dict(state["ema"])
     if heads is not None and len(opt.param_groups) == 1:
         opt.add_param_group({"params": list(heads.parameters())})
     unet.train()

@@ -17,7 +17,6 @@ from demo.models import LATENT_SCALE, build_vae
 from demo.trainutil import (
     Logger,
     StopFlag,
-    load_if_exists,
     lr_at,
     psnr,
     resume,
@@ -114,7 +113,7 @@ def train_vae(run: VaeRun, log: Logger) -> dict[str, float]:
     ckpt_path = run.out / "vae.pt"
     vae = build_vae(run.seed)
     opt = torch.optim.AdamW(vae.parameters(), lr=run.lr, weight_decay=0.0)
-    start = resume(ckpt_path, vae, opt, log, "VAE")
+    start = int(resume(ckpt_path, vae, opt, log, "VAE").get("step", 0))
     vae.train()
     first_loss = last_loss = float("nan")
     running = []
@@ -162,10 +161,10 @@ def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
     params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=0.0)
     ckpt_path = run.out / "decoder.pt"
-    start = resume(ckpt_path, vae, opt, log, "decoder")
+    state = resume(ckpt_path, vae, opt, log, "decoder")
+    start = int(state.get("step", 0))
     adversary = Adversary(run.seed) if run.adv_weight > 0 else None
-    state = load_if_exists(ckpt_path) if adversary is not None else None
-    if adversary is not None and state is not None and "adversary" in state:
+    if adversary is not None and "adversary" in state:
         adversary.load_state_dict(state["adversary"])
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)

@@ -26,16 +26,16 @@ def load_if_exists(path: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
 
 
-def resume(path: Path, model: Any, opt: Any, log: Any, what: str) -> int:
-    """Load a {"model", "opt", "step"} checkpoint into model and optimizer when it exists;
-    the step to continue from (0 for a fresh start)."""
+def resume(path: Path, model: Any, opt: Any, log: Any, what: str) -> dict[str, Any]:
+    """Load a {"model", "opt", "step", ...} checkpoint into model and optimizer when it
+    exists; the whole checkpoint for any further parts ({} for a fresh start, step 0)."""
     state = load_if_exists(path)
     if state is None:
-        return 0
+        return {}
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     log(f"resumed {what} at step {state['step']}")
-    return int(state["step"])
+    return state
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:

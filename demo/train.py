@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop-frac", type=float, default=0.7, help="vae: share of steps on crops")
     p.add_argument("--adv-weight", type=float, default=0.0, help="decoder: discriminator")
     p.add_argument("--adv-start", type=int, default=0, help="decoder: discriminator from")
-    p.add_argument("--init-from", type=Path, default=None, help="unet: start from a run's EMA")
+    p.add_argument(
+        "--init-from", type=Path, default=None, help="unet: a run's unet.pt; decoder: decoder.pt"
+    )
+    p.add_argument("--denoised-from", type=Path, default=None, help="decoder: U-Net run folder")
     p.add_argument("--subset", type=int, default=None, help="cycle through N scenes only")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
             crop=0,
             adv_weight=a.adv_weight,
             adv_start=a.adv_start,
+            init_from=a.init_from,
+            denoised_from=a.denoised_from,
             **{"lr": 3e-4, **overrides},
         )
         finetune_decoder(run, log)

@@ -47,6 +47,9 @@ class VaeRun:
     subset: int | None = None  # cycle through only this many scenes (tests)
     adv_weight: float = 0.0  # decoder: patch-discriminator term (demo.adversarial), 0 = off
     adv_start: int = 0  # decoder: the discriminator joins at this step (pixel losses first)
+    init_from: Path | None = None  # decoder: start from another run's decoder.pt, step 0
+    denoised_from: Path | None = None  # decoder: a U-Net run whose x0 estimates it also learns
+    denoised_share: float = 0.5  # decoder: share of each batch that is U-Net estimates
     stop_at: int | None = None  # stop (checkpoint saved) after this step, as if interrupted
 
 
@@ -154,7 +157,8 @@ def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
     """Stage 2b: keep training the decoder (and post-quant conv) on the frozen encoder's
     latents (latents.pt, the U-Net's training data) while the U-Net trains on them. Small
     latent noise keeps it tolerant of imperfect U-Net outputs; `run.adv_weight` adds the
-    patch discriminator. Checkpoints to decoder.pt; export prefers it over vae_final.pt."""
+    patch discriminator; `run.denoised_from` mixes in the U-Net's own x0 estimates
+    (demo.denoised_latents). Checkpoints to decoder.pt; export prefers it over vae_final.pt."""
     vae = build_vae(run.seed)
     vae.load_state_dict(torch.load(run.out / "vae_final.pt", map_location="cpu")["model"])
     latents = torch.load(run.out / "latents.pt", map_location="cpu")["latents"]
@@ -163,6 +167,17 @@ def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
     ckpt_path = run.out / "decoder.pt"
     state = resume(ckpt_path, vae, opt, log, "decoder")
     start = int(state.get("step", 0))
+    if not state and run.init_from is not None:
+        state = torch.load(run.init_from, map_location="cpu", weights_only=False)
+        vae.load_state_dict(state["model"])
+        log(f"decoder initialised from {run.init_from} (its step {state['step']}), new optimizer")
+    denoised = None
+    if run.denoised_from is not None:
+        from demo.denoised_latents import DenoisedLatents
+
+        denoised = DenoisedLatents.from_run(run.denoised_from, run.seed)
+        log(f"decoder also learns from {run.denoised_from}'s x0 estimates")
+    n_denoised = round(run.batch * run.denoised_share) if denoised is not None else 0
     adversary = Adversary(run.seed) if run.adv_weight > 0 else None
     if adversary is not None and "adversary" in state:
         adversary.load_state_dict(state["adversary"])
@@ -174,8 +189,12 @@ def finetune_decoder(run: VaeRun, log: Logger) -> dict[str, float]:
         set_lr(opt, lr_at(step, run.steps, run.lr, warmup=20))
         gen = step_generator(run.seed, step, 3)
         idx = torch.randint(0, latents.shape[0], (run.batch,), generator=gen)
-        x = to_tensor(scenes.batch(idx.tolist(), "train", run.seed)[0])
-        z = latents[idx] + DECODER_LATENT_NOISE * torch.randn(latents[idx].shape, generator=gen)
+        images, batch_scenes = scenes.batch(idx.tolist(), "train", run.seed)
+        x, z = to_tensor(images), latents[idx]
+        if n_denoised:
+            captions = [s.caption for s in batch_scenes[:n_denoised]]
+            z = torch.cat([denoised(z[:n_denoised], captions, gen), z[n_denoised:]])
+        z = z + DECODER_LATENT_NOISE * torch.randn(z.shape, generator=gen)
         rec = vae.decode(z / LATENT_SCALE).sample
         loss = recon_loss(rec, x)
         adversarial = adversary is not None and step >= run.adv_start

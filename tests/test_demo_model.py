@@ -289,3 +289,75 @@ def test_unet_init_from_a_run_with_more_blocks(tmp_path: Path) -> None:
     assert torch.allclose(unet.conv_in.weight, src.conv_in.weight - 1.0, atol=1e-5)
     assert torch.equal(te.get_input_embeddings().weight, src_te.get_input_embeddings().weight)
     assert "down_blocks.0.attentions" in lines[0] and "up_blocks.1.attentions" in lines[0]
+
+
+def test_denoised_latents_invert_the_v_prediction() -> None:
+    """Given the true velocity, the U-Net-side estimate is exactly the clean latent: the
+    decoder learns from x0 = sqrt(a) z_t - sqrt(1 - a) v, not from a mixed-up formula."""
+    from demo.denoised_latents import DenoisedLatents
+
+    sched = build_noise_scheduler()
+    z = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def oracle(noisy, t, encoder_hidden_states):
+        a = sched.alphas_cumprod[t].view(-1, 1, 1, 1)
+        eps = (noisy - a.sqrt() * z) / (1 - a).sqrt()
+        return type("Out", (), {"sample": a.sqrt() * eps - (1 - a).sqrt() * z})
+
+    est = DenoisedLatents(oracle, build_text_encoder(0).eval(), t_range=(100, 900))
+    got = est(z, ["a red circle"] * 3, torch.Generator().manual_seed(2))
+    assert torch.allclose(got, z, atol=1e-4)
+    lazy = DenoisedLatents(
+        lambda n, t, encoder_hidden_states: type("O", (), {"sample": 0 * n}),
+        build_text_encoder(0).eval(),
+        t_range=(500, 500),
+    )
+    assert not torch.allclose(lazy(z, ["x"] * 3, torch.Generator()), z, atol=0.1)
+
+
+@pytest.mark.slow
+def test_decoder_init_from_and_denoised_latents(tmp_path: Path) -> None:
+    """--init-from starts the decoder from another run's weights at step 0; --denoised-from
+    feeds it part of each batch as a U-Net run's x0 estimates."""
+    from demo.train_vae import finetune_decoder
+    from demo.trainutil import Ema
+
+    torch.set_num_threads(1)
+    vae = build_vae(0).eval()
+    with torch.no_grad():
+        lat = vae.encode(to_tensor(scenes.batch(range(8), "train")[0])).latent_dist.mean
+    torch.save({"model": vae.state_dict()}, tmp_path / "vae_final.pt")
+    torch.save({"latents": lat * 0.18215}, tmp_path / "latents.pt")
+    unet, te = build_unet(0), build_text_encoder(0)
+    torch.save(
+        {
+            "unet": unet.state_dict(),
+            "te": te.state_dict(),
+            "ema": Ema([unet, te], 0.0).state_dict(),
+        },
+        tmp_path / "unet.pt",
+    )
+    source = build_vae(7)
+    torch.save({"model": source.state_dict(), "step": 900}, tmp_path / "source.pt")
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("vae_final.pt", "latents.pt"):
+        (out / name).symlink_to(tmp_path / name)
+    lines: list[str] = []
+    run = VaeRun(
+        out=out,
+        steps=2,
+        batch=2,
+        crop=0,
+        eval_every=10**6,
+        lr=0.0,
+        init_from=tmp_path / "source.pt",
+        denoised_from=tmp_path,
+    )
+    finetune_decoder(run, lines.append)
+    state = torch.load(out / "decoder.pt", weights_only=False)
+    assert state["step"] == 2
+    key = "decoder.conv_in.weight"
+    assert torch.equal(state["model"][key], source.state_dict()[key])  # lr 0: the source's
+    assert any("initialised from" in line for line in lines)
+    assert any("x0 estimates" in line for line in lines)

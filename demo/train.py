@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         "--init-from", type=Path, default=None, help="unet: a run's unet.pt; decoder: decoder.pt"
     )
     p.add_argument("--denoised-from", type=Path, default=None, help="decoder: U-Net run folder")
+    p.add_argument("--denoised-share", type=float, default=0.5, help="decoder: of each batch")
     p.add_argument("--subset", type=int, default=None, help="cycle through N scenes only")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             adv_start=a.adv_start,
             init_from=a.init_from,
             denoised_from=a.denoised_from,
+            denoised_share=a.denoised_share,
             **{"lr": 3e-4, **overrides},
         )
         finetune_decoder(run, log)

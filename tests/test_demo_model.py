@@ -207,10 +207,10 @@ def test_shipped_model_carries_its_v_prediction_zero_snr_schedule(tmp_path: Path
 
 @shipped
 def test_shipped_model_is_listed_and_follows_prompts(tmp_path: Path) -> None:
-    """Fixed prompts and seed through the project's own loader and sampler. Background,
-    colour, size and position are >= 95% reliable (docs/demo-model.md), so all four must
-    hold for every prompt; shape is not yet (issue 6), so the judge must accept the whole
-    caption for two of the three."""
+    """Fixed prompts and seed through the project's own loader and sampler (the bench's
+    cfg). Background, colour, size and position are ~100% reliable (docs/demo-model.md),
+    so all four must hold for every prompt; shape is 88%, so the judge must accept the
+    whole caption for two of the three."""
     from bench.demo_quality import Pipeline
     from graph.workspace import Workspace
     from nodes.sd.checkpoints import list_checkpoints

@@ -230,16 +230,21 @@ def test_shipped_model_is_listed_and_follows_prompts(tmp_path: Path) -> None:
     assert accepted >= 2
 
 
+def _write_decoder_inputs(folder: Path) -> None:
+    """What the decoder stage reads: an untrained VAE as vae_final.pt and 8 scenes' latents."""
+    vae = build_vae(0).eval()
+    with torch.no_grad():
+        lat = vae.encode(to_tensor(scenes.batch(range(8), "train")[0])).latent_dist.mean
+    torch.save({"model": vae.state_dict()}, folder / "vae_final.pt")
+    torch.save({"latents": lat * 0.18215}, folder / "latents.pt")
+
+
 @pytest.mark.slow
 def test_decoder_finetuning_with_discriminator_runs_and_resumes(tmp_path: Path) -> None:
     from demo.train_vae import finetune_decoder
 
     torch.set_num_threads(1)
-    vae = build_vae(0).eval()
-    with torch.no_grad():
-        lat = vae.encode(to_tensor(scenes.batch(range(8), "train")[0])).latent_dist.mean
-    torch.save({"model": vae.state_dict()}, tmp_path / "vae_final.pt")
-    torch.save({"latents": lat * 0.18215}, tmp_path / "latents.pt")
+    _write_decoder_inputs(tmp_path)
     run = VaeRun(out=tmp_path, steps=3, batch=2, crop=0, adv_weight=0.5, eval_every=10**6)
     result = finetune_decoder(run, Logger(None))
     assert set(result) == {"psnr", "shape"}
@@ -323,11 +328,7 @@ def test_decoder_init_from_and_denoised_latents(tmp_path: Path) -> None:
     from demo.trainutil import Ema
 
     torch.set_num_threads(1)
-    vae = build_vae(0).eval()
-    with torch.no_grad():
-        lat = vae.encode(to_tensor(scenes.batch(range(8), "train")[0])).latent_dist.mean
-    torch.save({"model": vae.state_dict()}, tmp_path / "vae_final.pt")
-    torch.save({"latents": lat * 0.18215}, tmp_path / "latents.pt")
+    _write_decoder_inputs(tmp_path)
     unet, te = build_unet(0), build_text_encoder(0)
     torch.save(
         {

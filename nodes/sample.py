@@ -9,7 +9,7 @@ import torch
 from graph.node import Node, Widget
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
 from nodes.sd.preview import latent_preview
-from nodes.sd.samplers import SamplerName, ScheduleName
+from nodes.sd.samplers import SamplerName, ScheduleName, UnsupportedSchedule, scheduler_kwargs
 from nodes.sd.sampling import SampleSettings, sample
 from nodes.types import Conditioning as ConditioningType
 from nodes.types import Latent, Model
@@ -27,27 +27,50 @@ def progress_callback(ctx: Any) -> Any:
 
 
 class Sample(Node):
-    """Generate latents: txt2img at denoise 1, img2img (noise the input) below 1."""
+    """Generate latents: txt2img at denoise 1, img2img (noise the input) below 1.
+
+    Base -> refiner hand-off (diffusers' denoising_end / denoising_start): the base stops
+    at ``denoising_end`` (its latent keeps the remaining noise), the refiner continues it
+    from ``denoising_start`` (same value, no new noise). Without a negative, an SDXL base
+    uses zeros (diffusers' negative_prompt=None); other models need one when cfg > 1."""
 
     CATEGORY = "sampling"
     OUTPUTS = {"latent": Latent}
     model: Model
     positive: ConditioningType
-    negative: ConditioningType
     latent: Latent
+    negative: ConditioningType | None = None
     seed: int = Widget(0, ge=0, le=SEED_MAX, seed=True)
     steps: int = Widget(20, ge=1, le=500)
     cfg: float = Widget(7.5, ge=0.0, le=100.0, step=0.1)
     sampler: SamplerName = "euler"
     schedule: ScheduleName = "normal"
     denoise: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
+    denoising_start: float = Widget(0.0, ge=0.0, lt=1.0, step=0.01)
+    denoising_end: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
+
+    @classmethod
+    def check(cls, inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+        """Pairs that cannot run, rejected before any model loads."""
+        problems: list[tuple[str | None, str]] = []
+        try:
+            scheduler_kwargs(inputs["sampler"], inputs["schedule"])
+        except UnsupportedSchedule as e:
+            problems.append(("schedule", str(e)))
+        start, end = inputs["denoising_start"], inputs["denoising_end"]
+        if start > 0.0 and start >= end:
+            problems.append(
+                ("denoising_start", f"denoising_start {start} must be below denoising_end {end}")
+            )
+        if start > 0.0 and inputs["denoise"] < 1.0:
+            problems.append(("denoise", "denoising_start replaces denoise: use denoise 1"))
+        return problems
 
     def run(
         self,
         ctx: Any,
         model: ModelHandle,
         positive: Conditioning,
-        negative: Conditioning,
         latent: LatentBatch,
         seed: int,
         steps: int,
@@ -55,8 +78,13 @@ class Sample(Node):
         sampler: str,
         schedule: str,
         denoise: float,
+        denoising_start: float,
+        denoising_end: float,
+        negative: Conditioning | None = None,
     ) -> dict[str, Any]:
-        settings = SampleSettings(seed, steps, cfg, sampler, schedule, denoise)
+        settings = SampleSettings(
+            seed, steps, cfg, sampler, schedule, denoise, denoising_start, denoising_end
+        )
         ctx.check_interrupted()
         out = sample(model, positive, negative, latent, settings, progress_callback(ctx))
         return {"latent": LatentBatch(out)}  # stays on the model's device

@@ -8,13 +8,14 @@ import torch
 
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
+from nodes.sd.vae_latents import to_vae_space
 from nodes.types import Image, Latent, Vae
 
 
 @torch.no_grad()
 def decode(vae: VaeHandle, latent: LatentBatch) -> torch.Tensor:
     """[B, H, W, 3] float 0..1 on the CPU, as StableDiffusionPipeline post-processes it."""
-    z = latent.samples.to(vae.device, vae.dtype) / vae.scaling_factor
+    z = to_vae_space(vae.vae, latent.samples.to(vae.device, vae.dtype), vae.scaling_factor)
     pixels = vae.vae.decode(z, return_dict=False)[0]
     images = (pixels / 2 + 0.5).clamp(0, 1)
     return images.float().permute(0, 2, 3, 1).cpu().contiguous()

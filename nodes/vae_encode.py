@@ -8,9 +8,10 @@ import torch
 
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
+from nodes.sd.vae_latents import from_vae_space, spatial_factor
 from nodes.types import Image, Latent, Vae
 
-MULTIPLE = 8
+MULTIPLE = 8  # the default; encode() uses the VAE's own factor
 
 
 def crop_to_multiple(images: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
@@ -28,9 +29,10 @@ def encode(vae: VaeHandle, images: torch.Tensor) -> torch.Tensor:
     """Latents in U-Net space (the posterior's mean times the scaling factor), on the VAE's device.
 
     The mean rather than a sample: encoding is deterministic and needs no seed."""
-    x = crop_to_multiple(images).permute(0, 3, 1, 2).to(vae.device, vae.dtype) * 2.0 - 1.0
+    cropped = crop_to_multiple(images, spatial_factor(vae.vae))
+    x = cropped.permute(0, 3, 1, 2).to(vae.device, vae.dtype) * 2.0 - 1.0
     dist = vae.vae.encode(x).latent_dist
-    return dist.mode() * vae.scaling_factor
+    return from_vae_space(vae.vae, dist.mode(), vae.scaling_factor)
 
 
 class VAEEncode(Node):

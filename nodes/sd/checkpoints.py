@@ -27,6 +27,9 @@ from nodes.sd.checkpoint_files import (
 )
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
 from nodes.sd.ldm_export import HINTS_KEY
+from nodes.sd.sdxl_arch import detect_sdxl, is_sdxl_folder, is_sgm
+from nodes.sd.sdxl_build import build_sdxl_from_diffusers_folder, build_sdxl_from_sgm
+from nodes.sd.vae_latents import vae_dtype
 
 __all__ = [
     "BUILTIN_TINY",
@@ -181,9 +184,13 @@ def _read_components(res: Resolved, allow_pickle: bool, dtype: torch.dtype) -> d
         return c
     assert res.path is not None
     if res.kind == "folder":
+        if is_sdxl_folder(res.path):
+            return build_sdxl_from_diffusers_folder(res.path, allow_pickle, res.name)
         return build_from_diffusers_folder(res.path, allow_pickle, res.name)
     sd, meta, _fmt = read_state_dict(res.path, allow_pickle=allow_pickle and not res.trusted)
     meta["hints"] = parse_json_meta(meta, HINTS_KEY)
+    if is_sgm(sd):
+        return build_sdxl_from_sgm(sd, detect_sdxl(sd, meta, res.name), res.name, dtype)
     arch = detect(sd, meta, res.name)
     return build_from_ldm(sd, arch, res.name, dtype)
 
@@ -197,8 +204,12 @@ def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
 
 
 def _place(c: dict[str, Any], device: torch.device, dtype: torch.dtype, identity: str) -> tuple:
-    for key in ("unet", "vae", "text_encoder"):
-        c[key] = _to(c[key], device, dtype).eval().requires_grad_(False)
+    family = str(c.get("family", "sd"))
+    vae_dt = vae_dtype(family, dtype, c["vae"].config)
+    for key in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        if c.get(key) is not None:
+            dt = vae_dt if key == "vae" else dtype
+            c[key] = _to(c[key], device, dt).eval().requires_grad_(False)
     vae = c["vae"]
     sched = c["scheduler_config"]
     model = ModelHandle(
@@ -209,9 +220,21 @@ def _place(c: dict[str, Any], device: torch.device, dtype: torch.dtype, identity
         dtype=dtype,
         identity=identity,
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
+        latent_channels=int(c["unet"].config.in_channels),
+        zeros_for_missing_negative=bool(c.get("zeros_for_missing_negative", False)),
     )
-    clip = ClipHandle(c["tokenizer"], c["text_encoder"], device, dtype, identity)
-    vae_h = VaeHandle(vae, device, dtype, identity, scaling_factor=float(vae.config.scaling_factor))
+    clip = ClipHandle(
+        c["tokenizer"],
+        c["text_encoder"],
+        device,
+        dtype,
+        identity,
+        tokenizer_2=c.get("tokenizer_2"),
+        text_encoder_2=c.get("text_encoder_2"),
+        family=family,
+    )
+    scale = float(vae.config.scaling_factor)
+    vae_h = VaeHandle(vae, device, vae_dt, identity, scaling_factor=scale)
     return model, clip, vae_h
 
 

@@ -146,6 +146,8 @@ def _signature(a: SdxlArchitecture) -> tuple[Any, ...]:
     depth = u["transformer_layers_per_block"]
     levels = len(u["block_out_channels"])
     depth = list(depth) if isinstance(depth, list) else [depth] * levels
+    attn = [i for i, t in enumerate(u["down_block_types"]) if t.startswith("CrossAttn")]
+    depth = [depth[i] for i in attn]  # only levels with attention have transformer blocks
     te1 = a.text_encoder
     return (
         tuple(u["block_out_channels"]),

@@ -186,9 +186,7 @@ def _check_rules(
     try:
         broken = list(spec.cls.check(dict(values)))
     except Exception as exc:  # noqa: BLE001 - a faulty rule must not crash validation
-        problems.append(
-            Problem(node_id, None, "check_failed", f"{spec.type}.check raised {exc!r}")
-        )
+        problems.append(Problem(node_id, None, "check_failed", f"{spec.type}.check raised {exc!r}"))
         return
     for name, message in broken:
         problems.append(Problem(node_id, name, "invalid_combination", message))

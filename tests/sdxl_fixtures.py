@@ -83,8 +83,10 @@ def tiny_sdxl_components(refiner: bool = False, seed: int = 0) -> dict[str, Any]
     keyword arguments): the refiner has no ``text_encoder``/``tokenizer``."""
     sched = shipped_sdxl("sdxl-refiner" if refiner else "sdxl-base").scheduler
     bigg = CLIPTextConfig(**{**TEXT, "hidden_act": "gelu"})
+    # cross-attention width: bigG alone (refiner) or CLIP-L + bigG; 5 or 6 size ids
+    unet = _unet(32, 5) if refiner else _unet(64, 6)
     out: dict[str, Any] = {
-        "unet": _seeded(seed, lambda: UNet2DConditionModel(**_unet(32 if refiner else 64, 5 if refiner else 6))),
+        "unet": _seeded(seed, lambda: UNet2DConditionModel(**unet)),
         "vae": _seeded(seed + 1, lambda: AutoencoderKL(**VAE)),
         "text_encoder_2": _seeded(seed + 2, lambda: CLIPTextModelWithProjection(bigg)),
         "tokenizer_2": load_clip_tokenizer("!"),

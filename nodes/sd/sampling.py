@@ -268,8 +268,10 @@ def invert(
     negative = resolve_negative(model, conditioning, negative)
     embeds = guidance_embeddings(model, conditioning, negative, latents.shape[0], cfg)
     _check_dims(model, embeds)
-    pixels = (latents.shape[2] * model.vae_scale_factor, latents.shape[3] * model.vae_scale_factor)
-    added = added_conditioning(model, conditioning, negative, latents.shape[0], _guided(cfg), pixels)
+    f = model.vae_scale_factor
+    pixels = (latents.shape[2] * f, latents.shape[3] * f)
+    batch = latents.shape[0]
+    added = added_conditioning(model, conditioning, negative, batch, _guided(cfg), pixels)
     total = len(scheduler.timesteps)
     for i, t in enumerate(scheduler.timesteps):
         noise_pred = predict_noise(model, scheduler, latents, t, embeds, cfg, added)

@@ -14,6 +14,7 @@ keeps its own crop and aesthetic score).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 
 from nodes.sd.handles import Conditioning, ModelHandle
@@ -113,4 +114,3 @@ def zeros_like_conditioning(positive: Conditioning) -> Conditioning:
     """diffusers' ``force_zeros_for_empty_prompt``: no negative prompt -> zeros."""
     pooled = torch.zeros_like(positive.pooled) if positive.pooled is not None else None
     return Conditioning(torch.zeros_like(positive.embeddings), pooled=pooled)
-

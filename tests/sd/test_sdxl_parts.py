@@ -61,7 +61,8 @@ def test_full_size_configs_are_recognised_from_shapes() -> None:
             unet = UNet2DConditionModel.from_config(arch.unet)
             vae = AutoencoderKL.from_config(arch.vae)
             bigg = CLIPTextModelWithProjection(CLIPTextConfig(**arch.text_encoder_2))
-            clip_l = CLIPTextModel(CLIPTextConfig(**arch.text_encoder)) if arch.text_encoder else None
+            te1 = arch.text_encoder
+            clip_l = CLIPTextModel(CLIPTextConfig(**te1)) if te1 else None
         sd = to_sgm_state_dict(unet, vae, clip_l, bigg)
         found = detect_sdxl(sd, {}, "x.safetensors")
         assert found.name == name and found.refiner == (name == "sdxl-refiner")
@@ -151,7 +152,8 @@ def test_sample_rejects_impossible_combinations_at_validation(
 ) -> None:
     """Rejected by validation (the node's cross-field rule), before anything loads: the
     checkpoint named here does not even exist."""
-    doc = with_inputs(workflow_doc("txt2img", checkpoint="nowhere.safetensors"), {"sample": changes})
+    doc = workflow_doc("txt2img", checkpoint="nowhere.safetensors")
+    doc = with_inputs(doc, {"sample": changes})
     problems = validate(parse_workflow(doc), Registry.from_package("nodes")).problems
     [p] = problems
     assert (p.node_id, p.field, p.code) == ("sample", field, "invalid_combination")

@@ -1,8 +1,8 @@
 """Workflow (through graph.Engine) vs diffusers' StableDiffusionPipeline: same model, size,
 steps, sampler (euler), cfg, prompt and negative prompt.
 
-    python bench/pipeline.py [--full] [--steps 10] [--repeat 3] [--threads N]
-                             [--device cpu|cuda] [--dtype fp32|fp16] [--json OUT]
+    python bench/pipeline.py [--full] [--sdxl] [--steps 10] [--repeat 3] [--threads N]
+                             [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--json OUT]
 
 Two measurements per side, each in a fresh process (so neither side inherits the other's
 warm state), sides alternating, best of ``--repeat``:
@@ -18,6 +18,13 @@ same seeded components); "full" (``--full``) = a full-size SD-1.5 architecture w
 random weights, written once as an fp16 single-file LDM checkpoint under bench/out/,
 loaded by the engine's LoadCheckpoint and by ``StableDiffusionPipeline.from_single_file``
 with the project's offline SD-1.5 config folder, at 256x256 (``--full-size``).
+``--sdxl``: a full-size SDXL base architecture (shipped `nodes/sd/configs/sdxl-base`)
+with random weights, built once and written as a bf16 SGM single file under bench/out/
+(about 7 GB), against ``StableDiffusionXLPipeline
+.from_single_file`` with the same config folder; ``--sdxl-size`` (256) and
+``--sdxl-steps`` (4), in ``--sdxl-dtype`` (bf16: what a CPU with bf16 units runs fastest,
+and half fp32's 14 GB per process).
+Each side also reports its process's peak RSS (``ru_maxrss``).
 Targets: first run <= 1.05x the pipeline; seed-only rerun faster than the pipeline.
 """
 
@@ -39,6 +46,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 OUT = ROOT / "bench" / "out"
 FULL_NAME = "sd15-random-fp16.safetensors"
+SDXL_NAME = "sdxl-base-random-bf16.safetensors"
 PROMPT = "a red circle on a blue background"
 NEGATIVE = "blurry, low quality"
 CFG = 7.5
@@ -62,13 +70,37 @@ def build_full_checkpoint(path: Path) -> Path:
     return save_single_file(path, unet, vae, text, sched, dtype=torch.float16)
 
 
+def build_sdxl_checkpoint(path: Path) -> Path:
+    """A full-size SDXL base with seeded random weights as a bf16 SGM single file (built
+    and written in bf16: no fp32 copy of 3.5 billion weights on a shared machine)."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from nodes.sd.sdxl_arch import shipped_sdxl
+    from nodes.sd.sgm_export import save_sgm_file
+
+    arch = shipped_sdxl("sdxl-base")
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.bfloat16)  # 7 GB of weights instead of 14
+    try:
+        unet = UNet2DConditionModel.from_config(arch.unet)
+        vae = AutoencoderKL.from_config(arch.vae)
+        te1 = CLIPTextModel(CLIPTextConfig(**arch.text_encoder))
+        te2 = CLIPTextModelWithProjection(CLIPTextConfig(**arch.text_encoder_2))
+    finally:
+        torch.set_default_dtype(torch.float32)
+    return save_sgm_file(path, unet, vae, te1, te2, dtype=torch.bfloat16)
+
+
 # -- workers (run in their own process) -------------------------------------------------
 
 
 def _workflow(name: str, size: int, steps: int, seed: int, device: str, dtype: str) -> Any:
     from graph.workflow import parse_workflow
 
-    doc = json.loads((ROOT / "workflows" / "txt2img.json").read_text())
+    file = "sdxl_txt2img.json" if name == SDXL_NAME else "txt2img.json"
+    doc = json.loads((ROOT / "workflows" / file).read_text())
     nodes = doc["nodes"]
     nodes["checkpoint"]["inputs"].update({"name": name, "device": device, "dtype": dtype})
     nodes["positive_tokens"]["inputs"]["text"] = PROMPT
@@ -119,10 +151,26 @@ def pipeline_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     from nodes.sd.builtin import build_tiny_components
     from nodes.sd.tokenizer import load_clip_tokenizer
 
-    dtype = torch.float16 if args.dtype == "fp16" else torch.float32
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.dtype, torch.float32)
     times = {}
     t0 = time.perf_counter()
-    if args.name == "builtin/tiny-random":
+    if args.name == SDXL_NAME:
+        from diffusers import StableDiffusionXLPipeline
+
+        # without accelerate, from_single_file first builds randomly initialised modules in
+        # the default dtype (fp32: 14 GB for SDXL); build them in the target dtype instead
+        torch.set_default_dtype(dtype)
+        pipe = StableDiffusionXLPipeline.from_single_file(
+            str(Path(args.models) / "checkpoints" / args.name),
+            config=str(ROOT / "nodes" / "sd" / "configs" / "sdxl-base"),
+            tokenizer=load_clip_tokenizer(),
+            tokenizer_2=load_clip_tokenizer("!"),
+            local_files_only=True,
+            torch_dtype=dtype,
+            add_watermarker=False,
+        )
+        torch.set_default_dtype(torch.float32)
+    elif args.name == "builtin/tiny-random":
         c = build_tiny_components(0)
         pipe = StableDiffusionPipeline(
             **c, safety_checker=None, feature_extractor=None, requires_safety_checker=False
@@ -166,9 +214,13 @@ def worker(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     load_clip_tokenizer()  # process set-up on both sides (memoised vocabulary): not timed
+    import resource
+
     with tempfile.TemporaryDirectory() as tmp:
         fn = engine_worker if args.worker == "engine" else pipeline_worker
-        print(json.dumps(fn(args, Path(tmp))))
+        out = fn(args, Path(tmp))
+        out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
+        print(json.dumps(out))
 
 
 # -- driver ---------------------------------------------------------------------------
@@ -177,6 +229,9 @@ def worker(args: argparse.Namespace) -> None:
 def measure(
     side: str, name: str, size: int, models: Path | None, args: argparse.Namespace
 ) -> dict[str, float]:
+    steps, dtype = args.steps, args.dtype
+    if name == SDXL_NAME:
+        steps, dtype = args.sdxl_steps, args.sdxl_dtype
     cmd = [
         sys.executable,
         __file__,
@@ -187,11 +242,11 @@ def measure(
         "--size",
         str(size),
         "--steps",
-        str(args.steps),
+        str(steps),
         "--device",
         args.device,
         "--dtype",
-        args.dtype,
+        dtype,
     ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
@@ -211,14 +266,16 @@ def compare(
             runs[side].append(measure(side, name, size, models, args))
             print(f"  {label} {side} #{i + 1}: {runs[side][-1]}", flush=True)
     best = {
-        side: {k: min(r[k] for r in rs) for k in ("first", "rerun")} for side, rs in runs.items()
+        side: {k: min(r[k] for r in rs) for k in ("first", "rerun", "rss")}
+        for side, rs in runs.items()
     }
+    sdxl = name == SDXL_NAME
     row = {
         "model": label,
         "size": size,
-        "steps": args.steps,
+        "steps": args.sdxl_steps if sdxl else args.steps,
         "device": args.device,
-        "dtype": args.dtype,
+        "dtype": args.sdxl_dtype if sdxl else args.dtype,
         "threads": args.threads,
         **{f"{side}_{k}": round(v, 4) for side, d in best.items() for k, v in d.items()},
         "first_ratio": round(best["engine"]["first"] / best["pipeline"]["first"], 3),
@@ -236,7 +293,12 @@ def main() -> None:
     p.add_argument("--tiny-size", type=int, default=64)
     p.add_argument("--full-size", type=int, default=256)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--sdxl", action="store_true", help="also a full-size SDXL base (random)")
+    p.add_argument("--sdxl-size", type=int, default=256)
+    p.add_argument("--sdxl-steps", type=int, default=4)
+    p.add_argument("--sdxl-dtype", default="bf16", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--skip-tiny", action="store_true", help="leave out the tiny row")
     p.add_argument("--json", type=Path, help="write the result rows here")
     # worker mode (internal)
     p.add_argument("--worker", choices=["engine", "pipeline"], help=argparse.SUPPRESS)
@@ -247,7 +309,9 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    rows = [compare("tiny", "builtin/tiny-random", args.tiny_size, None, args)]
+    rows = []
+    if not args.skip_tiny:
+        rows.append(compare("tiny", "builtin/tiny-random", args.tiny_size, None, args))
     if args.full:
         models = OUT / "models"
         path = models / "checkpoints" / FULL_NAME
@@ -255,18 +319,25 @@ def main() -> None:
             print(f"building {path} (once) ...", flush=True)
             build_full_checkpoint(path)
         rows.append(compare("sd15-random", FULL_NAME, args.full_size, models, args))
+    if args.sdxl:
+        models = OUT / "models"
+        path = models / "checkpoints" / SDXL_NAME
+        if not path.is_file():
+            print(f"building {path} (once) ...", flush=True)
+            build_sdxl_checkpoint(path)
+        rows.append(compare("sdxl-base-random", SDXL_NAME, args.sdxl_size, models, args))
     print()
     print(
         "| model | size | steps | device/dtype | engine first | pipeline first | ratio "
-        "| engine seed-only | pipeline seed-only | ratio |"
+        "| engine seed-only | pipeline seed-only | ratio | engine peak RSS | pipeline peak RSS |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['model']} | {r['size']} | {r['steps']} | {r['device']}/{r['dtype']} "
             f"| {r['engine_first']:.3f} s | {r['pipeline_first']:.3f} s | {r['first_ratio']}x "
             f"| {r['engine_rerun']:.3f} s | {r['pipeline_rerun']:.3f} s "
-            f"| {r['rerun_ratio']}x |"
+            f"| {r['rerun_ratio']}x | {r['engine_rss']:.0f} MiB | {r['pipeline_rss']:.0f} MiB |"
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -22,8 +22,8 @@ class SizeConditioning(Node):
     CATEGORY = "conditioning"
     OUTPUTS = {"conditioning": ConditioningType}
     conditioning: ConditioningType
-    width: int = Widget(0, ge=0, le=16384)
-    height: int = Widget(0, ge=0, le=16384)
+    original_width: int = Widget(0, ge=0, le=16384)
+    original_height: int = Widget(0, ge=0, le=16384)
     crop_left: int = Widget(0, ge=0, le=16384)
     crop_top: int = Widget(0, ge=0, le=16384)
     target_width: int = Widget(0, ge=0, le=16384)
@@ -33,7 +33,7 @@ class SizeConditioning(Node):
     @classmethod
     def check(cls, inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
         out: list[tuple[str | None, str]] = []
-        for w, h in (("width", "height"), ("target_width", "target_height")):
+        for w, h in (("original_width", "original_height"), ("target_width", "target_height")):
             if (inputs[w] == 0) != (inputs[h] == 0):
                 out.append((w, f"set both {w} and {h}, or neither (0: the latent's size)"))
         return out
@@ -42,8 +42,8 @@ class SizeConditioning(Node):
         self,
         ctx: Any,
         conditioning: Conditioning,
-        width: int,
-        height: int,
+        original_width: int,
+        original_height: int,
         crop_left: int,
         crop_top: int,
         target_width: int,
@@ -51,7 +51,9 @@ class SizeConditioning(Node):
         aesthetic_score: float,
     ) -> dict[str, Any]:
         sizes = Sizes(
-            original=(height, width) if width and height else None,
+            original=(original_height, original_width)
+            if original_width and original_height
+            else None,
             crop=(crop_top, crop_left),
             target=(target_height, target_width) if target_width and target_height else None,
             aesthetic=aesthetic_score or None,

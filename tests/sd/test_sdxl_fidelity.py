@@ -145,8 +145,8 @@ def test_second_prompt_and_size_conditioning_equal_pipeline(engine: Engine, base
         "type": "SizeConditioning",
         "inputs": {
             "conditioning": {"node": "positive", "output": "conditioning"},
-            "width": 1024,
-            "height": 768,
+            "original_width": 1024,
+            "original_height": 768,
             "crop_left": 16,
             "crop_top": 32,
             "target_width": 512,

@@ -182,8 +182,11 @@ def test_size_conditioning_wants_both_sides_of_a_size() -> None:
     doc = workflow_doc("txt2img")
     doc["nodes"]["sizes"] = {
         "type": "SizeConditioning",
-        "inputs": {"conditioning": {"node": "positive", "output": "conditioning"}, "width": 512},
+        "inputs": {
+            "conditioning": {"node": "positive", "output": "conditioning"},
+            "original_width": 512,
+        },
     }
     doc["nodes"]["sample"]["inputs"]["positive"] = {"node": "sizes", "output": "conditioning"}
     [p] = validate(parse_workflow(doc), Registry.from_package("nodes")).problems
-    assert (p.node_id, p.field, p.code) == ("sizes", "width", "invalid_combination")
+    assert (p.node_id, p.field, p.code) == ("sizes", "original_width", "invalid_combination")

@@ -17,6 +17,7 @@ import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
+from nodes.sd.builtin import TINY_VAE_CONFIG
 from nodes.sd.sdxl_arch import shipped_sdxl
 from nodes.sd.sgm_export import save_sgm_file
 from nodes.sd.tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE, load_clip_tokenizer
@@ -57,19 +58,7 @@ def _unet(cross: int, n_ids: int) -> dict[str, Any]:
     }
 
 
-VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "block_out_channels": [32, 32, 64, 64],
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-    "layers_per_block": 1,
-    "latent_channels": 4,
-    "norm_num_groups": 32,
-    "sample_size": 64,
-    "scaling_factor": 0.13025,
-    "force_upcast": True,
-}
+VAE = {**TINY_VAE_CONFIG, "scaling_factor": 0.13025, "force_upcast": True}  # SDXL's VAE
 
 
 def _seeded(seed: int, make: Any) -> Any:

@@ -260,11 +260,18 @@ def save_single_file(
 ) -> Path:
     """Write a single-file ``.safetensors`` checkpoint (LDM layout, with `hints` as metadata)."""
     sd = to_ldm_state_dict(unet, vae, text_encoder, text_format)
+    return write_checkpoint(path, sd, hints(unet, vae, text_encoder, scheduler), dtype)
+
+
+def write_checkpoint(
+    path: Path, sd: dict[str, torch.Tensor], hint: dict[str, Any], dtype: torch.dtype | None
+) -> Path:
+    """Save a state dict (optionally cast) as ``.safetensors`` with ``hint`` as metadata."""
     tensors = {
         k: (v.to(dtype) if dtype is not None else v).detach().cpu().contiguous()
         for k, v in sd.items()
     }
-    meta = {HINTS_KEY: json.dumps(hints(unet, vae, text_encoder, scheduler), sort_keys=True)}
+    meta = {HINTS_KEY: json.dumps(hint, sort_keys=True)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)

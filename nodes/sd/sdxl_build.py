@@ -17,7 +17,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.loaders import single_file_utils as sfu
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from nodes.sd.checkpoint_build import _assign, scheduler_config
+from nodes.sd.checkpoint_build import _assign, convert_unet_vae, scheduler_config
 from nodes.sd.checkpoint_files import CheckpointError
 from nodes.sd.sdxl_arch import CLIP_L_PREFIX, SdxlArchitecture
 from nodes.sd.tokenizer import MODEL_MAX_LENGTH, load_clip_tokenizer
@@ -52,11 +52,7 @@ def build_sdxl_from_sgm(
     dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
     """Components (CPU, in ``dtype`` or the file's) of an SGM-layout SDXL file."""
-    try:
-        unet_w = sfu.convert_ldm_unet_checkpoint(sd, arch.unet)
-        vae_w = sfu.convert_ldm_vae_checkpoint(sd, arch.vae)
-    except (KeyError, IndexError, AttributeError, RuntimeError) as e:
-        raise CheckpointError(f"{file}: unknown architecture (cannot map keys: {e!r})") from e
+    unet_w, vae_w = convert_unet_vae(sd, arch.unet, arch.vae, file)
     try:
         with torch.device("meta"):
             unet = UNet2DConditionModel.from_config(arch.unet)

@@ -8,14 +8,18 @@ that load back with bit-identical weights.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
-from nodes.sd.ldm_export import HINTS_KEY, clip_to_ldm, open_clip_to_ldm, unet_to_ldm, vae_to_ldm
+from nodes.sd.ldm_export import (
+    clip_to_ldm,
+    open_clip_to_ldm,
+    unet_to_ldm,
+    vae_to_ldm,
+    write_checkpoint,
+)
 from nodes.sd.sdxl_arch import BIGG_BASE_PREFIX, BIGG_REFINER_PREFIX, CLIP_L_PREFIX
 
 
@@ -79,13 +83,5 @@ def save_sgm_file(
 ) -> Path:
     """Write an SGM-layout ``.safetensors`` (with `sgm_hints` as metadata)."""
     sd = to_sgm_state_dict(unet, vae, text_encoder, text_encoder_2)
-    tensors = {
-        k: (v.to(dtype) if dtype is not None else v).detach().cpu().contiguous()
-        for k, v in sd.items()
-    }
-    hints = sgm_hints(unet, vae, text_encoder, text_encoder_2, scheduler)
-    meta = {HINTS_KEY: json.dumps(hints, sort_keys=True)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
-    return path
+    hint = sgm_hints(unet, vae, text_encoder, text_encoder_2, scheduler)
+    return write_checkpoint(path, sd, hint, dtype)

@@ -38,8 +38,8 @@ class Sample(Node):
     OUTPUTS = {"latent": Latent}
     model: Model
     positive: ConditioningType
-    latent: Latent
     negative: ConditioningType | None = None
+    latent: Latent
     seed: int = Widget(0, ge=0, le=SEED_MAX, seed=True)
     steps: int = Widget(20, ge=1, le=500)
     cfg: float = Widget(7.5, ge=0.0, le=100.0, step=0.1)

@@ -21,7 +21,7 @@ class Tokenize(Node):
     OUTPUTS = {"tokens": Tokens}
     clip: Clip
     text: str = Widget("", multiline=True, max_length=MAX_PROMPT_CHARS)
-    text_2: str = Widget("", multiline=True, max_length=MAX_PROMPT_CHARS)
+    text_2: str = Widget("", max_length=MAX_PROMPT_CHARS)  # one line: rarely used
 
     def run(self, ctx: Any, clip: ClipHandle, text: str, text_2: str) -> dict[str, Any]:
         return {"tokens": tokenize_for(clip, text, text_2)}

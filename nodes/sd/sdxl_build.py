@@ -19,7 +19,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 
 from nodes.sd.checkpoint_build import _assign, convert_unet_vae, scheduler_config
 from nodes.sd.checkpoint_files import CheckpointError
-from nodes.sd.sdxl_arch import CLIP_L_PREFIX, SdxlArchitecture
+from nodes.sd.sdxl_arch import CLIP_L_PREFIX, CONFIGS_DIR, SdxlArchitecture
 from nodes.sd.tokenizer import MODEL_MAX_LENGTH, load_clip_tokenizer
 
 BIGG_PAD = "!"  # what SDXL's OpenCLIP tokenizer pads with (id 0)
@@ -69,7 +69,8 @@ def build_sdxl_from_sgm(
     _assign(vae, vae_w, "VAE", file, dtype)
     bigg_w = sfu.convert_open_clip_checkpoint(bigg, sd, prefix=arch.bigg_prefix)
     _assign(bigg, _fit_keys(bigg_w, bigg), "OpenCLIP bigG text encoder", file, dtype)
-    tok_g = load_clip_tokenizer(BIGG_PAD)
+    shipped = CONFIGS_DIR / ("sdxl-refiner" if arch.refiner else "sdxl-base")
+    tok_g = _tokenizer(shipped / "tokenizer_2", BIGG_PAD)
     out: dict[str, Any] = {
         "unet": unet,
         "vae": vae,
@@ -83,7 +84,7 @@ def build_sdxl_from_sgm(
     return {
         **out,
         "text_encoder": clip_l,
-        "tokenizer": load_clip_tokenizer(),
+        "tokenizer": _tokenizer(shipped / "tokenizer", None),
         "text_encoder_2": bigg,
         "tokenizer_2": tok_g,
     }

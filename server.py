@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from graph.node import NodeDeclarationError
 from nodes.sd.runtime import configure_process
 from service import make_app
 from service.config import BUILD_HINT, Budgets, ConfigError, ServerConfig
@@ -127,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from aiohttp import web
 
-    app = make_app(config)
+    try:
+        app = make_app(config)
+    except NodeDeclarationError as exc:  # a node package that cannot run as declared
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not (config.web_dist / "index.html").is_file():
         print(
             f"note: the canvas is not built ({config.web_dist} is missing); the API runs, "

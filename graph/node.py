@@ -16,6 +16,7 @@ that declaration by `NodeSpec`.
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from dataclasses import dataclass, field
@@ -186,6 +187,50 @@ class NodeSpec:
             py_type=py_type,
             constraints=constraints,
         )
+
+
+class NodeDeclarationError(TypeError):
+    """A node class whose declaration cannot be run as written (raised at registry load)."""
+
+
+def run_signature_problems(spec: NodeSpec) -> list[str]:
+    """Where ``run()`` and the declared inputs disagree.
+
+    The executor calls ``run(ctx, **inputs)`` with every literal (defaults filled in)
+    and every linked input, so each declared input must be a parameter, each parameter
+    after ``ctx`` a declared input, and an optional link a parameter with a default."""
+    cls = spec.cls
+    if cls.run is Node.run:
+        return ["it does not define run()"]
+    params = list(inspect.signature(cls.run).parameters.values())[2:]  # self, ctx
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return []  # run(ctx, **inputs) takes whatever is declared
+    named = {
+        p.name: p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    problems = []
+    missing = [n for n in spec.inputs if n not in named]
+    if missing:
+        problems.append(f"declared inputs missing from run(): {', '.join(missing)}")
+    extra = [n for n, p in named.items() if n not in spec.inputs and p.default is p.empty]
+    if extra:
+        problems.append(f"run() parameters that are not declared inputs: {', '.join(extra)}")
+    unfilled = [
+        n
+        for n, inp in spec.inputs.items()
+        if inp.socket is not None
+        and not inp.required
+        and n in named
+        and named[n].default is inspect.Parameter.empty
+    ]
+    if unfilled:
+        problems.append(
+            f"optional links without a default in run() (not passed when unlinked): "
+            f"{', '.join(unfilled)}"
+        )
+    return problems
 
 
 class Node:

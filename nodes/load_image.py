@@ -7,7 +7,7 @@ from typing import Any
 
 from graph.node import Choice, Node
 from graph.registry import choice_source
-from graph.workspace import Workspace
+from graph.workspace import Workspace, open_regular
 from nodes.sd.images import list_images, load_image
 from nodes.types import Image
 
@@ -29,7 +29,7 @@ class LoadImage(Node):
     def fingerprint(cls, workspace: Workspace, inputs: dict[str, Any]) -> str | None:
         """The file's content hash: replacing the file under the same name re-runs the node."""
         digest = hashlib.sha256()
-        with workspace.file("input", inputs["file"]).open("rb") as fh:
+        with open_regular(workspace.file("input", inputs["file"])) as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()

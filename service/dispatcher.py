@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from graph.failure import failure
 from service.messages import with_urls
 from service.store import Job, JobStore
 from service.worker import JobOutcome, JobRequest, Worker
@@ -123,14 +124,7 @@ class Dispatcher:
             outcome = self.worker.run(JobRequest(job.id, job.workflow), on_message)
         except Exception as exc:  # the worker itself broke: fail the job, keep serving
             log.exception("worker failed on job %s", job.id)
-            error = {
-                "node_id": None,
-                "node_type": None,
-                "error_type": type(exc).__name__,
-                "message": str(exc) or type(exc).__name__,
-                "traceback": "",
-                "inputs": {},
-            }
+            error = failure(exc, with_traceback=False)
             self._notify(job.client_id, {"type": "error", "job": job.id, **error})
             outcome = JobOutcome("error", 0.0, error=error)
         nodes.update(outcome.nodes)

@@ -89,11 +89,23 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--max-pixels",
         type=int,
         default=b.max_pixels,
-        help="budget: width*height*batch of any node",
+        help="budget: width*height*batch of what any one node makes",
     )
     p.add_argument("--max-steps", type=int, default=b.max_steps)
     p.add_argument("--max-nodes", type=int, default=b.max_nodes)
     p.add_argument("--max-prompt-chars", type=int, default=b.max_prompt_chars)
+    p.add_argument(
+        "--max-total-steps",
+        type=int,
+        default=b.max_total_steps,
+        help="budget: sampling steps summed over a workflow",
+    )
+    p.add_argument(
+        "--max-work",
+        type=int,
+        default=b.max_work,
+        help="budget: steps x width x height x batch summed over a workflow",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     a = p.parse_args(argv)
     configure_process(a.threads)
@@ -114,7 +126,14 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         max_queue=a.max_queue,
         cache_budget=int(a.cache_gb * 1024**3),
         max_upload_bytes=int(a.max_upload_mb * 1024**2),
-        budgets=Budgets(a.max_pixels, a.max_steps, a.max_nodes, a.max_prompt_chars),
+        budgets=Budgets(
+            a.max_pixels,
+            a.max_steps,
+            a.max_nodes,
+            a.max_prompt_chars,
+            a.max_total_steps,
+            a.max_work,
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from graph.cost import Cost, CostInputs
 from graph.types import SocketType
 
 _MISSING: Any = ...
@@ -253,6 +254,15 @@ class Node:
     def run(self, ctx: Any, **inputs: Any) -> dict[str, Any]:
         """Do the work; return a value for every declared output."""
         raise NotImplementedError
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        """What running this node costs (graph/cost.py), from its literal values and the
+        pixels its links carry; budgets are checked on it before a job is queued.
+
+        The default costs nothing of its own and carries its largest linked input's
+        pixels to every output. Nodes that make images or latents, or sample, say so."""
+        return Cost()
 
     @classmethod
     def fingerprint(cls, workspace: Any, inputs: dict[str, Any]) -> str | None:

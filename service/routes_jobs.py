@@ -72,7 +72,9 @@ async def submit(request: web.Request) -> web.Response:
             f"the workflow has {len(checked.problems)} problem(s)",
             _problems(checked.problems),
         )
-    over = check_budgets(checked, svc.config.budgets)
+    over = await asyncio.to_thread(  # sizing input images reads their headers
+        check_budgets, checked, svc.config.budgets, svc.engine.workspace
+    )
     if over:
         raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
 

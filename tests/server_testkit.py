@@ -15,6 +15,7 @@ from aiohttp import web
 from PIL import Image
 
 from graph import Choice, Engine, Node, Registry, SocketType, Widget, Workspace, choice_source
+from graph.cost import Cost, CostInputs
 from service import ServerConfig, make_app
 
 CHECKPOINTS = ["tiny.safetensors", "other.safetensors"]
@@ -54,6 +55,12 @@ class TLatent(Node):
     height: int = Widget(64, ge=8, le=16384, multiple_of=8)
     batch_size: int = Widget(1, ge=1, le=4096)
 
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        v = inputs.values
+        pixels = v["width"] * v["height"] * v["batch_size"]
+        return Cost(pixels=pixels, outputs={"latent": pixels}, pixels_field="width")
+
     def run(self, ctx: Any, width: int, height: int, batch_size: int) -> dict[str, Any]:
         return {"latent": f"{width}x{height}x{batch_size}"}
 
@@ -69,6 +76,10 @@ class TSample(Node):
     seed: int = Widget(0, ge=0, seed=True)
     steps: int = Widget(3, ge=1, le=10000)
     delay: float = Widget(0.0, ge=0.0, le=5.0)
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        return Cost(inputs.linked_pixels("latent"), inputs.values["steps"], None, "latent", "steps")
 
     def run(
         self, ctx: Any, model: str, cond: str, latent: str, seed: int, steps: int, delay: float

@@ -106,6 +106,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         default=b.max_work,
         help="budget: steps x width x height x batch summed over a workflow",
     )
+    p.add_argument(
+        "--job-timeout",
+        type=float,
+        default=d.job_timeout,
+        metavar="SECONDS",
+        help="interrupt and fail a job running longer than this (0: no limit)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     a = p.parse_args(argv)
     configure_process(a.threads)
@@ -126,6 +133,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         max_queue=a.max_queue,
         cache_budget=int(a.cache_gb * 1024**3),
         max_upload_bytes=int(a.max_upload_mb * 1024**2),
+        job_timeout=a.job_timeout or None,
         budgets=Budgets(
             a.max_pixels,
             a.max_steps,

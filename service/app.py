@@ -99,7 +99,9 @@ async def _start(app: web.Application) -> None:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(svc.hub.broadcast, message)
 
-    svc.dispatcher = Dispatcher(svc.store, svc.worker, notify, notify_all)
+    svc.dispatcher = Dispatcher(
+        svc.store, svc.worker, notify, notify_all, job_timeout=svc.config.job_timeout
+    )
     svc.dispatcher.start()
 
 

@@ -54,6 +54,7 @@ class ServerConfig:
     preview_size: int = 256  # longest side of progress preview images
     preview_interval: float = 0.1  # seconds between two previews of one job
     shutdown_timeout: float = 10.0  # seconds to wait for the running job on shutdown
+    job_timeout: float | None = 3600.0  # seconds a job may run before it is interrupted
 
     @property
     def db_path(self) -> Path:

@@ -186,3 +186,35 @@ def test_fifos_and_devices_are_refused_without_blocking(tmp_path: Path) -> None:
     with open_regular(regular) as fh:
         assert fh.read() == b"abc"
     assert is_regular_file(regular)
+
+
+BAD_NODE = """
+from typing import Any
+from graph import Node
+
+
+class Mismatched(Node):
+    OUTPUT_NODE = True
+    width: int = 8
+
+    def run(self, ctx: Any, widht: int) -> dict[str, Any]:
+        return {}
+"""
+
+
+def test_server_and_cli_refuse_to_start_with_a_mismatched_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import run
+    import server
+
+    package = tmp_path / "badnodes"
+    package.mkdir()
+    (package / "__init__.py").write_text(BAD_NODE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = ["--data", str(tmp_path / "data"), "--models", str(tmp_path / "models")]
+    assert server.main(["--nodes", "badnodes", *data, "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Mismatched" in err and "width" in err and "widht" in err
+    assert run.main(["--node-package", "badnodes", "--nodes", *data]) == 2
+    assert "Mismatched" in capsys.readouterr().err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from graph.workspace import NotARegularFile, is_regular_file, open_regular
 from service.budgets import check_budgets
 from service.config import Budgets
 from service.store import JobStore
+from tests.blocking import outcome_within
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,33 +154,15 @@ def test_one_error_record_everywhere(tmp_path: Path) -> None:
     assert '"error_type":' not in (ROOT / "service/store.py").read_text()
 
 
-def _returns_quickly(fn: Any, timeout: float = 5.0) -> BaseException | None:
-    """Run ``fn`` in a thread; the exception it raised, or fail if it blocked."""
-    out: list[BaseException | None] = []
-
-    def target() -> None:
-        try:
-            fn()
-            out.append(None)
-        except BaseException as exc:  # noqa: BLE001
-            out.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert out, "reading blocked"
-    return out[0]
-
-
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_fifos_and_devices_are_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "image.png"
     os.mkfifo(fifo)
     assert not is_regular_file(fifo) and not is_regular_file(tmp_path)
-    err = _returns_quickly(lambda: open_regular(fifo))
+    err = outcome_within(lambda: open_regular(fifo))
     assert isinstance(err, NotARegularFile) and "FIFO" in str(err)
     if os.path.exists("/dev/zero"):
-        assert isinstance(_returns_quickly(lambda: open_regular("/dev/zero")), NotARegularFile)
+        assert isinstance(outcome_within(lambda: open_regular("/dev/zero")), NotARegularFile)
     regular = tmp_path / "ok.bin"
     regular.write_bytes(b"abc")
     with open_regular(regular) as fh:

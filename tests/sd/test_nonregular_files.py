@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +14,15 @@ from nodes.load_image import LoadImage, input_images
 from nodes.sd.checkpoint_files import CheckpointError, sniff_format
 from nodes.sd.checkpoints import checkpoints_folder, list_checkpoints, resolve_checkpoint
 from service.routes_files import store_upload
+from tests.blocking import outcome_within
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 
 
 def _raises_quickly(fn: Any, kind: type[BaseException]) -> BaseException:
-    out: list[BaseException | None] = []
-
-    def target() -> None:
-        try:
-            fn()
-            out.append(None)
-        except BaseException as exc:  # noqa: BLE001
-            out.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(5.0)
-    assert out, "blocked reading a FIFO"
-    assert isinstance(out[0], kind), out[0]
-    return out[0]
+    err = outcome_within(fn)
+    assert isinstance(err, kind), err
+    return err
 
 
 def test_load_image_refuses_a_fifo(engine: Engine) -> None:

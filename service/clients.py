@@ -51,10 +51,17 @@ class ClientIds:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             with open_regular(path) as fh:
-                return cls(fh.read(4096))
+                secret = fh.read(4096)
+            if len(secret) < 16:
+                raise ValueError(
+                    f"{path} holds no usable secret ({len(secret)} bytes): delete it and a new "
+                    "one is made at the next start (client ids issued so far stop working)"
+                ) from None
+            return cls(secret)
+        secret = secrets.token_bytes(SECRET_BYTES)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(SECRET_BYTES))
-        return cls(path.read_bytes())
+            fh.write(secret)
+        return cls(secret)
 
     def _mac(self, nonce: str) -> str:
         digest = hmac.new(self._secret, nonce.encode(), hashlib.sha256).digest()

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
 from nodes.sd.preview import latent_preview
@@ -24,6 +25,16 @@ def progress_callback(ctx: Any) -> Any:
         ctx.progress(step / total, step, total, preview=latent_preview(latents))
 
     return on_step
+
+
+def sampling_cost(inputs: CostInputs) -> Cost:
+    """Every step runs the U-Net over the whole latent it is given."""
+    return Cost(
+        pixels=inputs.linked_pixels("latent"),
+        steps=inputs.values["steps"],
+        pixels_field="latent",
+        steps_field="steps",
+    )
 
 
 class Sample(Node):
@@ -65,6 +76,10 @@ class Sample(Node):
         if start > 0.0 and inputs["denoise"] < 1.0:
             problems.append(("denoise", "denoising_start replaces denoise: use denoise 1"))
         return problems
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        return sampling_cost(inputs)
 
     def run(
         self,

@@ -81,6 +81,9 @@ async def _start(app: web.Application) -> None:
     svc = app[SERVICES]
     loop = asyncio.get_running_loop()
     svc.store = JobStore(svc.config.db_path, svc.config.history_limit)
+    cleared = await asyncio.to_thread(svc.engine.workspace.clear_temp)
+    if cleared:
+        log.info("cleared %d preview file(s) of an earlier run from the temp folder", cleared)
     if svc.store.recovered:
         log.warning(
             "marked %d job(s) interrupted by the last shutdown: %s",

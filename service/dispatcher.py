@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.messages import with_urls
-from service.store import Job, JobStore
+from service.store import Job, JobStore, settle_nodes
 from service.worker import JobOutcome, JobRequest, Worker
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Dispatcher:
             self._notify(job.client_id, {"type": "error", "job": job.id, **error})
             outcome = JobOutcome("error", 0.0, error=error)
         nodes.update(outcome.nodes)
-        _settle(nodes, outcome.status)
+        settle_nodes(nodes, outcome.status)
         try:
             self.store.finish(
                 job.id,
@@ -179,12 +179,3 @@ def _track(nodes: dict[str, dict[str, Any]], message: dict[str, Any]) -> bool:
     else:
         return False
     return True
-
-
-def _settle(nodes: dict[str, dict[str, Any]], status: str) -> None:
-    """Nodes still running or pending when the job ended did not finish."""
-    for state in nodes.values():
-        if state["status"] == "running":
-            state["status"] = "interrupted" if status == "interrupted" else "error"
-        elif state["status"] == "pending":
-            state["status"] = "skipped"

@@ -10,10 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
+from graph import jsondoc
 from graph.validate import Problem
 from graph.workflow import WorkflowFormatError, parse_workflow
 from service.budgets import check_budgets, check_node_count
 from service.errors import ApiError
+from service.params import query_int
 from service.state import services
 from service.store import FINISHED, IdempotencyConflict
 
@@ -32,9 +34,11 @@ async def read_json(request: web.Request, limit: int) -> Any:
         if len(body) > limit:
             raise ApiError(413, "body_too_large", f"request bodies are limited to {limit} bytes")
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return jsondoc.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    except jsondoc.DocumentTooComplex as exc:
+        raise ApiError(400, "invalid_json", f"the body is not accepted: {exc}") from None
 
 
 def _problems(problems: list[Problem]) -> list[dict[str, Any]]:
@@ -104,11 +108,8 @@ async def submit(request: web.Request) -> web.Response:
 @routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     q = request.query
-    try:
-        limit = min(max(int(q.get("limit", "50")), 1), 200)
-        before = int(q["before"]) if q.get("before") else None
-    except ValueError:
-        raise ApiError(400, "bad_query", "limit and before must be integers") from None
+    limit = query_int(request, "limit", 50, 1, 200, clamp=True) or 50
+    before = query_int(request, "before", None)
     statuses = tuple(s for s in q.get("status", "").split(",") if s)
     if any(s not in STATUSES for s in statuses):
         raise ApiError(400, "bad_query", f"status must be among {', '.join(STATUSES)}")

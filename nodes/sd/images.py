@@ -14,6 +14,7 @@ from graph.workspace import Workspace, confined_path
 MAX_INPUT_PIXELS = 4096 * 4096  # larger inputs are refused before decoding
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 COUNTER_DIGITS = 5  # at least; 100000 and beyond get more digits
+PROBE_POWERS = 48  # numbers up to 2**48 are found without listing the folder
 
 
 class ImageTooLarge(ValueError):
@@ -73,14 +74,17 @@ def _numbered(directory: Path, stem: str, counter: int) -> Path:
 
 
 def _counter_start(directory: Path, stem: str) -> int:
-    """A counter past the numbered files already there, found with O(log n) probes
-    (doubling, then bisecting) instead of listing a folder that may hold 100,000
-    files. Numbers freed by deleted files may be reused; nothing is overwritten."""
-    if not _numbered(directory, stem, 1).exists():
+    """The number after the last of the run of numbered files already there, found
+    with ~50 probes (each power of two, then bisecting after the highest one present)
+    instead of listing a folder that may hold 100,000 files. Numbers below a run
+    (older files deleted) may be reused; an existing file is never overwritten."""
+    low = 0
+    for power in range(PROBE_POWERS):
+        if _numbered(directory, stem, 1 << power).exists():
+            low = 1 << power
+    if low == 0:
         return 1
-    low, high = 1, 2  # low exists; find a high that does not
-    while _numbered(directory, stem, high).exists():
-        low, high = high, high * 2
+    high = 2 * low  # absent: low is the highest power of two present
     while high - low > 1:
         mid = (low + high) // 2
         if _numbered(directory, stem, mid).exists():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_CHUNKS = 100_000  # a 32 MB file of 64 KB IDAT chunks has ~500; frames add 2 each
@@ -23,6 +23,26 @@ class PngTextError(ValueError):
     """Not a PNG, or its text chunks are malformed or over the bounds."""
 
 
+def _chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, start, end) of each chunk up to IEND, without reading their data; a
+    truncated file ends the walk."""
+    if not data.startswith(SIGNATURE):
+        raise PngTextError("not a PNG file")
+    pos = len(SIGNATURE)
+    for _ in range(MAX_CHUNKS):
+        if pos + 8 > len(data):
+            return
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if end > len(data):
+            return
+        yield kind, pos, end
+        if kind == b"IEND":
+            return
+        pos = end
+    raise PngTextError(f"more than {MAX_CHUNKS} chunks")
+
+
 def read_png_text(
     data: bytes,
     keys: Collection[str] | None = None,
@@ -30,31 +50,38 @@ def read_png_text(
 ) -> dict[str, str]:
     """The tEXt/zTXt/iTXt chunks of a PNG as a dict ({} when there are none); only
     ``keys`` when given. Raises `PngTextError` past ``max_bytes`` of text."""
-    if not data.startswith(SIGNATURE):
-        raise PngTextError("not a PNG file")
     found: dict[str, str] = {}
     budget = max_bytes
-    pos = len(SIGNATURE)
-    for _ in range(MAX_CHUNKS):
-        if pos + 8 > len(data):
-            return found  # truncated: what was read so far
-        length, kind = struct.unpack_from(">I4s", data, pos)
-        end = pos + 8 + length
-        if kind == b"IEND" or end + 4 > len(data):
-            return found
-        if kind in _TEXT_TYPES:
-            body = data[pos + 8 : end]
-            (crc,) = struct.unpack_from(">I", data, end)
-            if zlib.crc32(kind + body) != crc:
-                raise PngTextError(f"{kind.decode()} chunk with a bad checksum")
-            key, sep, rest = body.partition(b"\0")
-            name = key.decode("latin-1")
-            if sep and (keys is None or name in keys):
-                text = _decode(kind, rest, budget)
-                budget -= len(text)
-                found[name] = text
-        pos = end + 4
-    raise PngTextError(f"more than {MAX_CHUNKS} chunks")
+    for kind, start, end in _chunks(data):
+        if kind not in _TEXT_TYPES:
+            continue
+        body = data[start + 8 : end - 4]
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if zlib.crc32(kind + body) != crc:
+            raise PngTextError(f"{kind.decode()} chunk with a bad checksum")
+        key, sep, rest = body.partition(b"\0")
+        name = key.decode("latin-1")
+        if sep and (keys is None or name in keys):
+            text = _decode(kind, rest, budget)
+            budget -= len(text)
+            found[name] = text
+    return found
+
+
+def without_text(data: bytes) -> bytes:
+    """The PNG with its text chunks left out, for an image library that would refuse
+    (or spend memory on) text we read ourselves; other data is returned as is."""
+    if not data.startswith(SIGNATURE):
+        return data
+    spans = [(start, end) for kind, start, end in _chunks(data) if kind in _TEXT_TYPES]
+    if not spans:
+        return data
+    parts, pos = [], 0
+    for start, end in spans:
+        parts.append(data[pos:start])
+        pos = end
+    parts.append(data[pos:])
+    return b"".join(parts)
 
 
 def _decode(kind: bytes, rest: bytes, budget: int) -> str:

@@ -18,7 +18,7 @@ from aiohttp import BodyPartReader, web
 from PIL import Image, UnidentifiedImageError
 
 from graph import jsondoc
-from graph.pngmeta import PngTextError, read_png_text
+from graph.pngmeta import PngTextError, read_png_text, without_text
 from graph.workflow import WorkflowFormatError, parse_workflow
 from graph.workspace import PathOutsideFolder
 from service.errors import ApiError
@@ -93,7 +93,7 @@ def inspect_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(io.BytesIO(without_text(data))) as im:  # text is read apart
                 fmt, (w, h) = im.format or "", im.size
                 if fmt not in UPLOAD_FORMATS:
                     raise ApiError(

@@ -3,35 +3,18 @@ with the usual error body, nothing is logged as unhandled, and the server answer
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 
 import pytest
 from aiohttp import FormData, WSMsgType
-from PIL import Image, PngImagePlugin
 
 from graph.workflow import WorkflowFormatError, parse_workflow
+from tests.hardening_kit import HUGE, assert_nothing_unhandled, nested, png_with_workflow
 from tests.server_testkit import make_config, make_test_app, txt2img
-
-HUGE = "9" * 5000  # beyond Python's 4300-digit int/str conversion limit
-
-
-def nested(depth: int) -> dict:
-    """A ``ui`` block nested ``depth`` objects deep."""
-    value: dict = {"leaf": 1}
-    for _ in range(depth):
-        value = {"child": value}
-    return value
 
 
 async def _client(aiohttp_client, tmp_path, **overrides):
     return await aiohttp_client(make_test_app(make_config(tmp_path, **overrides)))
-
-
-def assert_nothing_unhandled(caplog: pytest.LogCaptureFixture) -> None:
-    bad = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert not bad, [r.getMessage() for r in bad]
 
 
 async def assert_error(resp, status: int) -> dict:
@@ -42,17 +25,7 @@ async def assert_error(resp, status: int) -> dict:
 
 
 async def post_raw(client, text: str):
-    return await client.post(
-        "/api/jobs", data=text, headers={"Content-Type": "application/json"}
-    )
-
-
-def png_with_workflow(text: str) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    info.add_text("workflow", text, zip=True)
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
+    return await client.post("/api/jobs", data=text, headers={"Content-Type": "application/json"})
 
 
 async def upload(client, data: bytes):

@@ -24,10 +24,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _call(port: int, path: str, body: dict | None = None) -> dict:
+def _call(port: int, path: str, body: dict | None = None, headers: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"}
+        f"http://127.0.0.1:{port}{path}",
+        data=data,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())

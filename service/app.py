@@ -13,6 +13,7 @@ from graph.executor import Engine
 from graph.registry import Registry
 from graph.workspace import Workspace
 from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from service.accesslog import quiet_client_errors
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
@@ -55,6 +56,7 @@ def make_app(
     """Build the server. Tests inject an engine (or a registry of test nodes); the
     queue database opens and the worker thread starts when the app starts."""
     config = config or ServerConfig()
+    quiet_client_errors()
     engine = engine or make_engine(config, registry)
     engine.workspace.ensure()
     worker = worker or InProcessWorker(engine, config.preview_size, config.preview_interval)

@@ -206,7 +206,10 @@ class ErrorRecords(logging.Handler):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, list]]:
-    config = make_config(tmp_path_factory.mktemp("fuzz-server"), max_upload_bytes=1 << 20)
+    tmp = tmp_path_factory.mktemp("fuzz-server")
+    (tmp / "dist").mkdir()
+    (tmp / "dist" / "index.html").write_text("<!doctype html><title>canvas</title>")
+    config = make_config(tmp, max_upload_bytes=1 << 20)  # a built canvas: / is served
     errors = ErrorRecords()
     logging.getLogger().addHandler(errors)
     try:

@@ -50,6 +50,7 @@ class Outbox:
         self._droppable: tuple[deque[int], ...] = tuple(deque() for _ in _DROP_ORDER)
         self._ready = asyncio.Event()
         self._closed = False
+        self._closing: asyncio.Future[Any] | None = None
 
     @property
     def pending(self) -> list[dict[str, Any]]:
@@ -88,8 +89,10 @@ class Outbox:
             self.close()
             self._pending.clear()
             closer = getattr(self.socket, "close", None)
-            if closer is not None:
-                asyncio.ensure_future(closer(code=1013, message=b"too far behind; reconnect"))
+            if closer is not None:  # kept: a task nobody references may be collected
+                self._closing = asyncio.ensure_future(
+                    closer(code=1013, message=b"too far behind; reconnect")
+                )
 
     def _take(self) -> dict[str, Any]:
         seq = next(iter(self._pending))

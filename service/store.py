@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graph.failure import failure
+
 FINISHED = ("ok", "error", "interrupted", "cancelled")
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -168,14 +170,10 @@ class JobStore:
         nodes that were running (pending ones were skipped)."""
         now = time.time()
         error = json.dumps(
-            {
-                "node_id": None,
-                "node_type": None,
-                "error_type": "ServerRestarted",
-                "message": "the server stopped while this job was running",
-                "traceback": "",
-                "inputs": {},
-            }
+            failure(
+                error_type="ServerRestarted",
+                message="the server stopped while this job was running",
+            )
         )
         with self._lock:
             rows = self._db.execute("SELECT id, nodes FROM jobs WHERE status='running'").fetchall()

@@ -117,9 +117,11 @@ def test_kill_9_then_restart_settles_nodes_and_the_token_never_reaches_the_log(t
             except OSError:
                 assert proc.poll() is None and time.monotonic() < deadline, "no start"
                 time.sleep(0.2)
-        job = _call(port, "/api/jobs", {"workflow": txt2img(steps=200, delay=0.05)}, auth)["id"]
+        job = _call(port, "/api/jobs", {"workflow": txt2img(steps=200, delay=0.05)}, headers=auth)[
+            "id"
+        ]
         while (
-            _call(port, f"/api/jobs/{job}", None, auth)["nodes"].get("sample", {}).get("status")
+            _call(port, f"/api/jobs/{job}", headers=auth)["nodes"].get("sample", {}).get("status")
             != "running"
         ):
             assert time.monotonic() < deadline

@@ -25,7 +25,9 @@ from hypothesis import strategies as st
 
 from graph.workflow import WorkflowFormatError, parse_workflow
 from service.budgets import check_budgets, check_node_count
+from service.clients import HEADER
 from service.config import Budgets
+from service.state import SERVICES
 from tests.hardening_kit import nested, png_with_workflow
 from tests.server_testkit import NODES, make_config, make_engine, make_test_app, txt2img
 
@@ -37,6 +39,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 NODE_TYPES = [n.__name__ for n in NODES]
+ISSUED = "<issued>"
 INPUT_NAMES = ["name", "model", "text", "width", "height", "batch_size", "seed", "steps", "delay"]
 
 # -- strategies ---------------------------------------------------------------------
@@ -149,7 +152,7 @@ def test_parser_and_validator_answer_with_problems_never_exceptions(engine, doc)
     for problem in checked.problems:
         assert problem.code and problem.message
     if not checked.problems:
-        check_budgets(checked, Budgets())
+        check_budgets(checked, Budgets(), engine.workspace)
 
 
 # -- the HTTP handlers ---------------------------------------------------------------
@@ -213,7 +216,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThr
     errors = ErrorRecords()
     logging.getLogger().addHandler(errors)
     try:
-        with ServerThread(make_test_app(config)) as srv:
+        app = make_test_app(config)
+        with ServerThread(app) as srv:
+            srv.client_id = app[SERVICES].clients.issue()
             yield srv, errors.records
     finally:
         logging.getLogger().removeHandler(errors)
@@ -239,6 +244,9 @@ def requests(draw: st.DrawFn) -> tuple[str, str, bytes | None, dict[str, str]]:
     query = draw(queries)
     qs = ("?" + urlencode(query)) if query else ""
     headers: dict[str, str] = {}
+    who = draw(st.sampled_from([None, ISSUED, ISSUED, "not-an-issued-id"]))
+    if who is not None:
+        headers[HEADER] = who  # ISSUED is replaced by an id the server issued
     body: bytes | None = None
     if route == 0:
         method = "POST"
@@ -311,6 +319,8 @@ def requests(draw: st.DrawFn) -> tuple[str, str, bytes | None, dict[str, str]]:
 def test_http_handlers_never_answer_500(server, req):
     srv, errors = server
     method, target, body, headers = req
+    if headers.get(HEADER) == ISSUED:
+        headers = {**headers, HEADER: srv.client_id}
     status = srv.request(method, target, body, headers)
     assert status < 500, (method, target[:200], status)
     assert not errors, [r.getMessage()[:300] for r in errors]

@@ -10,11 +10,11 @@ from aiohttp import FormData, WSMsgType
 
 from graph.workflow import WorkflowFormatError, parse_workflow
 from tests.hardening_kit import HUGE, assert_nothing_unhandled, nested, png_with_workflow
-from tests.server_testkit import make_config, make_test_app, txt2img
+from tests.server_testkit import make_config, make_test_app, owned_client, txt2img
 
 
 async def _client(aiohttp_client, tmp_path, **overrides):
-    return await aiohttp_client(make_test_app(make_config(tmp_path, **overrides)))
+    return await owned_client(aiohttp_client, make_test_app(make_config(tmp_path, **overrides)))
 
 
 async def assert_error(resp, status: int) -> dict:
@@ -102,14 +102,14 @@ async def test_overlong_file_names_are_400(aiohttp_client, tmp_path, caplog, kin
 
 async def test_websocket_nesting_bomb_closes_the_socket_cleanly(aiohttp_client, tmp_path, caplog):
     client = await _client(aiohttp_client, tmp_path)
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    ws = await client.ws_connect("/api/ws")
     assert (await ws.receive_json())["type"] == "snapshot"
     await ws.send_str("[" * 60_000)
     msg = await ws.receive(timeout=5)
     assert msg.type == WSMsgType.CLOSE and msg.data == 1007
     await ws.close()
     # a ping on a fresh socket is still answered, and so is HTTP
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    ws = await client.ws_connect("/api/ws")
     assert (await ws.receive_json())["type"] == "snapshot"
     await ws.send_str('{"type": "ping"}')
     assert (await ws.receive_json(timeout=5))["type"] == "pong"

@@ -57,10 +57,15 @@ def test_a_broken_database_is_refused_and_left_alone(tmp_path, kind):
     assert path.read_bytes() == data  # never replaced
 
 
-def test_server_refuses_to_start_on_an_empty_database(tmp_path):
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("empty", "the file is empty"), ("truncated", "database disk image is malformed")],
+)
+def test_server_refuses_to_start_on_a_broken_database(tmp_path, kind, reason):
     db = tmp_path / "data" / "jobs.sqlite3"
     db.parent.mkdir()
-    db.write_bytes(b"")
+    data = _broken(kind, tmp_path)
+    db.write_bytes(data)
     proc = subprocess.run(
         [sys.executable, "server.py", "--port", str(_free_port()), "--data", str(db.parent)]
         + ["--models", str(tmp_path / "models"), "--nodes", "tests.server_testkit"],
@@ -71,9 +76,9 @@ def test_server_refuses_to_start_on_an_empty_database(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert f"the job database {db} cannot be used: the file is empty" in proc.stderr
+    assert f"the job database {db} cannot be used: {reason}" in proc.stderr
     assert f"mv {db} {db}.broken-" in proc.stderr
-    assert db.read_bytes() == b""
+    assert db.read_bytes() == data
 
 
 def test_recovery_settles_the_nodes_of_an_interrupted_job(tmp_path):

@@ -1,6 +1,6 @@
 """The canvas in a real browser (chromium) against the real server and nodes.
 
-Skips only where chromium is missing; fails clearly when web/dist is not built."""
+Skips only where chromium is missing; fails clearly when web/dist-test is not built."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 // The work is in hooks: graph state (useGraphState), links (useConnections), loading and saving
 // (useWorkflowFiles), running (useRunControl), drops (useCanvasDrop) and the test hook.
 import { Background, Controls, ReactFlow, type Edge } from "@xyflow/react";
-import { useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { clientId } from "./clientId";
 import { Ctx, type CanvasContext } from "./context";
 import { nodeTypes } from "./GraphNode";
@@ -10,54 +10,104 @@ import { Lightbox, Toasts } from "./Overlays";
 import { Palette } from "./Palette";
 import { Sidebar } from "./Sidebar";
 import { Toolbar } from "./Toolbar";
-import type { Schema } from "./types";
+import type { Schema, Workflow } from "./types";
+import { eventJob } from "./api";
 import { useCanvasDrop } from "./useCanvasDrop";
 import { useClipboard } from "./useClipboard";
+import { seedLabel, seedsOf } from "./seeds";
 import { useConnections } from "./useConnections";
+import { useDocumentState, useTitle } from "./useDocument";
 import { useGraphState } from "./useGraphState";
 import { useIssues } from "./useIssues";
 import { useJobEvents } from "./useJobEvents";
 import { useLightbox } from "./useLightbox";
+import { usePresets } from "./usePresets";
 import { useRunControl } from "./useRunControl";
 import { useShortcuts } from "./useShortcuts";
 import { useShowLoaded } from "./useShowLoaded";
 import { useTestHook } from "./useTestHook";
 import { useToasts } from "./useToasts";
-import { useUndo } from "./useUndo";
+import { useUndo, type DocState } from "./useUndo";
 import { useWorkflowFiles } from "./useWorkflowFiles";
 import { checkWorkflowShape, type FlowNode } from "./workflow";
 
 export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => void }) {
   const issues = useIssues();
   const { clear: clearIssues, clearField } = issues;
-  const { toasts, toast, dismiss } = useToasts();
+  const { toasts, toast, dismiss, dismissKey } = useToasts();
   const [historyKey, setHistoryKey] = useState(0);
   const canvasRef = useRef<HTMLDivElement>(null);
+  // The seeds the last submitted run used (randomising changes the widgets right after).
+  const [lastRun, setLastRun] = useState<{ seeds: Record<string, Record<string, unknown>>; label: string }>({
+    seeds: {},
+    label: "",
+  });
 
   const jobs = useJobEvents(clientId, {
     onRunFinished: (ev) => {
       setHistoryKey((k) => k + 1);
-      if (ev.status === "interrupted" || ev.status === "cancelled") toast("info", `run ${ev.status}`);
+      const key = `job:${String(eventJob(ev))}`;
+      if (ev.status === "interrupted" || ev.status === "cancelled") toast("info", `run ${ev.status}`, key);
+      else dismissKey(key);
     },
     onRunError: (ev) => {
-      toast("error", `${String(ev.node_id ?? "run")}: ${String(ev.error_type ?? "")} ${String(ev.message ?? "")}`);
+      toast(
+        "error",
+        `${String(ev.node_id ?? "run")}: ${String(ev.error_type ?? "")} ${String(ev.message ?? "")}`,
+        `job:${String(eventJob(ev))}`,
+      );
     },
+    onSnapshot: () => setHistoryKey((k) => k + 1),
   });
+
+  // Validation toasts go once every marked problem is fixed.
+  useEffect(() => {
+    if (Object.keys(issues.byNode).length === 0) dismissKey("issues");
+  }, [issues.byNode, dismissKey]);
 
   const graph = useGraphState(schema, canvasRef, clearField);
   const { nodes, edges, currentWorkflow, apply, setInput, setSeedControl, addNode } = graph;
+  usePresets(graph.presetsRef);
   const showLoaded = useShowLoaded(nodes, canvasRef);
-  const undo = useUndo(() => currentWorkflow(false), apply, nodes, edges);
-  const files = useWorkflowFiles({ graph, clearIssues, jobs, showLoaded, undo, toast, reloadSchema });
+  const naming = useTitle();
+  const { setTitle, titleRef } = naming;
+  const undo = useUndo(
+    () => ({ doc: currentWorkflow(false), title: titleRef.current }),
+    useCallback(
+      (s: DocState) => {
+        apply(s.doc);
+        setTitle(s.title);
+      },
+      [apply, setTitle],
+    ),
+    nodes,
+    edges,
+  );
+  useDocumentState(naming.title, undo.dirty);
+  const files = useWorkflowFiles({ graph, clearIssues, jobs, showLoaded, undo, toast, reloadSchema, naming });
   const { loadWorkflow, openFile, save } = files;
   const { isValidConnection, onConnect } = useConnections(graph, clearField);
-  const { run, cancel } = useRunControl(graph, jobs, issues, toast);
+  const onSubmitted = useCallback(
+    (_id: string, wf: Workflow) => setLastRun({ seeds: seedsOf(schema, wf), label: seedLabel(schema, wf) }),
+    [schema],
+  );
+  const { run, cancel } = useRunControl(graph, jobs, issues, toast, onSubmitted);
   const { copy, paste } = useClipboard(graph);
-  useShortcuts({ copy, paste, undo: undo.undo, redo: undo.redo, save, run: () => void run() });
+  useShortcuts({
+    copy,
+    paste,
+    undo: undo.undo,
+    redo: undo.redo,
+    save,
+    run: () => void run(),
+    selectAll: graph.selectAll,
+  });
   const { onDragOver, onDrop } = useCanvasDrop(addNode, openFile);
   const [lightbox, setLightbox] = useLightbox();
+  const closeLightbox = useCallback(() => setLightbox(null), [setLightbox]);
 
   useTestHook({
+    toasts,
     schema,
     currentWorkflow,
     loadWorkflow,
@@ -79,8 +129,9 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
       setInput,
       setSeedControl,
       openImage: (url: string) => setLightbox({ url }),
+      lastRun,
     }),
-    [schema, jobs.runState, issues.byNode, setInput, setSeedControl, setLightbox],
+    [schema, jobs.runState, issues.byNode, setInput, setSeedControl, setLightbox, lastRun],
   );
 
   return (
@@ -99,6 +150,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
           onExample={(name) => void files.openExample(name)}
           undo={undo}
           title={files.title}
+          dirty={undo.dirty}
           connected={jobs.connected}
         />
         <div className="main">
@@ -116,13 +168,14 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 deleteKeyCode={["Delete", "Backspace"]}
                 minZoom={0.1}
                 maxZoom={2}
-                colorMode="dark"
+                colorMode="system"
               >
                 <Background gap={20} />
                 <Controls />
               </ReactFlow>
             </div>
             <Sidebar
+              schema={schema}
               active={jobs.active}
               running={jobs.running}
               refreshKey={historyKey}
@@ -136,7 +189,8 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
           <Lightbox
             url={lightbox.url}
             job={lightbox.job}
-            onClose={() => setLightbox(null)}
+            seeds={lightbox.job?.workflow ? seedLabel(schema, lightbox.job.workflow) : lastRun.label}
+            onClose={closeLightbox}
             onLoad={(job) => {
               loadWorkflow(checkWorkflowShape(job.workflow), `job ${job.id.slice(0, 8)}`);
               setLightbox(null);

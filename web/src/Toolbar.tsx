@@ -12,6 +12,7 @@ type Props = {
   onExample: (name: string) => void;
   undo: Undo;
   title: string;
+  dirty: boolean;
   connected: boolean;
 };
 
@@ -35,6 +36,7 @@ export function Toolbar(p: Props) {
       </button>
       <select
         className="examples"
+        aria-label="Open an example workflow"
         value=""
         onChange={(e) => e.target.value && p.onExample(e.target.value)}
       >
@@ -46,13 +48,20 @@ export function Toolbar(p: Props) {
         ))}
       </select>
       <span className="sep" />
-      <button onClick={p.undo.undo} disabled={!p.undo.canUndo} title="Undo (Ctrl+Z)">
+      <button onClick={p.undo.undo} disabled={!p.undo.canUndo} title="Undo (Ctrl+Z)" aria-label="Undo">
         ↶
       </button>
-      <button onClick={p.undo.redo} disabled={!p.undo.canRedo} title="Redo (Ctrl+Shift+Z)">
+      <button onClick={p.undo.redo} disabled={!p.undo.canRedo} title="Redo (Ctrl+Shift+Z)" aria-label="Redo">
         ↷
       </button>
-      <span className="wf-title">{p.title}</span>
+      <span className="wf-title" title={p.dirty ? "unsaved changes (kept in this browser)" : "saved"}>
+        {p.dirty && (
+          <span className="dirty" aria-label="unsaved changes">
+            ●{" "}
+          </span>
+        )}
+        {p.title}
+      </span>
       <span className={`conn ${p.connected ? "on" : "off"}`} title="live events connection">
         {p.connected ? "● live" : "○ offline"}
       </span>

@@ -1,4 +1,5 @@
 // Thin fetch wrappers over the server API; errors carry the server's error object.
+import { parseJson, stringifyJson } from "./json";
 import type { Schema, ServerEvent, Workflow } from "./types";
 
 export class ApiError extends Error {
@@ -18,7 +19,7 @@ async function call<T>(path: string, init?: RequestInit): Promise<T> {
   let body: unknown = null;
   const text = await res.text();
   try {
-    body = text ? JSON.parse(text) : null;
+    body = text ? parseJson(text) : null;
   } catch {
     body = null;
   }
@@ -37,7 +38,7 @@ async function call<T>(path: string, init?: RequestInit): Promise<T> {
 const json = (method: string, body: unknown): RequestInit => ({
   method,
   headers: { "Content-Type": "application/json" },
-  body: JSON.stringify(body),
+  body: stringifyJson(body),
 });
 
 export const api = {

@@ -3,9 +3,10 @@
 import { useEdgesState, useNodesState, useReactFlow, type Edge, type OnEdgesChange, type OnNodesChange } from "@xyflow/react";
 import { useCallback, useRef, type Dispatch, type RefObject, type SetStateAction } from "react";
 import type { Schema, Workflow } from "./types";
-import { freshId, fromFlow, newNodeData, toFlow, type FlowNode } from "./workflow";
+import { randomSeed } from "./seeds";
+import { freeSpot } from "./placement";
+import { freshId, fromFlow, NODE_WIDTH, newNodeData, toFlow, type FlowNode } from "./workflow";
 
-const MAX_SEED = 2 ** 48;
 
 export type GraphState = {
   nodes: FlowNode[];
@@ -27,6 +28,11 @@ export type GraphState = {
   addNode: (type: string, at?: { x: number; y: number }) => string | null;
   /** New random values for every seed input whose "randomize" control is on. */
   randomizeSeeds: () => void;
+  /** Starting values of new nodes per type (from the default workflow): the model it uses
+   * and that model's size, rather than the schema's test-model defaults. */
+  presetsRef: RefObject<Record<string, Record<string, unknown>>>;
+  /** Select every node (Ctrl+A). */
+  selectAll: () => void;
 };
 
 export function useGraphState(
@@ -43,6 +49,7 @@ export function useGraphState(
   edgesRef.current = edges;
   const schemaRef = useRef(schema);
   schemaRef.current = schema;
+  const presetsRef = useRef<Record<string, Record<string, unknown>>>({});
 
   const currentWorkflow = useCallback(
     (withViewport = true): Workflow =>
@@ -93,14 +100,16 @@ export function useGraphState(
       let position = at;
       if (!position) {
         const r = canvasRef.current?.getBoundingClientRect();
-        const jitter = (nodesRef.current.length % 5) * 24;
-        position = rf.screenToFlowPosition({
-          x: (r ? r.left + r.width / 2 : 400) - 130 + jitter,
-          y: (r ? r.top + r.height / 3 : 300) + jitter,
+        const centre = rf.screenToFlowPosition({
+          x: r ? r.left + r.width / 2 : 400,
+          y: r ? r.top + r.height / 2 : 300,
         });
+        const height = 50 + spec.inputs.length * 28 + spec.outputs.length * 22;
+        position = freeSpot(nodesRef.current, centre, { w: NODE_WIDTH, h: height });
       }
       const id = freshId(type, new Set(nodesRef.current.map((n) => n.id)));
-      const node: FlowNode = { id, type: "graph", position, data: newNodeData(spec), selected: true };
+      const data = newNodeData(spec, presetsRef.current[type]);
+      const node: FlowNode = { id, type: "graph", position, data, selected: true };
       setNodes((nds) => [...nds.map((n) => (n.selected ? { ...n, selected: false } : n)), node]);
       return id;
     },
@@ -112,12 +121,11 @@ export function useGraphState(
       nds.map((n) => {
         const spec = schemaRef.current.nodes[n.data.type];
         if (!spec) return n;
-        const changes: Record<string, number> = {};
+        const changes: Record<string, number | bigint> = {};
         for (const inp of spec.inputs) {
           if (inp.widget?.kind !== "seed" || n.data.seedControl?.[inp.name] === false) continue;
-          const lo = inp.widget.min ?? 0;
-          const hi = Math.min(inp.widget.max ?? MAX_SEED, MAX_SEED);
-          changes[inp.name] = lo + Math.floor(Math.random() * (hi - lo + 1));
+          if (n.data.inputs[inp.name] === undefined && !(inp.name in n.data.inputs)) continue; // linked
+          changes[inp.name] = randomSeed(inp);
         }
         return Object.keys(changes).length
           ? { ...n, data: { ...n.data, inputs: { ...n.data.inputs, ...changes } } }
@@ -126,7 +134,14 @@ export function useGraphState(
     );
   }, [setNodes]);
 
+  const selectAll = useCallback(
+    () => setNodes((nds) => nds.map((n) => (n.selected ? n : { ...n, selected: true }))),
+    [setNodes],
+  );
+
   return {
+    presetsRef,
+    selectAll,
     nodes,
     edges,
     setNodes,

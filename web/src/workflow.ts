@@ -108,11 +108,17 @@ function autoLayout(doc: Workflow): Record<string, { x: number; y: number }> {
   return out;
 }
 
-export function newNodeData(spec: NodeSchema): NodeData {
+/** A new node's data; `preset` values (literals of the same type in the default workflow)
+ * win over schema defaults where the input still offers them. */
+export function newNodeData(spec: NodeSchema, preset?: Record<string, unknown>): NodeData {
   const inputs: Record<string, unknown> = {};
   const seedControl: Record<string, boolean> = {};
   for (const inp of literalInputs(spec)) {
-    inputs[inp.name] = initialValue(inp);
+    const p = preset?.[inp.name];
+    const usable =
+      p !== undefined && !asLink(p) && (!inp.widget?.choices || inp.widget.choices.includes(p));
+    const kind = inp.widget?.kind ?? "";
+    inputs[inp.name] = usable && !["seed", "text", "textarea"].includes(kind) ? p : initialValue(inp);
     if (inp.widget?.kind === "seed") seedControl[inp.name] = true;
   }
   return { type: spec.type, inputs, seedControl, extraInputs: [], extraOutputs: [] };

@@ -1,5 +1,5 @@
 // One editor per widget kind; every kind comes from the server schema.
-import { useEffect, useState } from "react";
+import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { parseWhole } from "./seeds";
 import type { InputSchema } from "./types";
 
@@ -110,6 +110,31 @@ function SeedField(props: Props) {
   );
 }
 
+/** Text and prompts: the element owns its text (uncontrolled), so the browser's own undo
+ * works in it (Ctrl+Z takes back what was typed in runs; in a controlled field it undoes one character
+ * at a time). Outside changes (undo, load) are written in. */
+function TextField({ input, value, onChange, multiline }: Props & { multiline?: boolean }) {
+  const ref = useRef<HTMLTextAreaElement & HTMLInputElement>(null);
+  const text = String(value ?? "");
+  // No value or defaultValue prop at all: React rewrites a textarea's default text (its child
+  // text node) on every update, and that DOM change ends the browser's undo group too.
+  useLayoutEffect(() => {
+    if (ref.current && ref.current.value !== text) ref.current.value = text;
+  }, [text]);
+  const common = {
+    ref,
+    name: input.name,
+    "aria-label": input.name,
+    maxLength: input.widget?.max_length ?? undefined,
+    onChange: (e: React.ChangeEvent<HTMLTextAreaElement | HTMLInputElement>) => onChange(e.target.value),
+  };
+  return multiline ? (
+    <textarea className="nodrag nowheel w-textarea" rows={3} {...common} />
+  ) : (
+    <input className="nodrag w-text" type="text" {...common} />
+  );
+}
+
 function SelectField({ input, value, onChange }: Props) {
   const choices = input.widget?.choices ?? [];
   const missing = value !== undefined && value !== null && !choices.includes(value);
@@ -158,28 +183,8 @@ export function WidgetEditor(props: Props) {
         />
       );
     case "textarea":
-      return (
-        <textarea
-          className="nodrag nowheel w-textarea"
-          aria-label={input.name}
-          name={input.name}
-          rows={3}
-          maxLength={input.widget?.max_length ?? undefined}
-          value={String(value ?? "")}
-          onChange={(e) => onChange(e.target.value)}
-        />
-      );
+      return <TextField {...props} multiline />;
     default:
-      return (
-        <input
-          className="nodrag w-text"
-          aria-label={input.name}
-          type="text"
-          name={input.name}
-          maxLength={input.widget?.max_length ?? undefined}
-          value={String(value ?? "")}
-          onChange={(e) => onChange(e.target.value)}
-        />
-      );
+      return <TextField {...props} />;
   }
 }

@@ -21,7 +21,8 @@ export type JobEvents = {
 type Hooks = {
   onRunFinished: (ev: ServerEvent) => void;
   onRunError: (ev: ServerEvent) => void;
-  /** Each (re)connect's snapshot: what happened while this tab was not listening is in history. */
+  /** Each (re)connect's snapshot and each queue change: what happened while this tab was not
+   * listening, or in other tabs, is in history. */
   onSnapshot?: (ev: ServerEvent) => void;
 };
 
@@ -89,6 +90,7 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
         const runs = runningIds(ev);
         setActive((a) => a.filter((j) => runs.includes(j) || queue.includes(j)));
         setRunning((r) => (r && runs.includes(r) ? r : null));
+        hooksRef.current.onSnapshot?.(ev); // other tabs' jobs start and end: history changed
         break;
       }
       case "queued":

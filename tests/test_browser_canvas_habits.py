@@ -18,6 +18,7 @@ from tests.browser_support import (  # noqa: F401 - fixtures
     Canvas,
     canvas_fixture,
     default_workflow,
+    layout_problems,
     live_url_fixture,
     models_dir_fixture,
 )
@@ -272,4 +273,17 @@ async def test_reconnecting_resets_run_state_from_the_server(canvas: Canvas) -> 
     assert await sample.locator(".gnode-preview").count() == 0
     assert await page.locator("button:has-text('Stop')").is_disabled()
     await page.locator(f'.gallery .job.j-interrupted[data-job="{job}"]').wait_for()
+    assert canvas.unexpected_errors() == []
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (390, 844)], ids=["desktop", "phone"])
+async def test_default_page_layout_has_no_overlap_or_cut_off_text(
+    canvas: Canvas, size: tuple[int, int]
+) -> None:
+    page = canvas.page
+    await page.set_viewport_size({"width": size[0], "height": size[1]})
+    await page.locator(".react-flow__controls-fitview").click()  # what a person would do
+    await page.wait_for_timeout(400)
+    await canvas.shot(f"layout-{size[0]}x{size[1]}")
+    assert await layout_problems(page) == []
     assert canvas.unexpected_errors() == []

@@ -172,7 +172,6 @@ def default_workflow() -> dict[str, Any]:
     return json.loads((ROOT / "workflows" / "txt2img.json").read_text())
 
 
-
 async def layout_problems(page: Any) -> list[str]:
     """Overlapping or cut-off text on the page as it is drawn now (tests/layout_problems.js)."""
     return await page.evaluate((ROOT / "tests" / "layout_problems.js").read_text())

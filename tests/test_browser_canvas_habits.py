@@ -287,3 +287,56 @@ async def test_default_page_layout_has_no_overlap_or_cut_off_text(
     await canvas.shot(f"layout-{size[0]}x{size[1]}")
     assert await layout_problems(page) == []
     assert canvas.unexpected_errors() == []
+
+
+async def test_production_build_has_no_test_hook_and_assets_go_gzipped(live_url: str) -> None:
+    """The hook exists only in the test build; the server sends the prebuilt .gz bundles."""
+    import aiohttp
+
+    from tests.browser_support import DIST, ROOT
+
+    prod = ROOT / "web" / "dist" / "assets"
+    for js in prod.glob("*.js") if prod.is_dir() else []:
+        assert "__app" not in js.read_text(), js
+    assert any("__app" in p.read_text() for p in (DIST / "assets").glob("*.js"))
+    name = next(p.name for p in (DIST / "assets").glob("*.js"))
+    gzip = {"Accept-Encoding": "gzip"}
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as http,
+        http.get(f"{live_url}assets/{name}", headers=gzip) as r,
+    ):
+        assert r.status == 200 and r.headers.get("Content-Encoding") == "gzip"
+
+
+async def test_node_search_at_the_cursor_and_from_a_dropped_link(canvas: Canvas) -> None:
+    page = canvas.page
+    pane = page.locator(".react-flow__pane")
+    box = await pane.bounding_box()
+    assert box
+    # Double-click on empty canvas: the search opens at the cursor; Enter adds the best match.
+    x, y = box["x"] + 40, box["y"] + box["height"] - 60
+    await page.mouse.dblclick(x, y)
+    popup = page.locator(".node-search")
+    await popup.wait_for()
+    pbox = await popup.bounding_box()
+    assert pbox and abs(pbox["x"] - x) < 300 and abs(pbox["y"] - y) < 340
+    await page.keyboard.type("decode")
+    await page.keyboard.press("Enter")
+    await canvas.wait_app("'vaedecode' in app.workflow().nodes")
+    await popup.wait_for(state="detached")
+    # A link dropped in empty space offers only node types that take it, and connects it.
+    handle = await canvas.handle("checkpoint", "vae").bounding_box()
+    assert handle
+    await page.mouse.move(handle["x"] + 5, handle["y"] + 5)
+    await page.mouse.down()
+    await page.mouse.move(x + 200, y - 40, steps=8)
+    await page.mouse.up()
+    await popup.wait_for()
+    offered = await popup.locator(".palette-item").evaluate_all(
+        "els => els.map(e => e.dataset.type)"
+    )
+    assert sorted(offered) == ["VAEDecode", "VAEEncode"]
+    await popup.locator('.palette-item[data-type="VAEEncode"]').click()
+    await canvas.wait_app("app.workflow().nodes.vaeencode?.inputs.vae?.node === 'checkpoint'")
+    await page.keyboard.press("Escape")
+    assert canvas.unexpected_errors() == []

@@ -1,11 +1,13 @@
 // The editor: palette, React Flow canvas, toolbar, queue/history, and the test hook.
 // The work is in hooks: graph state (useGraphState), links (useConnections), loading and saving
 // (useWorkflowFiles), running (useRunControl), drops (useCanvasDrop) and the test hook.
-import { Background, Controls, ReactFlow, type Edge } from "@xyflow/react";
+import { Background, Controls, MiniMap, ReactFlow, type Edge } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { clientId } from "./clientId";
 import { Ctx, type CanvasContext } from "./context";
 import { nodeTypes } from "./GraphNode";
+import { NodeSearch } from "./NodeSearch";
+import { useNodeSearch } from "./useNodeSearch";
 import { Lightbox, Toasts } from "./Overlays";
 import { Palette } from "./Palette";
 import { Sidebar } from "./Sidebar";
@@ -87,6 +89,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const files = useWorkflowFiles({ graph, clearIssues, jobs, showLoaded, undo, toast, reloadSchema, naming });
   const { loadWorkflow, openFile, save } = files;
   const { isValidConnection, onConnect } = useConnections(graph, clearField);
+  const search = useNodeSearch(graph, onConnect);
   const onSubmitted = useCallback(
     (_id: string, wf: Workflow) => setLastRun({ seeds: seedsOf(schema, wf), label: seedLabel(schema, wf) }),
     [schema],
@@ -156,13 +159,21 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
         <div className="main">
           <Palette schema={schema} onAdd={(t) => addNode(t)} />
           <div className="work">
-            <div className="canvas" ref={canvasRef} onDragOver={onDragOver} onDrop={onDrop}>
+            <div
+              className="canvas"
+              ref={canvasRef}
+              onDragOver={onDragOver}
+              onDrop={onDrop}
+              onDoubleClick={search.onPaneDoubleClick}
+            >
               <ReactFlow<FlowNode, Edge>
                 nodes={nodes}
                 edges={edges}
                 onNodesChange={graph.onNodesChange}
                 onEdgesChange={graph.onEdgesChange}
                 onConnect={onConnect}
+                onConnectEnd={search.onConnectEnd}
+                zoomOnDoubleClick={false}
                 isValidConnection={isValidConnection}
                 nodeTypes={nodeTypes}
                 deleteKeyCode={["Delete", "Backspace"]}
@@ -172,6 +183,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
               >
                 <Background gap={20} />
                 <Controls />
+                <MiniMap pannable zoomable className="minimap" ariaLabel="Minimap" />
               </ReactFlow>
             </div>
             <Sidebar
@@ -185,6 +197,9 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
           </div>
         </div>
         <Toasts toasts={toasts} onDismiss={dismiss} />
+        {search.request && (
+          <NodeSearch {...search.request} schema={schema} onPick={search.pick} onClose={search.close} />
+        )}
         {lightbox && (
           <Lightbox
             url={lightbox.url}

@@ -110,7 +110,9 @@ export function useGraphState(
       const id = freshId(type, new Set(nodesRef.current.map((n) => n.id)));
       const data = newNodeData(spec, presetsRef.current[type]);
       const node: FlowNode = { id, type: "graph", position, data, selected: true };
-      setNodes((nds) => [...nds.map((n) => (n.selected ? { ...n, selected: false } : n)), node]);
+      const next = [...nodesRef.current.map((n) => (n.selected ? { ...n, selected: false } : n)), node];
+      nodesRef.current = next; // a link made right after (node search) sees the node
+      setNodes(next);
       return id;
     },
     [rf, setNodes, canvasRef],

@@ -314,7 +314,7 @@ async def test_node_search_at_the_cursor_and_from_a_dropped_link(canvas: Canvas)
     box = await pane.bounding_box()
     assert box
     # Double-click on empty canvas: the search opens at the cursor; Enter adds the best match.
-    x, y = box["x"] + 40, box["y"] + box["height"] - 60
+    x, y = box["x"] + box["width"] * 0.4, box["y"] + box["height"] - 110
     await page.mouse.dblclick(x, y)
     popup = page.locator(".node-search")
     await popup.wait_for()
@@ -327,9 +327,9 @@ async def test_node_search_at_the_cursor_and_from_a_dropped_link(canvas: Canvas)
     # A link dropped in empty space offers only node types that take it, and connects it.
     handle = await canvas.handle("checkpoint", "vae").bounding_box()
     assert handle
-    await page.mouse.move(handle["x"] + 5, handle["y"] + 5)
+    await page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
     await page.mouse.down()
-    await page.mouse.move(x + 200, y - 40, steps=8)
+    await page.mouse.move(x - 150, y + 60, steps=8)  # empty: left of the new node
     await page.mouse.up()
     await popup.wait_for()
     offered = await popup.locator(".palette-item").evaluate_all(

@@ -340,3 +340,32 @@ async def test_node_search_at_the_cursor_and_from_a_dropped_link(canvas: Canvas)
     await canvas.wait_app("app.workflow().nodes.vaeencode?.inputs.vae?.node === 'checkpoint'")
     await page.keyboard.press("Escape")
     assert canvas.unexpected_errors() == []
+
+
+async def test_right_click_menu_renames_collapses_and_colours_in_ui_only(canvas: Canvas) -> None:
+    page = canvas.page
+    head = canvas.node("sample").locator(".gnode-head")
+    tall = (await canvas.node("sample").bounding_box() or {})["height"]
+    await head.click(button="right")
+    menu = page.locator(".node-menu")
+    await menu.get_by_role("menuitem", name="Rename…").click()
+    await page.keyboard.press("Control+a")
+    await page.keyboard.type("Main sampler")
+    await page.keyboard.press("Enter")
+    await canvas.node("sample").locator(".gnode-title", has_text="Main sampler").wait_for()
+    await head.click(button="right")
+    await menu.get_by_role("menuitem", name="Collapse").click()
+    await head.click(button="right")
+    await menu.get_by_label("colour #1e3a8a").click()
+    await menu.wait_for(state="detached")
+    box = await canvas.node("sample").bounding_box()
+    assert box and box["height"] < tall / 3
+    doc = await canvas.workflow()
+    assert doc["ui"]["nodes"] == {
+        "sample": {"title": "Main sampler", "color": "#1e3a8a", "collapsed": True}
+    }
+    assert doc["nodes"] == default_workflow()["nodes"]  # layout only: the run is the same
+    assert await page.locator(".react-flow__edge").count() == len(
+        [1 for n in doc["nodes"].values() for v in n["inputs"].values() if isinstance(v, dict)]
+    )
+    assert canvas.unexpected_errors() == []

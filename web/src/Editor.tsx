@@ -6,6 +6,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { clientId } from "./clientId";
 import { Ctx, type CanvasContext } from "./context";
 import { nodeTypes } from "./GraphNode";
+import { NodeMenu } from "./NodeMenu";
 import { NodeSearch } from "./NodeSearch";
 import { useNodeSearch } from "./useNodeSearch";
 import { Lightbox, Toasts } from "./Overlays";
@@ -90,6 +91,8 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const { loadWorkflow, openFile, save } = files;
   const { isValidConnection, onConnect } = useConnections(graph, clearField);
   const search = useNodeSearch(graph, onConnect);
+  const [menu, setMenu] = useState<{ x: number; y: number; id: string } | null>(null);
+  const menuNode = menu ? nodes.find((n) => n.id === menu.id) : undefined;
   const onSubmitted = useCallback(
     (_id: string, wf: Workflow) => setLastRun({ seeds: seedsOf(schema, wf), label: seedLabel(schema, wf) }),
     [schema],
@@ -173,6 +176,10 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 onEdgesChange={graph.onEdgesChange}
                 onConnect={onConnect}
                 onConnectEnd={search.onConnectEnd}
+                onNodeContextMenu={(e, n) => {
+                  e.preventDefault();
+                  setMenu({ x: e.clientX, y: e.clientY, id: n.id });
+                }}
                 zoomOnDoubleClick={false}
                 isValidConnection={isValidConnection}
                 nodeTypes={nodeTypes}
@@ -197,6 +204,18 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
           </div>
         </div>
         <Toasts toasts={toasts} onDismiss={dismiss} />
+        {menu && menuNode && (
+          <NodeMenu
+            x={menu.x}
+            y={menu.y}
+            nodeId={menu.id}
+            ui={menuNode.data.ui ?? {}}
+            defaultTitle={schema.nodes[menuNode.data.type]?.title || menuNode.data.type}
+            onChange={(patch) => graph.setNodeUi(menu.id, patch)}
+            onDelete={() => graph.removeNode(menu.id)}
+            onClose={() => setMenu(null)}
+          />
+        )}
         {search.request && (
           <NodeSearch {...search.request} schema={schema} onPick={search.pick} onClose={search.close} />
         )}

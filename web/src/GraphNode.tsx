@@ -38,13 +38,16 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
   if (!spec) classes.push("unknown");
   if (nodeIssues.length) classes.push("invalid");
   if (state) classes.push(`st-${state.status}`);
+  if (data.ui?.collapsed) classes.push("collapsed");
 
   const images = (state?.files ?? []).filter((f) => /\.(png|jpe?g|webp)$/i.test(f.name));
 
   return (
     <div className={classes.join(" ")} data-node-type={data.type}>
-      <div className="gnode-head">
-        <span className="gnode-title">{spec?.title || data.type}</span>
+      <div className="gnode-head" style={data.ui?.color ? { background: data.ui.color, color: "#fff" } : undefined}>
+        <span className="gnode-title" title={data.ui?.title ? `${data.ui.title} (${data.type})` : undefined}>
+          {data.ui?.title || spec?.title || data.type}
+        </span>
         <span className="gnode-id">{id}</span>
         {state && (
           <span className={`gnode-status s-${state.status}`} data-status={state.status}>

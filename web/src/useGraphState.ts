@@ -5,7 +5,7 @@ import { useCallback, useRef, type Dispatch, type RefObject, type SetStateAction
 import type { Schema, Workflow } from "./types";
 import { randomSeed } from "./seeds";
 import { freeSpot } from "./placement";
-import { freshId, fromFlow, NODE_WIDTH, newNodeData, toFlow, type FlowNode } from "./workflow";
+import { freshId, fromFlow, NODE_WIDTH, newNodeData, toFlow, type FlowNode, type NodeUi } from "./workflow";
 
 
 export type GraphState = {
@@ -33,6 +33,9 @@ export type GraphState = {
   presetsRef: RefObject<Record<string, Record<string, unknown>>>;
   /** Select every node (Ctrl+A). */
   selectAll: () => void;
+  /** Change a node's layout-only look (title, colour, collapsed). */
+  setNodeUi: (nodeId: string, patch: NodeUi) => void;
+  removeNode: (nodeId: string) => void;
 };
 
 export function useGraphState(
@@ -141,7 +144,21 @@ export function useGraphState(
     [setNodes],
   );
 
+  const setNodeUi = useCallback(
+    (nodeId: string, patch: NodeUi) =>
+      setNodes((nds) =>
+        nds.map((n) => (n.id === nodeId ? { ...n, data: { ...n.data, ui: { ...n.data.ui, ...patch } } } : n)),
+      ),
+    [setNodes],
+  );
+  const removeNode = useCallback(
+    (nodeId: string) => void rf.deleteElements({ nodes: [{ id: nodeId }] }),
+    [rf],
+  );
+
   return {
+    setNodeUi,
+    removeNode,
     presetsRef,
     selectAll,
     nodes,

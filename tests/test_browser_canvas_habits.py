@@ -207,7 +207,7 @@ async def test_toasts_do_not_pile_up_and_go_once_fixed(canvas: Canvas) -> None:
     assert canvas.unexpected_errors() == []
 
 
-async def test_the_history_strip_scrolls_with_the_wheel(canvas: Canvas) -> None:
+async def test_the_history_strip_scrolls_and_the_viewer_steps_through_it(canvas: Canvas) -> None:
     page = canvas.page
     doc = default_workflow()
     doc["nodes"]["sample"]["inputs"]["steps"] = 1
@@ -228,6 +228,26 @@ async def test_the_history_strip_scrolls_with_the_wheel(canvas: Canvas) -> None:
     await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     await page.mouse.wheel(0, 200)
     await canvas.wait_app("document.querySelector('.gallery').scrollLeft > 0")
+    # The viewer steps through the history with the arrow keys and lists the parameters.
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    images = page.locator(".gallery .job img")
+    urls = [await images.nth(i).get_attribute("src") for i in range(4)]
+    await images.first.click()
+    shown = page.locator(".lightbox > img")
+    assert await shown.get_attribute("src") == urls[0]
+    params = page.locator(".lightbox-params")
+    await params.locator("div", has_text="sample.steps").wait_for()
+    assert "sample.steps1" in (await params.inner_text()).replace("\n", "")
+    await page.keyboard.press("ArrowRight")
+    await page.wait_for_function(
+        "s => document.querySelector('.lightbox > img').src.endsWith(s)", arg=urls[1]
+    )
+    await page.keyboard.press("ArrowLeft")
+    await page.wait_for_function(
+        "s => document.querySelector('.lightbox > img').src.endsWith(s)", arg=urls[0]
+    )
+    assert await page.locator(".lightbox-step.prev").is_disabled()
+    await page.keyboard.press("Escape")
     assert canvas.unexpected_errors() == []
 
 

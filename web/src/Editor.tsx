@@ -17,7 +17,7 @@ import type { Schema, Workflow } from "./types";
 import { eventJob } from "./api";
 import { useCanvasDrop } from "./useCanvasDrop";
 import { useClipboard } from "./useClipboard";
-import { seedLabel, seedsOf } from "./seeds";
+import { literalParams, seedLabel, seedsOf } from "./seeds";
 import { useConnections } from "./useConnections";
 import { useDocumentState, useTitle } from "./useDocument";
 import { useGraphState } from "./useGraphState";
@@ -199,7 +199,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
               running={jobs.running}
               refreshKey={historyKey}
               onCancel={(id) => void cancel(id)}
-              onOpenImage={(url, job) => setLightbox({ url, job })}
+              onOpenImage={(url, job, list) => setLightbox({ url, job, list, index: list.findIndex((i) => i.url === url) })}
             />
           </div>
         </div>
@@ -224,6 +224,22 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
             url={lightbox.url}
             job={lightbox.job}
             seeds={lightbox.job?.workflow ? seedLabel(schema, lightbox.job.workflow) : lastRun.label}
+            params={literalParams(schema, lightbox.job?.workflow)}
+            onStep={
+              lightbox.list
+                ? (by) =>
+                    setLightbox((l) => {
+                      if (!l?.list || l.index === undefined) return l;
+                      const index = Math.max(0, Math.min(l.list.length - 1, l.index + by));
+                      return { ...l.list[index], list: l.list, index };
+                    })
+                : undefined
+            }
+            canStep={
+              lightbox.list && lightbox.index !== undefined
+                ? { prev: lightbox.index > 0, next: lightbox.index < lightbox.list.length - 1 }
+                : undefined
+            }
             onClose={closeLightbox}
             onLoad={(job) => {
               loadWorkflow(checkWorkflowShape(job.workflow), `job ${job.id.slice(0, 8)}`);

@@ -21,12 +21,18 @@ type LightboxProps = {
   job?: JobSummary;
   /** Seeds the job ran with, shown under the image. */
   seeds?: string;
+  /** The literal inputs of the job's workflow ("node.input": value), shown beside it. */
+  params?: [string, string][];
+  /** Step to the previous (-1) / next (+1) history image; absent at the ends. */
+  onStep?: (by: -1 | 1) => void;
+  canStep?: { prev: boolean; next: boolean };
   onClose: () => void;
   onLoad: (job: JobSummary) => void;
 };
 
-/** Full-size image; Esc, the close button or a click outside the image closes it. */
-export function Lightbox({ url, job, seeds, onClose, onLoad }: LightboxProps) {
+/** Full-size image; Esc, the close button or a click outside the image closes it; the arrow
+ * keys (or buttons) step through the history. */
+export function Lightbox({ url, job, seeds, params, onStep, canStep, onClose, onLoad }: LightboxProps) {
   const closeRef = useRef<HTMLButtonElement>(null);
   useEffect(() => {
     closeRef.current?.focus();
@@ -34,18 +40,60 @@ export function Lightbox({ url, job, seeds, onClose, onLoad }: LightboxProps) {
       if (e.key === "Escape") {
         e.preventDefault();
         onClose();
+      } else if (e.key === "ArrowLeft" && canStep?.prev) {
+        e.preventDefault();
+        onStep?.(-1);
+      } else if (e.key === "ArrowRight" && canStep?.next) {
+        e.preventDefault();
+        onStep?.(1);
       }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [onClose]);
+  }, [onClose, onStep, canStep]);
   return (
     <div className="lightbox" role="dialog" aria-modal="true" aria-label="Image viewer" onClick={onClose}>
       <button ref={closeRef} className="lightbox-close" aria-label="Close" title="Close (Esc)" onClick={onClose}>
         ✕
       </button>
+      {onStep && (
+        <button
+          className="lightbox-step prev"
+          aria-label="Previous image"
+          disabled={!canStep?.prev}
+          onClick={(e) => {
+            e.stopPropagation();
+            onStep(-1);
+          }}
+        >
+          ‹
+        </button>
+      )}
       <img src={url} alt="" onClick={(e) => e.stopPropagation()} />
+      {onStep && (
+        <button
+          className="lightbox-step next"
+          aria-label="Next image"
+          disabled={!canStep?.next}
+          onClick={(e) => {
+            e.stopPropagation();
+            onStep(1);
+          }}
+        >
+          ›
+        </button>
+      )}
       {seeds && <div className="lightbox-info">{seeds}</div>}
+      {params && params.length > 0 && (
+        <dl className="lightbox-params nowheel" onClick={(e) => e.stopPropagation()}>
+          {params.map(([k, v]) => (
+            <div key={k}>
+              <dt>{k}</dt>
+              <dd>{v}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
       {job?.workflow && (
         <button
           className="primary"

@@ -11,7 +11,7 @@ type Props = {
   running: string | null;
   refreshKey: number;
   onCancel: (id: string) => void;
-  onOpenImage: (url: string, job: JobSummary) => void;
+  onOpenImage: (url: string, job: JobSummary, list: { url: string; job: JobSummary }[]) => void;
 };
 
 function fmtTime(t: number | string | null | undefined): string {
@@ -63,6 +63,9 @@ export function Sidebar({ schema, active, running, refreshKey, onCancel, onOpenI
     el.addEventListener("wheel", onWheel, { passive: false });
     return () => el.removeEventListener("wheel", onWheel);
   }, []);
+  const all = jobs.flatMap((job) =>
+    (job.files ?? []).filter((f) => f.kind === "output").map((f) => ({ url: f.url, job })),
+  );
   return (
     <aside className="sidebar">
       <div className="queue" aria-label="Queue">
@@ -97,7 +100,7 @@ export function Sidebar({ schema, active, running, refreshKey, onCancel, onOpenI
                       src={f.url}
                       alt={f.name}
                       loading="lazy"
-                      onClick={() => onOpenImage(f.url, job)}
+                      onClick={() => onOpenImage(f.url, job, all)}
                     />
                   ))}
                 </div>

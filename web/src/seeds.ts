@@ -44,6 +44,22 @@ export function seedsOf(schema: Schema, doc: Workflow | undefined | null): Recor
   return out;
 }
 
+/** The literal inputs of a workflow that shape its image, as "node.input" -> text (long
+ * texts shortened), for the image viewer. */
+export function literalParams(schema: Schema, doc: Workflow | undefined | null): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [id, node] of Object.entries(doc?.nodes ?? {})) {
+    const spec = schema.nodes[node.type];
+    for (const inp of spec?.inputs ?? []) {
+      const v = node.inputs?.[inp.name];
+      if (inp.link_only || v === undefined || asLink(v)) continue;
+      const text = String(v);
+      out.push([`${id}.${inp.name}`, text.length > 80 ? `${text.slice(0, 77)}…` : text]);
+    }
+  }
+  return out;
+}
+
 /** "seed 123" (or "seeds 1, 2") for a workflow; "" when it has none. */
 export function seedLabel(schema: Schema, doc: Workflow | undefined | null): string {
   const all = Object.values(seedsOf(schema, doc)).flatMap((m) => Object.values(m).map(String));

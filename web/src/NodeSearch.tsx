@@ -1,9 +1,9 @@
 // The node search popup: opened at the cursor by a double-click on empty canvas, or where a
 // link was dropped in empty space (then only node types that fit that link are offered).
 // Type to narrow, arrows move the highlight, Enter or a click adds, Esc closes.
-import { useEffect, useMemo, useRef, useState } from "react";
+import { useEffect, useRef } from "react";
 import { NodeLabel } from "./Palette";
-import { searchNodes } from "./search";
+import { useNodeQuery } from "./useNodeQuery";
 import type { NodeSchema, Schema } from "./types";
 
 export type SearchRequest = {
@@ -21,11 +21,9 @@ const WIDTH = 260;
 const HEIGHT = 320;
 
 export function NodeSearch({ x, y, fits, hint, schema, onPick, onClose }: Props) {
-  const [query, setQuery] = useState("");
-  const [pick, setPick] = useState(0);
+  const { query, hits: all, chosen, fieldProps } = useNodeQuery(schema, fits);
+  const hits = all.slice(0, 40);
   const input = useRef<HTMLInputElement>(null);
-  const hits = useMemo(() => searchNodes(schema, query, fits).slice(0, 40), [schema, query, fits]);
-  const chosen = hits[Math.min(pick, hits.length - 1)];
   useEffect(() => input.current?.focus(), []);
   const left = Math.max(4, Math.min(x, window.innerWidth - WIDTH - 4));
   const top = Math.max(4, Math.min(y, window.innerHeight - HEIGHT - 4));
@@ -40,26 +38,9 @@ export function NodeSearch({ x, y, fits, hint, schema, onPick, onClose }: Props)
       >
         <input
           ref={input}
-          type="search"
           aria-label="Search node types to add"
           placeholder={hint ?? "Add a node…"}
-          value={query}
-          onChange={(e) => {
-            setQuery(e.target.value);
-            setPick(0);
-          }}
-          onKeyDown={(e) => {
-            if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-              e.preventDefault();
-              const d = e.key === "ArrowDown" ? 1 : -1;
-              setPick((p) => Math.max(0, Math.min(hits.length - 1, p + d)));
-            } else if (e.key === "Enter" && chosen) {
-              onPick(chosen.type);
-            } else if (e.key === "Escape") {
-              e.preventDefault();
-              onClose();
-            }
-          }}
+          {...fieldProps(onPick, onClose)}
         />
         {hint && <div className="node-search-hint">{hint}</div>}
         <div className="node-search-list" role="listbox">

@@ -16,6 +16,22 @@ export function Toasts({ toasts, onDismiss }: { toasts: Toast[]; onDismiss: (id:
   );
 }
 
+function StepButton({ dir, enabled, onStep }: { dir: -1 | 1; enabled: boolean; onStep: (by: -1 | 1) => void }) {
+  return (
+    <button
+      className={`lightbox-step ${dir < 0 ? "prev" : "next"}`}
+      aria-label={dir < 0 ? "Previous image" : "Next image"}
+      disabled={!enabled}
+      onClick={(e) => {
+        e.stopPropagation();
+        onStep(dir);
+      }}
+    >
+      {dir < 0 ? "‹" : "›"}
+    </button>
+  );
+}
+
 type LightboxProps = {
   url: string;
   job?: JobSummary;
@@ -56,33 +72,9 @@ export function Lightbox({ url, job, seeds, params, onStep, canStep, onClose, on
       <button ref={closeRef} className="lightbox-close" aria-label="Close" title="Close (Esc)" onClick={onClose}>
         ✕
       </button>
-      {onStep && (
-        <button
-          className="lightbox-step prev"
-          aria-label="Previous image"
-          disabled={!canStep?.prev}
-          onClick={(e) => {
-            e.stopPropagation();
-            onStep(-1);
-          }}
-        >
-          ‹
-        </button>
-      )}
+      {onStep && <StepButton dir={-1} enabled={Boolean(canStep?.prev)} onStep={onStep} />}
       <img src={url} alt="" onClick={(e) => e.stopPropagation()} />
-      {onStep && (
-        <button
-          className="lightbox-step next"
-          aria-label="Next image"
-          disabled={!canStep?.next}
-          onClick={(e) => {
-            e.stopPropagation();
-            onStep(1);
-          }}
-        >
-          ›
-        </button>
-      )}
+      {onStep && <StepButton dir={1} enabled={Boolean(canStep?.next)} onStep={onStep} />}
       {seeds && <div className="lightbox-info">{seeds}</div>}
       {params && params.length > 0 && (
         <dl className="lightbox-params nowheel" onClick={(e) => e.stopPropagation()}>

@@ -1,7 +1,8 @@
 // Node types by category; typing narrows them to a ranked list whose highlighted entry
 // Enter adds (arrows move the highlight); click adds, drag drops on the canvas.
-import { useMemo, useState } from "react";
-import { highlightParts, searchNodes } from "./search";
+import { useMemo } from "react";
+import { highlightParts } from "./search";
+import { useNodeQuery } from "./useNodeQuery";
 import type { NodeSchema, Schema } from "./types";
 
 export const DRAG_MIME = "application/x-sdgraph-node";
@@ -17,43 +18,33 @@ export function NodeLabel({ spec, query }: { spec: NodeSchema; query: string }) 
 }
 
 export function Palette({ schema, onAdd }: { schema: Schema; onAdd: (type: string) => void }) {
-  const [query, setQuery] = useState("");
-  const [pick, setPick] = useState(0);
+  const { query, setQuery, hits: ranked, chosen: best, fieldProps } = useNodeQuery(schema);
+  const searching = Boolean(query.trim());
   const groups = useMemo(() => {
-    if (query.trim()) return [["matches", searchNodes(schema, query)] as const];
+    if (searching) return [["matches", ranked] as const];
     const by: Record<string, NodeSchema[]> = {};
     for (const spec of Object.values(schema.nodes)) (by[spec.category || "misc"] ??= []).push(spec);
     return Object.entries(by)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([cat, list]) => [cat, list.sort((a, b) => a.type.localeCompare(b.type))] as const);
-  }, [schema, query]);
-  const searching = Boolean(query.trim());
-  const hits = searching ? groups[0][1] : [];
-  const chosen = hits[Math.min(pick, hits.length - 1)];
+  }, [schema, searching, ranked]);
+  const hits = searching ? ranked : [];
+  const chosen = searching ? best : undefined;
   return (
     <aside className="palette" aria-label="Node types">
       <input
         className="palette-search"
-        type="search"
         aria-label="Search node types"
         placeholder="Search nodes…"
         title="Type to filter; Enter adds the highlighted match (arrows move it); drag an entry onto the canvas"
-        value={query}
-        onChange={(e) => {
-          setQuery(e.target.value);
-          setPick(0);
-        }}
-        onKeyDown={(e) => {
-          if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-            e.preventDefault();
-            const d = e.key === "ArrowDown" ? 1 : -1;
-            setPick((p) => Math.max(0, Math.min(hits.length - 1, p + d)));
-          } else if (e.key === "Enter" && chosen) {
-            onAdd(chosen.type);
+        {...fieldProps(
+          (type) => {
+            if (!searching) return;
+            onAdd(type);
             setQuery("");
-            setPick(0);
-          } else if (e.key === "Escape") setQuery("");
-        }}
+          },
+          () => setQuery(""),
+        )}
       />
       <div className="palette-list" role="listbox" aria-label="Node types">
         {groups.map(([cat, list]) => (

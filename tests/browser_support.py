@@ -75,6 +75,14 @@ class Canvas:
         )
         return await handle.json_value()
 
+    async def request(self, method: str, path: str, data: Any = None) -> Any:
+        """An API call as this page's client (its issued id), e.g. to read its jobs."""
+        headers = {"X-Client-Id": await self.app("app.clientId")}
+        kw: dict[str, Any] = {"headers": headers}
+        if data is not None:
+            kw["data"] = data
+        return await self.page.request.fetch(f"{self.url}{path}", method=method, **kw)
+
     def node(self, node_id: str) -> Any:
         return self.page.locator(f'.react-flow__node[data-id="{node_id}"]')
 

@@ -161,7 +161,7 @@ async def test_seeds_are_exact_and_results_show_the_seed_used(canvas: Canvas) ->
     )
     assert done["status"] == "ok"
     job_id = done["job"] if isinstance(done["job"], str) else done["job"]["id"]
-    job = await (await page.request.get(f"{canvas.url}api/jobs/{job_id}")).json()
+    job = await (await canvas.request("GET", f"api/jobs/{job_id}")).json()
     assert job["workflow"]["nodes"]["sample"]["inputs"]["seed"] == BIG_SEED
     # "Randomize after each run" changed the widget; the result says which seed made it.
     await canvas.wait_app("String(app.workflow().nodes.sample.inputs.seed) !== arg", str(BIG_SEED))
@@ -212,7 +212,8 @@ async def test_the_history_strip_scrolls_and_the_viewer_steps_through_it(canvas:
     doc = default_workflow()
     doc["nodes"]["sample"]["inputs"]["steps"] = 1
     for _ in range(4):
-        r = await page.request.post(f"{canvas.url}api/jobs", data={"workflow": doc})
+        client = await canvas.app("app.clientId")
+        r = await canvas.request("POST", "api/jobs", {"workflow": doc, "client_id": client})
         assert r.ok, await r.text()
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.locator(".react-flow__pane").click(position={"x": 4, "y": 4})
@@ -272,10 +273,10 @@ async def test_reconnecting_resets_run_state_from_the_server(canvas: Canvas) -> 
     await sample.locator(".gnode-progress").wait_for(timeout=60_000)
     job = (await canvas.app("app.activeJobs()"))[0]
     hearing["on"] = False
-    r = await page.request.delete(f"{canvas.url}api/jobs/{job}")
+    r = await canvas.request("DELETE", f"api/jobs/{job}")
     assert r.ok
     for _ in range(100):
-        status = (await (await page.request.get(f"{canvas.url}api/jobs/{job}")).json())["status"]
+        status = (await (await canvas.request("GET", f"api/jobs/{job}")).json())["status"]
         if status != "running":
             break
         await page.wait_for_timeout(100)

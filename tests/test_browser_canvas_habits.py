@@ -390,3 +390,25 @@ async def test_right_click_menu_renames_collapses_and_colours_in_ui_only(canvas:
         [1 for n in doc["nodes"].values() for v in n["inputs"].values() if isinstance(v, dict)]
     )
     assert canvas.unexpected_errors() == []
+
+
+async def test_batch_runs_fill_a_named_queue_that_can_be_cleared(canvas: Canvas) -> None:
+    page = canvas.page
+    await type_into(canvas, canvas.node("sample").locator('input[name="steps"]'), "200")
+    await type_into(canvas, page.locator(".toolbar .batch"), "3")
+    await page.click("button:has-text('Run')")
+    items = page.locator(".queue-item")
+    await canvas.wait_app("document.querySelectorAll('.queue-item').length === 3")
+    assert await items.locator(".queue-name", has_text="txt2img").count() == 3
+    jobs = await canvas.app("app.activeJobs()")
+    seeds = set()
+    for job in jobs:
+        doc = await (await canvas.request("GET", f"api/jobs/{job}")).json()
+        seeds.add(doc["workflow"]["nodes"]["sample"]["inputs"]["seed"])
+    assert len(seeds) == 3  # randomised for each run of the batch
+    await page.locator(".queue-item .queue-state", has_text="%").wait_for(timeout=60_000)
+    await page.click(".queue-clear")
+    await canvas.wait_app("document.querySelectorAll('.queue-item').length === 1")
+    await page.click("button:has-text('Stop')")
+    await canvas.wait_app("app.activeJobs().length === 0", timeout=60_000)
+    assert canvas.unexpected_errors() == []

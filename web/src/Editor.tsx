@@ -13,7 +13,7 @@ import { Lightbox, Toasts } from "./Overlays";
 import { Palette } from "./Palette";
 import { Sidebar } from "./Sidebar";
 import { Toolbar } from "./Toolbar";
-import type { Schema, Workflow } from "./types";
+import type { NodeRunState, Schema, Workflow } from "./types";
 import { eventJob } from "./api";
 import { useCanvasDrop } from "./useCanvasDrop";
 import { useClipboard } from "./useClipboard";
@@ -33,6 +33,15 @@ import { useToasts } from "./useToasts";
 import { useUndo, type DocState } from "./useUndo";
 import { useWorkflowFiles } from "./useWorkflowFiles";
 import { checkWorkflowShape, type FlowNode } from "./workflow";
+
+/** How far the running job is: finished nodes plus the running node's share, of all nodes. */
+function jobProgress(rs: Record<string, NodeRunState>): number | null {
+  const states = Object.values(rs);
+  if (!states.some((s) => s.status === "running" || s.status === "queued")) return null;
+  const done = states.filter((s) => s.status === "done" || s.status === "cached").length;
+  const running = states.find((s) => s.status === "running")?.fraction ?? 0;
+  return (done + running) / states.length;
+}
 
 export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema: () => void }) {
   const issues = useIssues();
@@ -63,9 +72,12 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
     onSnapshot: () => setHistoryKey((k) => k + 1),
   });
 
-  // Validation toasts go once every marked problem is fixed.
+  // Validation toasts go once every marked problem is fixed (not when there were none marked).
+  const marked = useRef(0);
   useEffect(() => {
-    if (Object.keys(issues.byNode).length === 0) dismissKey("issues");
+    const now = Object.keys(issues.byNode).length;
+    if (marked.current > 0 && now === 0) dismissKey("issues");
+    marked.current = now;
   }, [issues.byNode, dismissKey]);
 
   const graph = useGraphState(schema, canvasRef, clearField);
@@ -93,11 +105,23 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const search = useNodeSearch(graph, onConnect);
   const [menu, setMenu] = useState<{ x: number; y: number; id: string } | null>(null);
   const menuNode = menu ? nodes.find((n) => n.id === menu.id) : undefined;
+  const [jobNames, setJobNames] = useState<Record<string, string>>({});
   const onSubmitted = useCallback(
-    (_id: string, wf: Workflow) => setLastRun({ seeds: seedsOf(schema, wf), label: seedLabel(schema, wf) }),
-    [schema],
+    (id: string, wf: Workflow) => {
+      setLastRun({ seeds: seedsOf(schema, wf), label: seedLabel(schema, wf) });
+      setJobNames((m) => ({ ...m, [id]: titleRef.current }));
+    },
+    [schema, titleRef],
   );
   const { run, cancel } = useRunControl(graph, jobs, issues, toast, onSubmitted);
+  const [batch, setBatch] = useState(1);
+  // N runs: each submitted after the last was accepted (and its seeds randomised).
+  const runBatch = useCallback(async () => {
+    for (let i = 0; i < batch; i++) {
+      if (!(await run())) return;
+      await new Promise((ok) => setTimeout(ok, 0)); // let the randomised seeds render
+    }
+  }, [batch, run]);
   const { copy, paste } = useClipboard(graph);
   useShortcuts({
     copy,
@@ -105,7 +129,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
     undo: undo.undo,
     redo: undo.redo,
     save,
-    run: () => void run(),
+    run: () => void runBatch(),
     selectAll: graph.selectAll,
   });
   const { onDragOver, onDrop } = useCanvasDrop(addNode, openFile);
@@ -144,7 +168,9 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
     <Ctx.Provider value={ctx}>
       <div className="app">
         <Toolbar
-          onRun={() => void run()}
+          onRun={() => void runBatch()}
+          batch={batch}
+          onBatch={setBatch}
           onStop={() => {
             const id = jobs.running ?? jobs.active[0];
             if (id) void cancel(id);
@@ -195,6 +221,9 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
             </div>
             <Sidebar
               schema={schema}
+              names={jobNames}
+              progress={jobProgress(jobs.runState)}
+              onClear={() => jobs.active.filter((id) => id !== jobs.running).forEach((id) => void cancel(id))}
               active={jobs.active}
               running={jobs.running}
               refreshKey={historyKey}

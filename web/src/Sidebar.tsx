@@ -9,6 +9,11 @@ type Props = {
   schema: Schema;
   active: string[];
   running: string | null;
+  /** Names of this tab's jobs (the workflow's name when it was queued). */
+  names: Record<string, string>;
+  /** Progress of the running job, 0..1 (nodes done plus the running node's share). */
+  progress: number | null;
+  onClear: () => void;
   refreshKey: number;
   onCancel: (id: string) => void;
   onOpenImage: (url: string, job: JobSummary, list: { url: string; job: JobSummary }[]) => void;
@@ -20,7 +25,8 @@ function fmtTime(t: number | string | null | undefined): string {
   return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleTimeString();
 }
 
-export function Sidebar({ schema, active, running, refreshKey, onCancel, onOpenImage }: Props) {
+export function Sidebar(p: Props) {
+  const { schema, active, running, refreshKey, onCancel, onOpenImage, names, progress, onClear } = p;
   const [jobs, setJobs] = useState<JobSummary[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [seeds, setSeeds] = useState<Record<string, string>>({});
@@ -69,12 +75,23 @@ export function Sidebar({ schema, active, running, refreshKey, onCancel, onOpenI
   return (
     <aside className="sidebar">
       <div className="queue" aria-label="Queue">
-        <div className="side-title">Queue</div>
+        <div className="side-title">
+          Queue
+          {active.some((id) => id !== running) && (
+            <button className="small queue-clear" onClick={onClear} title="Cancel every queued job of this tab">
+              clear
+            </button>
+          )}
+        </div>
         {active.length === 0 && <div className="side-empty">idle</div>}
         {active.map((id) => (
           <div className="queue-item" key={id} data-job={id}>
-            <span className="mono">{id.slice(0, 8)}</span>
-            <span className="queue-state">{id === running ? "running" : "queued"}</span>
+            <span className="queue-name" title={id}>
+              {names[id] ?? id.slice(0, 8)}
+            </span>
+            <span className="queue-state">
+              {id === running ? `${Math.round((progress ?? 0) * 100)}%` : "queued"}
+            </span>
             <button className="small" onClick={() => onCancel(id)} title="Cancel / interrupt" aria-label="Cancel job">
               ✕
             </button>

@@ -4,6 +4,8 @@ import type { Undo } from "./useUndo";
 
 type Props = {
   onRun: () => void;
+  batch: number;
+  onBatch: (n: number) => void;
   onStop: () => void;
   busy: boolean;
   onOpenFile: (file: File) => void;
@@ -24,6 +26,16 @@ export function Toolbar(p: Props) {
       <button className="primary" onClick={p.onRun} title="Queue this workflow (Ctrl+Enter)">
         ▶ Run
       </button>
+      <input
+        className="batch"
+        type="number"
+        min={1}
+        max={32}
+        value={p.batch}
+        aria-label="Batch count"
+        title="Runs per click (seeds set to randomize get a new one for each)"
+        onChange={(e) => p.onBatch(Math.max(1, Math.min(32, Math.round(Number(e.target.value) || 1))))}
+      />
       <button onClick={p.onStop} disabled={!p.busy} title="Interrupt the running job">
         ■ Stop
       </button>

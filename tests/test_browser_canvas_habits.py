@@ -412,3 +412,33 @@ async def test_batch_runs_fill_a_named_queue_that_can_be_cleared(canvas: Canvas)
     await page.click("button:has-text('Stop')")
     await canvas.wait_app("app.activeJobs().length === 0", timeout=60_000)
     assert canvas.unexpected_errors() == []
+
+
+async def test_dragging_a_link_end_moves_or_detaches_it(canvas: Canvas) -> None:
+    page = canvas.page
+    edge_id = "checkpoint.vae->decode.vae"
+    end = page.locator(f'.react-flow__edge[data-id="{edge_id}"] .react-flow__edgeupdater-target')
+
+    async def drag_end_to(x: float, y: float) -> None:
+        box = await end.bounding_box()
+        assert box
+        await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        await page.mouse.down()
+        await page.mouse.move(x, y, steps=8)
+        await page.mouse.up()
+
+    # Dropped back on the input it came from: still linked there.
+    target = await canvas.handle("decode", "vae").bounding_box()
+    assert target
+    await drag_end_to(target["x"] + target["width"] / 2, target["y"] + target["height"] / 2)
+    await page.wait_for_timeout(300)
+    doc = await canvas.workflow()
+    assert doc["nodes"]["decode"]["inputs"]["vae"] == {"node": "checkpoint", "output": "vae"}
+    # Dropped on empty canvas: the link is taken off.
+    pane = await page.locator(".react-flow__pane").bounding_box()
+    assert pane
+    await drag_end_to(pane["x"] + pane["width"] * 0.5, pane["y"] + pane["height"] - 40)
+    await canvas.wait_app("!('vae' in app.workflow().nodes.decode.inputs)")
+    await page.keyboard.press("Escape")  # the node search offered for the dropped link
+    assert await page.locator(f'.react-flow__edge[data-id="{edge_id}"]').count() == 0
+    assert canvas.unexpected_errors() == []

@@ -101,7 +101,8 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   useDocumentState(naming.title, undo.dirty);
   const files = useWorkflowFiles({ graph, clearIssues, jobs, showLoaded, undo, toast, reloadSchema, naming });
   const { loadWorkflow, openFile, save } = files;
-  const { isValidConnection, onConnect } = useConnections(graph, clearField);
+  const links = useConnections(graph, clearField);
+  const { isValidConnection, onConnect } = links;
   const search = useNodeSearch(graph, onConnect);
   const [menu, setMenu] = useState<{ x: number; y: number; id: string } | null>(null);
   const menuNode = menu ? nodes.find((n) => n.id === menu.id) : undefined;
@@ -202,6 +203,10 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 onEdgesChange={graph.onEdgesChange}
                 onConnect={onConnect}
                 onConnectEnd={search.onConnectEnd}
+                edgesReconnectable
+                onReconnectStart={links.onReconnectStart}
+                onReconnect={links.onReconnect}
+                onReconnectEnd={links.onReconnectEnd}
                 onNodeContextMenu={(e, n) => {
                   e.preventDefault();
                   setMenu({ x: e.clientX, y: e.clientY, id: n.id });

@@ -118,10 +118,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const [batch, setBatch] = useState(1);
   // N runs: each submitted after the last was accepted (and its seeds randomised).
   const runBatch = useCallback(async () => {
-    for (let i = 0; i < batch; i++) {
-      if (!(await run())) return;
-      await new Promise((ok) => setTimeout(ok, 0)); // let the randomised seeds render
-    }
+    for (let i = 0; i < batch; i++) if (!(await run())) return;
   }, [batch, run]);
   const { copy, paste } = useClipboard(graph);
   useShortcuts({

@@ -122,21 +122,23 @@ export function useGraphState(
   );
 
   const randomizeSeeds = useCallback(() => {
-    setNodes((nds) =>
-      nds.map((n) => {
-        const spec = schemaRef.current.nodes[n.data.type];
-        if (!spec) return n;
-        const changes: Record<string, number | bigint> = {};
-        for (const inp of spec.inputs) {
-          if (inp.widget?.kind !== "seed" || n.data.seedControl?.[inp.name] === false) continue;
-          if (n.data.inputs[inp.name] === undefined && !(inp.name in n.data.inputs)) continue; // linked
-          changes[inp.name] = randomSeed(inp);
-        }
-        return Object.keys(changes).length
-          ? { ...n, data: { ...n.data, inputs: { ...n.data.inputs, ...changes } } }
-          : n;
-      }),
-    );
+    const picked: Record<string, Record<string, number | bigint>> = {};
+    for (const n of nodesRef.current) {
+      const spec = schemaRef.current.nodes[n.data.type];
+      for (const inp of spec?.inputs ?? []) {
+        if (inp.widget?.kind !== "seed" || n.data.seedControl?.[inp.name] === false) continue;
+        if (!(inp.name in n.data.inputs)) continue; // linked
+        (picked[n.id] ??= {})[inp.name] = randomSeed(inp);
+      }
+    }
+    const apply = (nds: FlowNode[]) =>
+      nds.map((n) =>
+        picked[n.id] ? { ...n, data: { ...n.data, inputs: { ...n.data.inputs, ...picked[n.id] } } } : n,
+      );
+    // The ref changes at once: a batch's next run, submitted before React re-renders, reads
+    // the new seeds.
+    nodesRef.current = apply(nodesRef.current);
+    setNodes(apply);
   }, [setNodes]);
 
   const selectAll = useCallback(

@@ -27,6 +27,7 @@ from nodes.sd.checkpoint_files import (
 )
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
 from nodes.sd.ldm_export import HINTS_KEY
+from nodes.sd.preview import make_previewer
 from nodes.sd.sdxl_arch import detect_sdxl, is_sdxl_folder, is_sgm
 from nodes.sd.sdxl_build import build_sdxl_from_diffusers_folder, build_sdxl_from_sgm
 from nodes.sd.vae_latents import vae_dtype
@@ -224,6 +225,7 @@ def _place(c: dict[str, Any], device: torch.device, dtype: torch.dtype, identity
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
         latent_channels=int(c["unet"].config.in_channels),
         zeros_for_missing_negative=bool(c.get("zeros_for_missing_negative", False)),
+        preview=make_previewer(vae, float(vae.config.scaling_factor)),
     )
     clip = ClipHandle(
         c["tokenizer"],

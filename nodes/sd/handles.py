@@ -25,6 +25,7 @@ class ModelHandle:
     latent_channels: int = 4  # the U-Net's in_channels (an empty latent gets this many)
     # SDXL base (diffusers' force_zeros_for_empty_prompt): no negative -> zeros
     zeros_for_missing_negative: bool = False
+    preview: Any = None  # latents -> PIL image for progress (nodes/sd/preview.py), or None
 
     def cache_nbytes(self) -> int:
         return 0

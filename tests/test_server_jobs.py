@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from service import make_app
 from service.store import JobStore
 from service.worker import InProcessWorker
@@ -88,7 +90,7 @@ async def test_interrupt_running_job_mid_sampling(aiohttp_client, tmp_path):
     assert detail["files"] == []
     # the model stays loaded and the next job runs
     status = await (await client.get("/api/status")).json()
-    assert str(("model", "tiny.safetensors")) in status["worker"]["loaded_models"]
+    assert "tiny.safetensors" in status["worker"]["loaded_models"]
     job2 = await submit(client, txt2img(steps=2))
     assert (await messages_until_finished(ws, job2))[-1]["status"] == "ok"
     await ws.close()
@@ -217,19 +219,31 @@ async def test_failing_node_fails_only_its_job(aiohttp_client, tmp_path):
     await ws.close()
 
 
-async def test_out_of_memory_releases_models_and_cache(aiohttp_client, tmp_path):
-    config = make_config(tmp_path)
-    engine = make_engine(config)
-    client = await aiohttp_client(make_test_app(config, engine))
-    job = await submit(client, failing("TOom"))
-    detail = await wait_status(client, job, ("error",))
-    assert detail["error"]["error_type"] == "OutOfMemoryError"
-    assert "out of memory" in detail["error"]["hint"]
+@pytest.mark.parametrize(
+    ("kind", "error_type"),
+    [("cuda", "OutOfMemoryError"), ("cpu", "RuntimeError"), ("python", "MemoryError")],
+)
+async def test_out_of_memory_releases_unused_models_and_cache(
+    aiohttp_client, tmp_path, kind, error_type
+):
+    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    first = await submit(client, txt2img(ckpt="other.safetensors"))
+    await wait_status(client, first, ("ok",))
     status = await (await client.get("/api/status")).json()
-    assert status["worker"]["loaded_models"] == []
+    assert status["worker"]["cache"]["entries"] == 5
+    job = await submit(client, failing("TOom", kind=kind))
+    detail = await wait_status(client, job, ("error",))
+    error = detail["error"]
+    assert error["error_type"] == error_type and error["node_id"] == "boom"
+    assert error["code"] == "out_of_memory" and "lower the size or batch" in error["hint"]
+    status = await (await client.get("/api/status")).json()
+    # the model the failed job used stays; the one it did not use and the cache went
+    assert status["worker"]["loaded_models"] == ["tiny.safetensors"]
     assert status["worker"]["cache"]["entries"] == 0
-    again = await submit(client, txt2img())
+    again = await submit(client, txt2img(ckpt="other.safetensors"))
     assert (await wait_status(client, again, ("ok", "error")))["status"] == "ok"
+    status = await (await client.get("/api/status")).json()
+    assert status["worker"]["loaded_models"] == ["tiny.safetensors", "other.safetensors"]
 
 
 async def test_queue_and_history_survive_restart(aiohttp_client, tmp_path):

@@ -126,6 +126,12 @@ class ModelStore:
                 self._pinned.add(key)
             return entry.value
 
+    def peek(self, key: Hashable) -> Any | None:
+        """The value without marking it used (for inspection), or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return None if entry is None else entry.value
+
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._entries
@@ -166,16 +172,18 @@ class ModelStore:
         with self._lock:
             gone = [e for k, e in self._entries.items() if predicate(k)]
             self._forget(gone)
+            report = [e.to_json() for e in gone]
         self._released(gone)
-        return [e.to_json() for e in gone]
+        return report
 
     def free_memory(self) -> list[dict[str, Any]]:
         """Evict every entry the running job does not use; returns what went."""
         with self._lock:
             gone = [e for k, e in self._entries.items() if k not in self._pinned]
             self._forget(gone)
+            report = [e.to_json() for e in gone]
         self._released(gone)
-        return [e.to_json() for e in gone]
+        return report
 
     @contextmanager
     def job(self) -> Iterator[ModelReport]:

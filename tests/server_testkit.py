@@ -125,10 +125,7 @@ class TOom(Node):
         import torch  # only when it runs: the test kit itself stays torch-free
 
         if kind == "cpu":
-            raise RuntimeError(
-                "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
-                "memory: you tried to allocate 21474836480 bytes. Error code 12"
-            )
+            torch.empty(2**61, dtype=torch.uint8)  # 2 EiB: the CPU allocator refuses
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
 

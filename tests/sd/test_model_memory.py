@@ -135,7 +135,8 @@ def _keys(store: ModelStore) -> list[Any]:
 
 
 class RunOutOfMemory(Node):
-    """Fails the way each device reports running out of memory."""
+    """Fails the way each device reports running out of memory (CUDA's error is raised
+    as torch raises it: no GPU here)."""
 
     OUTPUTS = {"latent": Latent}
     latent: Latent
@@ -144,11 +145,8 @@ class RunOutOfMemory(Node):
     def run(self, ctx: Any, latent: LatentBatch, kind: str) -> dict[str, Any]:
         if kind == "python":
             raise MemoryError()
-        if kind == "cpu":
-            raise RuntimeError(
-                "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't "
-                "allocate memory: you tried to allocate 68719476736 bytes. Error code 12"
-            )
+        if kind == "cpu":  # a real allocation failure: torch's CPU allocator, 2 EiB
+            torch.empty(2**61, dtype=torch.uint8)
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
 
 

@@ -14,6 +14,7 @@ from tests.server_testkit import (
     failing,
     make_config,
     make_engine,
+    make_registry,
     make_test_app,
     messages_until_finished,
     next_message,
@@ -244,6 +245,25 @@ async def test_out_of_memory_releases_unused_models_and_cache(
     assert (await wait_status(client, again, ("ok", "error")))["status"] == "ok"
     status = await (await client.get("/api/status")).json()
     assert status["worker"]["loaded_models"] == ["tiny.safetensors", "other.safetensors"]
+    models = status["worker"]["models"]
+    assert models["used"] == {"cpu": 2000} and models["budgets"]["cpu"] > 0
+    assert models["loaded"][1] == {
+        "name": "other.safetensors",
+        "device": "cpu",
+        "bytes": 1000,
+        "pinned": False,
+    }
+
+
+def test_model_memory_flags_reach_the_engine(tmp_path):
+    import server
+    from service.app import make_engine
+
+    config = server.parse_args(
+        ["--data", str(tmp_path), "--model-memory", "2G", "--gpu-memory", "cuda:1=512M"]
+    )
+    store = make_engine(config, make_registry()).resources.models
+    assert store.budget("cpu") == 2 * 1024**3 and store.budget("cuda:1") == 512 * 1024**2
 
 
 async def test_queue_and_history_survive_restart(aiohttp_client, tmp_path):

@@ -182,7 +182,7 @@ class ModelStore:
             gone = [e for k, e in self._entries.items() if k not in self._pinned]
             self._forget(gone)
             report = [e.to_json() for e in gone]
-        self._released(gone)
+        self._released(gone, collect=True)
         return report
 
     @contextmanager
@@ -253,10 +253,14 @@ class ModelStore:
             if self._report is not None:
                 self._report.evicted.append(entry.to_json())
 
-    def _released(self, gone: list[ModelEntry]) -> None:
-        if not gone:
+    def _released(self, gone: list[ModelEntry], collect: bool = False) -> None:
+        """After evicting: reference counting frees the modules (measured: torch and
+        diffusers modules hold no cycles); a full collection (0.6 s with diffusers
+        loaded) only on an explicit release, where cycles of a failed job may remain."""
+        if not gone and not collect:
             return
-        gone.clear()  # drop our last references before collecting
-        gc.collect()
+        gone.clear()  # drop our last references first
+        if collect:
+            gc.collect()
         for hook in list(self._release_hooks):
             hook()

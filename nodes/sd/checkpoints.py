@@ -207,6 +207,12 @@ def _is_older_version(key: tuple) -> Callable[[Any], bool]:
     )
 
 
+def _is_unloaded_handles(key: Any, store: ModelStore) -> bool:
+    if not (isinstance(key, tuple) and len(key) == 7 and key[0] == CACHE_TAG):
+        return False
+    return key[4] == "handles" and not any(key[:4] + (c,) + key[5:] in store for c in COMPONENTS)
+
+
 @dataclass(frozen=True)
 class _Loadable:
     """One checkpoint file at one dtype and device: reads it and places its components
@@ -303,4 +309,6 @@ def load_checkpoint(
     # an older version of the same file is not needed by new runs any more
     resources.drop(_is_older_version(key))
     store.drop(_is_older_version(key))
+    # handles (tokenizer, configs) of checkpoints whose components were all evicted
+    resources.drop(lambda k: _is_unloaded_handles(k, store))
     return handles  # type: ignore[no-any-return]

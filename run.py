@@ -22,6 +22,7 @@ from graph.context import Resources
 from graph.executor import Engine, RunResult
 from graph.memory import add_memory_options, memory_budgets
 from graph.models import ModelStore
+from graph.node import NodeDeclarationError
 from graph.registry import Registry
 from graph.schema import describe_node, registry_schema
 from graph.validate import Problem
@@ -120,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"run.py: {exc}", file=sys.stderr)
         return 2
-    registry = make_registry(args.node_package)
+    try:
+        registry = make_registry(args.node_package)
+    except NodeDeclarationError as exc:  # a node package that cannot run as declared
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 2
     workspace = Workspace.at(args.data, args.models, allow_pickle=args.allow_pickle)
     if args.out:
         workspace = workspace.with_output(args.out)

@@ -12,7 +12,7 @@ from aiohttp import web
 from graph.executor import Engine
 from graph.registry import Registry
 from graph.workspace import Workspace
-from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from service import canvas, routes_files, routes_import, routes_jobs, routes_meta, routes_ws
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
@@ -65,6 +65,7 @@ def make_app(
     app[SERVICES] = Services(config, engine, worker, Hub(config.ws_queue_limit))
     for table in (
         routes_jobs.routes,
+        routes_import.routes,
         routes_files.routes,
         routes_meta.routes,
         routes_ws.routes,

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import io
-import json
 import os
 import tempfile
 import warnings
@@ -17,8 +16,10 @@ from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
 from graph.pngmeta import read_png_text
-from graph.workflow import WorkflowFormatError, parse_workflow
+from graph.workflow import WorkflowFormatError
 from graph.workspace import PathOutsideFolder
+from importers.a1111 import looks_like_parameters
+from importers.sniff import import_png_text
 from service.errors import ApiError
 from service.state import services
 
@@ -106,20 +107,26 @@ def inspect_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     return fmt, w, h
 
 
-def embedded_workflow(data: bytes, limit: int) -> tuple[dict[str, Any] | None, str | None]:
-    """The workflow a PNG carries (parsed as data, never run), or an error message."""
+def embedded_workflow(
+    data: bytes, limit: int, known_types: set[str] | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The workflow a PNG carries (ours, ComfyUI's or A1111's; parsed as data, never run),
+    or an error message."""
     try:
-        text = read_png_text(data).get("workflow")
+        chunks = read_png_text(data)
     except Exception:
         return None, None
-    if text is None:
+    if not {"workflow", "prompt"} & chunks.keys() and not looks_like_parameters(
+        chunks.get("parameters", "")
+    ):
         return None, None
-    if len(text) > limit:
+    if sum(len(chunks.get(k, "")) for k in ("workflow", "prompt", "parameters")) > limit:
         return None, "the embedded workflow is too large"
     try:
-        return parse_workflow(json.loads(text)).model_dump(mode="json"), None
-    except (json.JSONDecodeError, WorkflowFormatError, RecursionError) as exc:
+        result = import_png_text(chunks, known_types)
+    except WorkflowFormatError as exc:
         return None, f"the embedded workflow is not valid: {exc}"
+    return result.workflow.model_dump(mode="json", exclude_none=True), None
 
 
 def store_upload(folder: Path, data: bytes, suffix: str) -> str:
@@ -146,7 +153,8 @@ async def upload(request: web.Request) -> web.Response:
     fmt, w, h = await asyncio.to_thread(inspect_image, data, cfg.max_upload_pixels)
     workflow, workflow_error = (None, None)
     if fmt == "PNG":
-        workflow, workflow_error = embedded_workflow(data, cfg.max_body_bytes)
+        known = set(svc.engine.registry.nodes)
+        workflow, workflow_error = embedded_workflow(data, cfg.max_body_bytes, known)
     keep = request.query.get("store", "true").lower() not in ("0", "false", "no")
     name = None
     if keep:

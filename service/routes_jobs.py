@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from graph.validate import Problem
-from graph.workflow import WorkflowFormatError, parse_workflow
 from service.budgets import check_budgets, check_node_count
 from service.errors import ApiError
+from service.routes_import import import_or_reject
 from service.state import services
 from service.store import FINISHED, IdempotencyConflict
 
@@ -56,11 +56,8 @@ async def submit(request: web.Request) -> web.Response:
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
         raise ApiError(400, "bad_idempotency_key", "idempotency_key must be a short string")
 
-    try:
-        workflow = parse_workflow(body["workflow"])
-    except WorkflowFormatError as exc:
-        problem = Problem(None, None, "bad_format", str(exc))
-        raise ApiError(400, "invalid_workflow", str(exc), [problem.to_json()]) from None
+    imported = import_or_reject(body["workflow"], svc.engine)  # ours, or ComfyUI's converted
+    workflow = imported.workflow
     over = check_node_count(workflow, svc.config.budgets)
     if over:
         raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
@@ -98,7 +95,10 @@ async def submit(request: web.Request) -> web.Response:
         svc.hub.send(client_id, {"type": "queued", "job": job.id})
         svc.queue.wake()
         svc.queue.broadcast_status()
-    return web.json_response({"id": job.id, "status": job.status})
+    reply: dict[str, Any] = {"id": job.id, "status": job.status}
+    if imported.warnings:
+        reply["import"] = {"source": imported.source, "warnings": imported.warnings}
+    return web.json_response(reply)
 
 
 @routes.get("/api/jobs")

@@ -50,6 +50,12 @@ export const api = {
   job: (id: string) => call<JobSummary>(`/api/jobs/${encodeURIComponent(id)}`),
   cancel: (id: string) =>
     call<{ id: string; status: string }>(`/api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" }),
+  /** Convert a ComfyUI API/UI document (or check one of ours) without running it. */
+  importWorkflow: (doc: unknown) =>
+    call<{ workflow: Workflow; source: string; warnings: string[] }>(
+      "/api/workflows/import",
+      json("POST", doc),
+    ),
   /** Upload an image; with store=false the server only reads its embedded workflow. */
   upload: (file: File, store = true) => {
     const form = new FormData();

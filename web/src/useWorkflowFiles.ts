@@ -1,5 +1,6 @@
 // Loading and saving workflows: the default one at start, examples, dropped or opened files
-// (a .json, or a PNG that may embed a workflow), and download as a .json file.
+// (a .json of ours or ComfyUI's, or a PNG that may embed a workflow from us, ComfyUI or
+// A1111: the server converts), and download as a .json file.
 import type { Viewport } from "@xyflow/react";
 import { useCallback, useEffect, useState } from "react";
 import { api } from "./api";
@@ -81,9 +82,14 @@ export function useWorkflowFiles({
       try {
         const isJson = file.type === "application/json" || /\.json$/i.test(file.name);
         if (isJson) {
-          const doc = checkWorkflowShape(JSON.parse(await file.text()));
+          const raw: unknown = JSON.parse(await file.text());
+          const nodes = (raw as { nodes?: unknown } | null)?.nodes;
+          const ours = !!nodes && typeof nodes === "object" && !Array.isArray(nodes);
+          const converted = ours ? null : await api.importWorkflow(raw);
+          const doc = checkWorkflowShape(converted ? converted.workflow : raw);
           loadWorkflow(doc, file.name.replace(/\.json$/i, ""));
-          toast("info", `opened ${file.name}`);
+          toast("info", converted ? `imported ${file.name} (${converted.source})` : `opened ${file.name}`);
+          for (const w of converted?.warnings ?? []) toast("info", w);
           return;
         }
         if (!file.type.startsWith("image/") && !/\.(png|jpe?g|webp)$/i.test(file.name)) {

@@ -33,6 +33,7 @@ from graph.workflow import (
 )
 from graph.workspace import Workspace
 from importers import ImportRefused, export_comfyui_api, import_file
+from model_index import index_for, model_inputs, record_models, resolve_models
 from nodes.sd.runtime import configure_process
 
 ROOT = Path(__file__).resolve().parent
@@ -134,12 +135,16 @@ def main(argv: list[str] | None = None) -> int:
             print("\n\n".join(describe_node(s) for _, s in sorted(registry.nodes.items())))
         return 0
     if args.convert:
-        return convert(args.convert[0], args.convert[1], args.export, registry)
+        return convert(args.convert[0], args.convert[1], args.export, registry, workspace)
     if not args.workflow:
         print("run.py: a workflow file is required (or --nodes / --schema)", file=sys.stderr)
         return 2
     try:
-        base = read_workflow(args.workflow, registry).model_dump(exclude_none=True)
+        workflow, missing = read_workflow(args.workflow, registry, workspace)
+        if missing:  # model_missing: before anything runs
+            report_problems(missing, args.json)
+            return 2
+        base = workflow.model_dump(exclude_none=True)
         docs = expand_runs(base, args.set, args.vary)
         workflows = [parse_workflow(d) for d in docs]
     except ImportRefused as exc:
@@ -177,18 +182,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.status == "ok" for r in results) else 1
 
 
-def read_workflow(path: str, registry: Registry) -> Any:
-    """Our Workflow from a file in any format we read; warnings go to stderr."""
+def read_workflow(path: str, registry: Registry, workspace: Workspace) -> tuple[Any, list[Problem]]:
+    """Our Workflow from a file in any format we read, its model names resolved (by name,
+    else by content hash) and every local model's sha256 and size recorded; plus the
+    model_missing problems. Notes go to stderr."""
     result = import_file(path, set(registry.nodes))
-    for warning in result.warnings:
-        print(f"run.py: {path}: {warning}", file=sys.stderr)
-    return result.workflow
+    index, inputs = index_for(workspace), model_inputs(registry)
+    workflow, missing, notes = resolve_models(result.workflow, index, inputs)
+    for note in [*result.warnings, *notes]:
+        print(f"run.py: {path}: {note}", file=sys.stderr)
+    return record_models(workflow, index, inputs), missing
 
 
-def convert(source: str, target: str, fmt: str, registry: Registry) -> int:
+def convert(source: str, target: str, fmt: str, registry: Registry, workspace: Workspace) -> int:
     """--convert: write ``source`` as our format, or as ComfyUI API JSON."""
     try:
-        workflow = read_workflow(source, registry)
+        workflow, missing = read_workflow(source, registry, workspace)
+        for problem in missing:
+            print(f"run.py: {problem}", file=sys.stderr)
         if fmt == "comfyui-api":
             defaults = {
                 name: {n: i.default for n, i in spec.inputs.items() if i.socket is None}

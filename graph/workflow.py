@@ -37,6 +37,7 @@ class ModelRef(BaseModel):
     ``NODE.INPUT``)."""
 
     model_config = ConfigDict(extra="forbid")
+    kind: str | None = None  # the models sub-folder: checkpoints, loras, vae, ...
     name: str | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     size: int | None = Field(default=None, ge=0)

@@ -206,6 +206,7 @@ def convert_parameters(
         sample_inputs["denoise"] = denoise
         warnings.append("img2img: choose the source picture in LoadImage (the file has none)")
     doc: dict[str, Any] = {"version": 1, "nodes": nodes}
-    if short:
-        doc["models"] = {"checkpoint.name": {"autov2": short.lower()}}
+    if short and re.fullmatch(r"[0-9a-fA-F]{10}", short):
+        ref = {"kind": "checkpoints", "name": model, "autov2": short.lower()}
+        doc["models"] = {"checkpoint.name": ref}
     return doc, warnings

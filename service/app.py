@@ -12,6 +12,7 @@ from aiohttp import web
 from graph.executor import Engine
 from graph.registry import Registry
 from graph.workspace import Workspace
+from model_index import index_for
 from service import canvas, routes_files, routes_import, routes_jobs, routes_meta, routes_ws
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
@@ -99,6 +100,8 @@ async def _start(app: web.Application) -> None:
 
     svc.dispatcher = Dispatcher(svc.store, svc.worker, notify, notify_all)
     svc.dispatcher.start()
+    # first sight of the model files: hash them in the background
+    loop.run_in_executor(None, index_for(svc.engine.workspace).scan)
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -56,7 +56,7 @@ async def submit(request: web.Request) -> web.Response:
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
         raise ApiError(400, "bad_idempotency_key", "idempotency_key must be a short string")
 
-    imported = import_or_reject(body["workflow"], svc.engine)  # ours, or ComfyUI's converted
+    imported = await import_or_reject(body["workflow"], svc.engine)  # ours, or ComfyUI's converted
     workflow = imported.workflow
     over = check_node_count(workflow, svc.config.budgets)
     if over:

@@ -206,9 +206,12 @@ class ModelIndex:
 
     def path_of(self, kind: str, name: str) -> Path | None:
         """The file behind a name, if it exists inside ``<models>/<kind>/``."""
-        folder = (self.models_dir / kind).resolve()
-        path = (folder / name).resolve()
-        if folder not in path.parents or not path.is_file():
+        try:
+            folder = (self.models_dir / kind).resolve()
+            path = (folder / name).resolve()
+            if folder not in path.parents or not path.is_file():
+                return None
+        except (OSError, ValueError):  # a name with a NUL byte, a loop of links
             return None
         return path
 

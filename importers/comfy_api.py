@@ -8,6 +8,7 @@ from typing import Any
 from graph.validate import Problem
 from importers.comfy_nodes import (
     CONVERTERS,
+    META_KEY,
     NO_EQUIVALENT,
     PRIMITIVES,
     ComfyNode,
@@ -52,6 +53,11 @@ def convert_api(
         str(k): {"class_type": v["class_type"], "inputs": dict(v.get("inputs") or {})}
         for k, v in prompt.items()
     }
+    ours_extra = {
+        str(k): v["_meta"][META_KEY]
+        for k, v in prompt.items()
+        if isinstance(v.get("_meta"), dict) and isinstance(v["_meta"].get(META_KEY), dict)
+    }
     _inline_primitives(nodes)
     ctx = Context(taken=set(nodes))
     problems: list[Problem] = []
@@ -72,6 +78,8 @@ def convert_api(
         problems += [Problem(cid, f, "no_equivalent", f"{ctype}: {m}") for f, m in n.problems]
         for our_id in made:
             origin[our_id] = cid
+        if cid in made and cid in ours_extra:  # written by our export: our own settings
+            made[cid]["inputs"].update(ours_extra[cid])
         ours.update(made)
         outputs[cid] = outs
 

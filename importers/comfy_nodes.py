@@ -25,8 +25,14 @@ SAMPLERS = {
     "ddim": "ddim",
     "uni_pc": "unipc",
 }
-SCHEDULES = {"normal": "normal", "karras": "karras", "exponential": "exponential"}
-COMFY_ONLY_SCHEDULES = ("simple", "sgm_uniform", "ddim_uniform", "beta")
+SCHEDULES = ("normal", "karras", "exponential", "simple", "sgm_uniform", "ddim_uniform", "beta")
+# samplers our Sample runs with convention "comfyui" (ComfyUI's sigmas, noise and timesteps:
+# nodes/sd/comfy_sampling.py); the others run on diffusers' own schedules, which differ
+COMFY_CONVENTION = ("euler", "euler_ancestral", "dpmpp_2m", "ddim")
+DIFFUSERS_SCHEDULES = ("normal", "karras", "exponential")
+
+# our settings ComfyUI's nodes lack, kept in a node's _meta by our export
+META_KEY = "sdgraph_inputs"
 
 # UI format: the names behind widgets_values, in order. "control_after_generate" is the
 # frontend's extra entry after a seed widget; "upload" is LoadImage's upload button.
@@ -159,23 +165,31 @@ class Context:
 def _sampler_settings(n: ComfyNode, ctx: Context, seed_name: str) -> dict[str, Any]:
     sampler = n.value("sampler_name")
     schedule = n.value("scheduler")
+    convention = "comfyui" if sampler in COMFY_CONVENTION else "diffusers"
     if sampler is not None and sampler not in SAMPLERS:
         n.refuse(f"sampler {sampler!r} has no equivalent (ours: {', '.join(SAMPLERS)})", "sampler")
-    if schedule is not None and schedule not in SCHEDULES:
+    elif schedule is not None and schedule not in SCHEDULES:
         n.refuse(
             f"scheduler {schedule!r} has no equivalent (ours: {', '.join(SCHEDULES)})", "scheduler"
         )
-    if schedule == "normal":
+    elif convention == "diffusers" and sampler is not None:
+        if schedule not in DIFFUSERS_SCHEDULES:
+            n.refuse(
+                f"scheduler {schedule!r} with sampler {sampler!r} has no equivalent (ComfyUI's "
+                f"schedules run here with {', '.join(COMFY_CONVENTION)})",
+                "scheduler",
+            )
         ctx.warnings.append(
-            f"node {n.id}: ComfyUI's 'normal' sigma schedule differs from this engine's 'normal'"
-            " (diffusers' spacing); the picture will not match ComfyUI's"
+            f"node {n.id}: sampler {sampler} runs on diffusers' {schedule} schedule here, not "
+            f"ComfyUI's; the picture will differ from ComfyUI's"
         )
     return {
         "seed": n.value(seed_name),
         "steps": n.value("steps"),
         "cfg": n.value("cfg"),
         "sampler": SAMPLERS.get(sampler, sampler),
-        "schedule": SCHEDULES.get(schedule, schedule),
+        "schedule": schedule,
+        "convention": convention,
     }
 
 

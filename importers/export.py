@@ -11,7 +11,7 @@ from typing import Any
 
 from graph.validate import Problem
 from graph.workflow import Workflow, as_link
-from importers.comfy_nodes import SAMPLERS
+from importers.comfy_nodes import META_KEY, SAMPLERS
 from importers.errors import ImportRefused
 
 # our type -> (ComfyUI class, {our input: ComfyUI input}, [our outputs in ComfyUI's order])
@@ -46,8 +46,6 @@ SIMPLE: dict[str, tuple[str, dict[str, str], list[str]]] = {
     "EncodeText": ("CLIPTextEncode", {"clip": "clip"}, ["conditioning"]),
 }
 TO_COMFY_SAMPLER = {ours: comfy for comfy, ours in SAMPLERS.items()}
-# our settings ComfyUI's nodes do not carry; dropped when at these values
-DROPPED_DEFAULTS = {"LoadCheckpoint": {"dtype": "auto", "device": "auto"}}
 
 
 def export_comfyui_api(workflow: Workflow, defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -79,19 +77,14 @@ def export_comfyui_api(workflow: Workflow, defaults: dict[str, dict[str, Any]]) 
             continue
         cls, names, _ = SIMPLE[entry.type]
         values = {**defaults.get(entry.type, {}), **entry.inputs}
-        inputs: dict[str, Any] = {}
-        for ours, theirs in names.items():
-            inputs[theirs] = _value(nodes, values.get(ours))
-        for name, default in DROPPED_DEFAULTS.get(entry.type, {}).items():
-            if values.get(name, default) != default:
-                problems.append(
-                    Problem(
-                        nid,
-                        name,
-                        "no_equivalent",
-                        f"{name} {values[name]!r} has no ComfyUI equivalent",
-                    )
-                )
+        inputs = {theirs: _value(nodes, values.get(ours)) for ours, theirs in names.items()}
+        # settings ComfyUI's node lacks (Sample's convention, LoadCheckpoint's dtype) ride
+        # in _meta, which ComfyUI ignores and our import reads back
+        extra = {
+            k: v
+            for k, v in values.items()
+            if k not in names and k != "tokens" and as_link(v) is None
+        }
         if entry.type == "Sample":
             inputs["sampler_name"] = TO_COMFY_SAMPLER.get(values["sampler"], values["sampler"])
         if entry.type == "LoadImage":
@@ -110,7 +103,10 @@ def export_comfyui_api(workflow: Workflow, defaults: dict[str, dict[str, Any]]) 
                     )
                 )
             inputs["text"] = text
-        out[nid] = {"inputs": inputs, "class_type": cls, "_meta": {"title": nid}}
+        meta: dict[str, Any] = {"title": nid}
+        if extra:
+            meta[META_KEY] = extra
+        out[nid] = {"inputs": inputs, "class_type": cls, "_meta": meta}
     if problems:
         raise ImportRefused("sdgraph", problems, action="export to ComfyUI")
     return out

@@ -40,7 +40,6 @@ def test_cli_runs_converts_and_exports(tmp_path: Path, capsys) -> None:
     assert code == 0, err
     (saved,) = json.loads(out)["runs"][0]["files"]
     assert Path(saved).name.startswith("case01_euler_normal")
-    assert "sigma schedule differs" in err  # the user is told what will differ
     ours = tmp_path / "ours.json"
     assert cli("--convert", str(FIX / "case01_euler_normal.png"), str(ours))[0] == 0
     doc = json.loads(ours.read_text())

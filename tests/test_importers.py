@@ -70,7 +70,7 @@ def test_case01_api_ui_and_png_give_the_same_graph(engine: Engine) -> None:
     assert ui.workflow.ui["positions"]["3"] == {"x": 863, "y": 186}
     assert png.workflow.ui == ui.workflow.ui
     assert problems_of(engine, ui.workflow) == [("4", "name", "not_in_choices")]
-    assert any("'normal' sigma schedule differs" in w for w in api.warnings)
+    assert s["convention"] == "comfyui" and api.warnings == []  # ComfyUI's sigmas and noise
 
 
 def test_case13_img2img(engine: Engine) -> None:
@@ -107,11 +107,22 @@ def test_unmappable_nodes_are_all_listed(engine: Engine) -> None:
         "CLIPSetLastLayer",
         "stop_at_clip_layer -2",
         "IPAdapterAdvanced",
-        "scheduler 'beta'",
+        "sampler 'dpmpp_3m_sde'",
     ):
         assert expected in text
-    scheduler = [p for p in err.value.problems if p.node_id == "3"]
-    assert scheduler and scheduler[0].field == "scheduler"
+    sampler = [p for p in err.value.problems if p.node_id == "3"]
+    assert sampler and sampler[0].field == "sampler"
+
+
+def test_samplers_without_a_comfyui_loop_run_on_diffusers_schedules(engine: Engine) -> None:
+    doc = json.loads((FIX / "case01_euler_normal.api.json").read_text())
+    doc["3"]["inputs"].update(sampler_name="heun", scheduler="karras")
+    result = import_document(doc, known(engine))
+    assert result.workflow.nodes["3"].inputs["convention"] == "diffusers"
+    assert "picture will differ" in result.warnings[0]
+    doc["3"]["inputs"]["scheduler"] = "beta"
+    with pytest.raises(ImportRefused, match="scheduler 'beta' with sampler 'heun'"):
+        import_document(doc, known(engine))
 
 
 def test_a_node_type_missing_from_this_engine_is_refused() -> None:

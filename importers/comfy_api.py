@@ -21,6 +21,7 @@ from importers.errors import ImportRefused
 
 # (x, y, width, height) per ComfyUI node id, from the UI format
 Layout = dict[str, tuple[float, float, float, float]]
+SPLIT_STRETCH, SPLIT_OFFSET = 1.6, 360  # room for a second node beside a split one
 
 
 def looks_like_api(data: Any) -> bool:
@@ -139,18 +140,21 @@ def convert_api(
 def _positions(
     ours: dict[str, Any], origin: dict[str, str], layout: Layout
 ) -> dict[str, dict[str, int]]:
-    """Each node at its ComfyUI position; a second node made from one ComfyUI node (the
-    Tokenize before EncodeText) goes just below the first."""
+    """Each node at its ComfyUI position. Where one ComfyUI node became two of ours (the
+    Tokenize before EncodeText), the second goes right of the first and the whole layout is
+    stretched sideways to make room, so nothing overlaps and the arrangement stays."""
     out: dict[str, dict[str, int]] = {}
     count: dict[str, int] = {}
+    split = len(set(origin.values())) < len(origin)
+    stretch = SPLIT_STRETCH if split else 1.0
     for our_id in ours:
         cid = origin[our_id]
         if cid not in layout:
             continue
-        x, y, _w, h = layout[cid]
+        x, y, _w, _h = layout[cid]
         k = count.get(cid, 0)
         count[cid] = k + 1
-        out[our_id] = {"x": round(x), "y": round(y + k * (max(h, 60) + 30))}
+        out[our_id] = {"x": round(x * stretch + k * SPLIT_OFFSET), "y": round(y)}
     return out
 
 

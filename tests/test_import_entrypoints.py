@@ -44,7 +44,7 @@ def test_cli_runs_converts_and_exports(tmp_path: Path, capsys) -> None:
     assert cli("--convert", str(FIX / "case01_euler_normal.png"), str(ours))[0] == 0
     doc = json.loads(ours.read_text())
     assert doc["nodes"]["3"]["type"] == "Sample"
-    assert doc["ui"]["positions"]["4"] == {"x": 26, "y": 474}
+    assert doc["ui"]["positions"]["4"] == {"x": round(26 * 1.6), "y": 474}
     back = tmp_path / "back.api.json"
     code, _, err = cli("--convert", str(ours), str(back), "--export", "comfyui-api")
     assert code == 0, err
@@ -75,9 +75,9 @@ async def test_server_accepts_converts_and_refuses(aiohttp_client, tmp_path, sd_
     resp = await client.post("/api/workflows/import", json=ui)
     body = await resp.json()
     assert resp.status == 200 and body["source"] == "comfyui-ui"
-    assert body["workflow"]["ui"]["positions"]["3"] == {"x": 863, "y": 186}
+    assert body["workflow"]["ui"]["positions"]["3"] == {"x": round(863 * 1.6), "y": 186}
     form = FormData()
     form.add_field("file", (FIX / "case01_euler_normal.png").read_bytes(), filename="c.png")
     body = await (await client.post("/api/files/input?store=false", data=form)).json()
     assert body["workflow"]["nodes"]["3"]["type"] == "Sample", body
-    assert body["workflow"]["ui"]["positions"]["9"] == {"x": 1451, "y": 189}
+    assert body["workflow"]["ui"]["positions"]["9"] == {"x": round(1451 * 1.6), "y": 189}

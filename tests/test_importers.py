@@ -66,8 +66,12 @@ def test_case01_api_ui_and_png_give_the_same_graph(engine: Engine) -> None:
         "vae": {"node": "4", "output": "vae"},
         "latent": {"node": "3", "output": "latent"},
     }
-    # the layout carries over (ComfyUI's pos); the only validation problem is the model
-    assert ui.workflow.ui["positions"]["3"] == {"x": 863, "y": 186}
+    # the layout carries over (ComfyUI's pos, stretched sideways 1.6x to make room for the
+    # EncodeText beside each Tokenize); the only validation problem is the model
+    positions = ui.workflow.ui["positions"]
+    assert positions["3"] == {"x": round(863 * 1.6), "y": 186}
+    assert positions["6_tokens"] == {"x": round(415 * 1.6), "y": 186}
+    assert positions["6"] == {"x": round(415 * 1.6) + 360, "y": 186}
     assert png.workflow.ui == ui.workflow.ui
     assert problems_of(engine, ui.workflow) == [("4", "name", "not_in_choices")]
     assert s["convention"] == "comfyui" and api.warnings == []  # ComfyUI's sigmas and noise

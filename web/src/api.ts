@@ -52,7 +52,12 @@ export const api = {
     call<{ id: string; status: string }>(`/api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" }),
   /** Convert a ComfyUI API/UI document (or check one of ours) without running it. */
   importWorkflow: (doc: unknown) =>
-    call<{ workflow: Workflow; source: string; warnings: string[] }>(
+    call<{
+      workflow: Workflow;
+      source: string;
+      warnings: string[];
+      problems: { node_id: string | null; field: string | null; message: string }[];
+    }>(
       "/api/workflows/import",
       json("POST", doc),
     ),

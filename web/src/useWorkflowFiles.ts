@@ -90,6 +90,7 @@ export function useWorkflowFiles({
           loadWorkflow(doc, file.name.replace(/\.json$/i, ""));
           toast("info", converted ? `imported ${file.name} (${converted.source})` : `opened ${file.name}`);
           for (const w of converted?.warnings ?? []) toast("info", w);
+          for (const p of converted?.problems ?? []) toast("error", `${p.node_id}.${p.field}: ${p.message}`);
           return;
         }
         if (!file.type.startsWith("image/") && !/\.(png|jpe?g|webp)$/i.test(file.name)) {
@@ -125,14 +126,22 @@ export function useWorkflowFiles({
     [loadWorkflow, toast],
   );
 
-  const save = useCallback(() => {
-    const blob = new Blob([JSON.stringify(currentWorkflow(), null, 2) + "\n"], { type: "application/json" });
+  const save = useCallback(async () => {
+    // The server adds each model file's sha256 and size (the models section), so the file
+    // finds the same models on another machine; saved as is when the server cannot.
+    let doc = currentWorkflow();
+    try {
+      doc = (await api.importWorkflow(doc)).workflow;
+    } catch {
+      toast("info", "saved without model hashes (the server did not answer)");
+    }
+    const blob = new Blob([JSON.stringify(doc, null, 2) + "\n"], { type: "application/json" });
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
     a.download = `${title || "workflow"}.json`;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-  }, [currentWorkflow, title]);
+  }, [currentWorkflow, title, toast]);
 
   return { title, examples, loadWorkflow, openFile, openExample, save };
 }

@@ -26,6 +26,7 @@ from graph.executor import Engine, RunResult
 from graph.registry import Registry
 from graph.schema import describe_node, registry_schema
 from graph.validate import Problem
+from graph.versions import migrate
 from graph.workflow import (
     WorkflowFormatError,
     parse_workflow,
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         workflow, missing = read_workflow(args.workflow, registry, workspace)
-        if missing:  # model_missing: before anything runs
+        if missing:  # model_missing, newer_version, no_migration: before anything runs
             report_problems(missing, args.json)
             return 2
         base = workflow.model_dump(exclude_none=True)
@@ -185,13 +186,14 @@ def main(argv: list[str] | None = None) -> int:
 def read_workflow(path: str, registry: Registry, workspace: Workspace) -> tuple[Any, list[Problem]]:
     """Our Workflow from a file in any format we read, its model names resolved (by name,
     else by content hash) and every local model's sha256 and size recorded; plus the
-    model_missing problems. Notes go to stderr."""
+    problems found on the way (model_missing, newer_version, no_migration). Notes go to stderr."""
     result = import_file(path, set(registry.nodes))
     index, inputs = index_for(workspace), model_inputs(registry)
-    workflow, missing, notes = resolve_models(result.workflow, index, inputs)
+    workflow, outdated = migrate(result.workflow, registry)  # node versions (and stamps)
+    workflow, missing, notes = resolve_models(workflow, index, inputs)
     for note in [*result.warnings, *notes]:
         print(f"run.py: {path}: {note}", file=sys.stderr)
-    return record_models(workflow, index, inputs), missing
+    return record_models(workflow, index, inputs), [*outdated, *missing]
 
 
 def convert(source: str, target: str, fmt: str, registry: Registry, workspace: Workspace) -> int:
@@ -200,6 +202,8 @@ def convert(source: str, target: str, fmt: str, registry: Registry, workspace: W
         workflow, missing = read_workflow(source, registry, workspace)
         for problem in missing:
             print(f"run.py: {problem}", file=sys.stderr)
+        if any(p.code != "model_missing" for p in missing):
+            return 2
         if fmt == "comfyui-api":
             defaults = {
                 name: {n: i.default for n, i in spec.inputs.items() if i.socket is None}

@@ -29,6 +29,7 @@ class NodeEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str
     inputs: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = Field(default=None, ge=1)  # the node's VERSION when saved
 
 
 class ModelRef(BaseModel):

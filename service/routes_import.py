@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from graph.validate import Problem
+from graph.versions import migrate
 from graph.workflow import Workflow, WorkflowFormatError
 from importers import import_document
 from model_index import index_for, model_inputs, record_models, resolve_models
@@ -38,7 +39,11 @@ def _import(data: Any, engine: Any) -> Imported:
         problems = getattr(exc, "problems", None) or [Problem(None, None, "bad_format", str(exc))]
         raise ApiError(400, "invalid_workflow", str(exc), [p.to_json() for p in problems]) from None
     index, inputs = index_for(engine.workspace), model_inputs(engine.registry)
-    workflow, missing, notes = resolve_models(result.workflow, index, inputs)
+    workflow, outdated = migrate(result.workflow, engine.registry)  # node versions, stamped
+    if outdated:
+        problems = [p.to_json() for p in outdated]
+        raise ApiError(400, "invalid_workflow", outdated[0].message, problems)
+    workflow, missing, notes = resolve_models(workflow, index, inputs)
     workflow = record_models(workflow, index, inputs, wait=False)  # pending: SaveImage fills in
     return Imported(workflow, result.source, [*result.warnings, *notes], missing)
 

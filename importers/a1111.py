@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from graph.validate import Problem
@@ -60,9 +59,6 @@ IGNORED = {
 HIRES_PREFIX = "Hires"
 LORA_TAG = re.compile(r"<(lora|lyco|hypernet):([^:>]+)(?::[^>]*)?>")
 
-# (kind, name, short hash) -> a local model name, when the caller can look one up
-ModelLookup = Callable[[str, str | None, str | None], str | None]
-
 
 def looks_like_parameters(text: str) -> bool:
     return any(line.startswith("Steps: ") for line in text.splitlines())
@@ -100,9 +96,7 @@ def _number(settings: dict[str, str], key: str, kind: type, problems: list[Probl
         return None
 
 
-def convert_parameters(
-    text: str, lookup: ModelLookup | None = None
-) -> tuple[dict[str, Any], list[str]]:
+def convert_parameters(text: str) -> tuple[dict[str, Any], list[str]]:
     """(our workflow document, warnings); ImportRefused naming each setting we lack."""
     prompt, negative, s = parse_parameters(text)
     problems: list[Problem] = []
@@ -148,7 +142,7 @@ def convert_parameters(
         warnings.append("ignored settings: " + ", ".join(ignored))
     warnings.append("A1111 draws its noise differently; the picture will not match A1111's")
     name, short = s.get("Model"), s.get("Model hash")
-    model = (lookup(name, short) if lookup else None) or (name or "")
+    model = name or ""  # the models section's AutoV2 hash finds the file (model_index)
     assert size is not None
     width, height = int(size.group(1)), int(size.group(2))
     sample_inputs: dict[str, Any] = {

@@ -9,7 +9,7 @@ from typing import Any
 
 from graph.pngmeta import read_png_text
 from graph.workflow import Workflow, WorkflowFormatError, parse_workflow
-from importers.a1111 import ModelLookup, convert_parameters, looks_like_parameters
+from importers.a1111 import convert_parameters, looks_like_parameters
 from importers.comfy_api import Layout, convert_api, looks_like_api
 from importers.comfy_ui import convert_ui, looks_like_ui, viewport
 
@@ -26,9 +26,7 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def import_document(
-    data: Any, known_types: set[str] | None = None, lookup: ModelLookup | None = None
-) -> ImportResult:
+def import_document(data: Any, known_types: set[str] | None = None) -> ImportResult:
     """Our format as is; ComfyUI API or UI JSON converted. ``known_types`` (the registry's
     node types) refuses conversions that need nodes this engine lacks."""
     if looks_like_ui(data):
@@ -66,7 +64,6 @@ def _json(text: str, what: str) -> Any:
 def import_png_text(
     chunks: dict[str, str],
     known_types: set[str] | None = None,
-    lookup: ModelLookup | None = None,
     what: str = "this PNG",
 ) -> ImportResult:
     """From a PNG's text chunks: ours (``workflow``), ComfyUI (``prompt`` = what ran, plus
@@ -83,10 +80,10 @@ def import_png_text(
                 view = viewport(ui)
             return _from_api(prompt, known_types, layout, view, "comfyui-png")
     if ui is not None:
-        return import_document(ui, known_types, lookup)
+        return import_document(ui, known_types)
     params = chunks.get("parameters")
     if params and looks_like_parameters(params):
-        doc, warnings = convert_parameters(params, lookup)
+        doc, warnings = convert_parameters(params)
         return ImportResult(parse_workflow(doc), "a1111", warnings)
     raise WorkflowFormatError(f"{what}: no embedded workflow (sdgraph, ComfyUI or A1111)")
 
@@ -94,7 +91,6 @@ def import_png_text(
 def import_bytes(
     raw: bytes,
     known_types: set[str] | None = None,
-    lookup: ModelLookup | None = None,
     what: str = "the file",
 ) -> ImportResult:
     """A file's bytes: a PNG with text chunks, or JSON text in any format we read."""
@@ -103,20 +99,18 @@ def import_bytes(
             chunks = read_png_text(raw)
         except Exception as exc:
             raise WorkflowFormatError(f"{what}: not a readable PNG ({exc})") from None
-        return import_png_text(chunks, known_types, lookup, what)
+        return import_png_text(chunks, known_types, what=what)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise WorkflowFormatError(f"{what}: neither a PNG nor UTF-8 JSON text") from None
     if looks_like_parameters(text) and not text.lstrip().startswith("{"):
-        doc, warnings = convert_parameters(text, lookup)
+        doc, warnings = convert_parameters(text)
         return ImportResult(parse_workflow(doc), "a1111", warnings)
-    return import_document(_json(text, what), known_types, lookup)
+    return import_document(_json(text, what), known_types)
 
 
-def import_file(
-    path: str | Path, known_types: set[str] | None = None, lookup: ModelLookup | None = None
-) -> ImportResult:
+def import_file(path: str | Path, known_types: set[str] | None = None) -> ImportResult:
     """A workflow file of any format we read (OSError when it cannot be read)."""
     path = Path(path)
-    return import_bytes(path.read_bytes(), known_types, lookup, str(path))
+    return import_bytes(path.read_bytes(), known_types, str(path))

@@ -13,6 +13,7 @@ from graph.pngmeta import read_png_text
 from tests.browser_support import (  # noqa: F401 - fixtures
     Canvas,
     canvas_fixture,
+    default_workflow,
     live_url_fixture,
     models_dir_fixture,
 )
@@ -74,3 +75,21 @@ async def test_dropped_comfyui_png_shows_its_layout_and_runs(canvas: Canvas) -> 
     assert done["status"] == "ok", await canvas.app("app.lastEvents(300)")
     await canvas.node("9").locator("img.gnode-result").wait_for()
     assert canvas.unexpected_errors() == []
+
+
+async def test_opened_file_with_a_missing_model_marks_the_loader(canvas: Canvas) -> None:
+    doc = default_workflow()
+    doc["nodes"]["checkpoint"]["inputs"]["name"] = "gone.safetensors"
+    doc["models"] = {"checkpoint.name": {"kind": "checkpoints", "sha256": "ab" * 32, "size": 9}}
+    await drop_file(canvas, "shared.json", "application/json", json.dumps(doc).encode())
+    issue = canvas.node("checkpoint").locator(".gnode-issue")
+    await issue.wait_for()
+    assert "abab" in await issue.inner_text()
+    assert [i["code"] for i in (await canvas.app("app.issues()"))["checkpoint"]] == [
+        "model_missing"
+    ]
+    # ComfyUI's API format opens too, converted by the server
+    api = json.loads((FIX / "case01_euler_normal.api.json").read_text())
+    await drop_file(canvas, "comfy.api.json", "application/json", json.dumps(api).encode())
+    await canvas.wait_app("'6_tokens' in app.workflow().nodes")
+    await canvas.page.locator(".toast", has_text="imported (comfyui-api)").wait_for()

@@ -48,7 +48,16 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const { nodes, edges, currentWorkflow, apply, setInput, setSeedControl, addNode } = graph;
   const showLoaded = useShowLoaded(nodes, canvasRef);
   const undo = useUndo(() => currentWorkflow(false), apply, nodes, edges);
-  const files = useWorkflowFiles({ graph, clearIssues, jobs, showLoaded, undo, toast, reloadSchema });
+  const files = useWorkflowFiles({
+    graph,
+    clearIssues,
+    showIssues: issues.show,
+    jobs,
+    showLoaded,
+    undo,
+    toast,
+    reloadSchema,
+  });
   const { loadWorkflow, openFile, save } = files;
   const { isValidConnection, onConnect } = useConnections(graph, clearField);
   const { run, cancel } = useRunControl(graph, jobs, issues, toast);

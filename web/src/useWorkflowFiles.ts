@@ -24,6 +24,8 @@ export type WorkflowFiles = {
 type Deps = {
   graph: Pick<GraphState, "apply" | "currentWorkflow" | "schemaRef">;
   clearIssues: () => void;
+  /** Mark problems on their nodes (a missing model on its loader). */
+  showIssues: (details: unknown) => unknown;
   jobs: JobEvents;
   showLoaded: (viewport: Viewport | null) => void;
   undo: Undo;
@@ -34,6 +36,7 @@ type Deps = {
 export function useWorkflowFiles({
   graph,
   clearIssues,
+  showIssues,
   jobs,
   showLoaded,
   undo,
@@ -82,15 +85,18 @@ export function useWorkflowFiles({
       try {
         const isJson = file.type === "application/json" || /\.json$/i.test(file.name);
         if (isJson) {
-          const raw: unknown = JSON.parse(await file.text());
-          const nodes = (raw as { nodes?: unknown } | null)?.nodes;
-          const ours = !!nodes && typeof nodes === "object" && !Array.isArray(nodes);
-          const converted = ours ? null : await api.importWorkflow(raw);
-          const doc = checkWorkflowShape(converted ? converted.workflow : raw);
+          // The server converts ComfyUI's formats and points model names at local files
+          // with the same content (the file's models section).
+          const converted = await api.importWorkflow(JSON.parse(await file.text()));
+          const doc = checkWorkflowShape(converted.workflow);
           loadWorkflow(doc, file.name.replace(/\.json$/i, ""));
-          toast("info", converted ? `imported ${file.name} (${converted.source})` : `opened ${file.name}`);
-          for (const w of converted?.warnings ?? []) toast("info", w);
-          for (const p of converted?.problems ?? []) toast("error", `${p.node_id}.${p.field}: ${p.message}`);
+          const how = converted.source === "sdgraph" ? "opened" : `imported (${converted.source})`;
+          toast("info", `${how} ${file.name}`);
+          for (const w of converted.warnings) toast("info", w);
+          if (converted.problems.length) {
+            showIssues(converted.problems); // e.g. model_missing, on the loader node
+            toast("error", converted.problems.map((p) => p.message).join("; "));
+          }
           return;
         }
         if (!file.type.startsWith("image/") && !/\.(png|jpe?g|webp)$/i.test(file.name)) {
@@ -112,7 +118,7 @@ export function useWorkflowFiles({
         toast("error", `could not open ${file.name}: ${String((e as Error).message ?? e)}`);
       }
     },
-    [loadWorkflow, reloadSchema, toast],
+    [loadWorkflow, reloadSchema, toast, showIssues],
   );
 
   const openExample = useCallback(

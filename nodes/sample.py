@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import torch
 
+from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
 from nodes.sd.comfy_sampling import comfy_sample
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
@@ -25,6 +26,16 @@ def progress_callback(ctx: Any) -> Any:
         ctx.progress(step / total, step, total, preview=latent_preview(latents))
 
     return on_step
+
+
+def sampling_cost(inputs: CostInputs) -> Cost:
+    """Every step runs the U-Net over the whole latent it is given."""
+    return Cost(
+        pixels=inputs.linked_pixels("latent"),
+        steps=inputs.values["steps"],
+        pixels_field="latent",
+        steps_field="steps",
+    )
 
 
 class Sample(Node):
@@ -48,6 +59,10 @@ class Sample(Node):
     schedule: ScheduleName = "normal"
     denoise: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
     convention: Literal["diffusers", "comfyui"] = "diffusers"
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        return sampling_cost(inputs)
 
     def run(
         self,

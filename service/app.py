@@ -14,6 +14,7 @@ from graph.registry import Registry
 from graph.workspace import Workspace
 from model_index import index_for
 from service import canvas, routes_files, routes_import, routes_jobs, routes_meta, routes_ws
+from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
@@ -63,7 +64,9 @@ def make_app(
         middlewares=[safe_headers, json_errors, make_guard(config)],
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
-    app[SERVICES] = Services(config, engine, worker, Hub(config.ws_queue_limit))
+    app[SERVICES] = Services(
+        config, engine, worker, Hub(config.ws_queue_limit), ClientIds.at(config.data_dir)
+    )
     for table in (
         routes_jobs.routes,
         routes_import.routes,
@@ -98,7 +101,9 @@ async def _start(app: web.Application) -> None:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(svc.hub.broadcast, message)
 
-    svc.dispatcher = Dispatcher(svc.store, svc.worker, notify, notify_all)
+    svc.dispatcher = Dispatcher(
+        svc.store, svc.worker, notify, notify_all, job_timeout=svc.config.job_timeout
+    )
     svc.dispatcher.start()
     # first sight of the model files: hash them in the background
     loop.run_in_executor(None, index_for(svc.engine.workspace).scan)

@@ -11,7 +11,7 @@ from aiohttp import FormData
 import run
 from graph import Registry
 from service import make_app
-from tests.server_testkit import make_config, submit, wait_status
+from tests.server_testkit import make_config, owned_client, submit, wait_status
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "comfyui"
@@ -61,7 +61,8 @@ def sd_registry() -> Registry:
 
 
 async def test_server_accepts_converts_and_refuses(aiohttp_client, tmp_path, sd_registry):
-    client = await aiohttp_client(make_app(make_config(tmp_path), registry=sd_registry))
+    app = make_app(make_config(tmp_path), registry=sd_registry)
+    client = await owned_client(aiohttp_client, app)
     job = await submit(client, small_comfy_api())
     done = await wait_status(client, job, ("ok", "error", "interrupted"), timeout=120)
     assert done["status"] == "ok", done

@@ -21,7 +21,7 @@ from graph.workflow import parse_workflow
 from model_index import ModelIndex, index_for, model_inputs, record_models, resolve_models
 from model_index.family import detect_family
 from service import make_app
-from tests.server_testkit import make_config, make_test_app
+from tests.server_testkit import make_config, make_test_app, owned_client
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "nodes" / "sd" / "builtin_models" / "shapes-demo.safetensors"
@@ -124,7 +124,7 @@ async def test_background_hashing_does_not_block_the_server(aiohttp_client, tmp_
     monkeypatch.setattr(ModelIndex, "_digest", slow)
     (tmp_path / "models" / "checkpoints").mkdir(parents=True)
     (tmp_path / "models" / "checkpoints" / "big.safetensors").write_bytes(b"w" * 4096)
-    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
     try:
         body = await asyncio.wait_for((await client.get("/api/models")).json(), 5)
         (entry,) = body["files"]
@@ -233,7 +233,8 @@ def sd_fingerprint(models: Path, data: Path, name: str) -> str | None:
 
 
 async def test_api_reports_model_missing(aiohttp_client, tmp_path, sd_registry):
-    client = await aiohttp_client(make_app(make_config(tmp_path), registry=sd_registry))
+    app = make_app(make_config(tmp_path), registry=sd_registry)
+    client = await owned_client(aiohttp_client, app)
     refs = {"checkpoint.name": {"kind": "checkpoints", "sha256": "ab" * 32, "size": 5}}
     doc = _workflow("gone.safetensors", refs).model_dump(exclude_none=True)
     resp = await client.post("/api/jobs", json={"workflow": doc})

@@ -7,13 +7,15 @@ import json
 import struct
 from pathlib import Path
 
+from graph.workspace import open_regular
+
 MAX_HEADER = 100 * 1024 * 1024
 
 
 def safetensors_header(path: Path) -> dict[str, dict] | None:
     """The header's tensor entries, or None when the file is not safetensors."""
     try:
-        with path.open("rb") as f:
+        with open_regular(path) as f:
             raw = f.read(8)
             if len(raw) < 8:
                 return None

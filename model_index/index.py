@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from graph.workspace import is_regular_file, open_regular
 from model_index.family import detect_family
 
 KINDS = ("checkpoints", "loras", "vae", "embeddings", "controlnet", "upscale_models")
@@ -53,7 +54,7 @@ def _key(st: os.stat_result) -> list[int]:
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as f:
+    with open_regular(path) as f:  # a FIFO planted in models/ never blocks the hashing
         while block := f.read(BLOCK):
             digest.update(block)
     return digest.hexdigest()
@@ -95,6 +96,12 @@ class ModelIndex:
         return entry if entry is not None and entry.get("key") == _key(st) else None
 
     # -- hashing -----------------------------------------------------------------------
+    def known_sha256(self, path: Path) -> str | None:
+        """The memoized sha256 of the file as it is now, without hashing."""
+        path = Path(path).resolve()
+        entry = self._known(path, path.stat())
+        return entry.get("sha256") if entry else None
+
     def sha256(self, path: Path) -> str:
         """The file's sha256, from the memo or computed now (once, even when the
         background thread is at the same file)."""
@@ -156,7 +163,7 @@ class ModelIndex:
                     self._worker = None
                     return
                 path = self._pending.pop(0)
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):  # gone, or no longer a file
                 self.sha256(path)
 
     def wait_idle(self, timeout: float | None = None) -> None:
@@ -177,6 +184,8 @@ class ModelIndex:
             for f in sorted(files):
                 p = Path(root) / f
                 if f.startswith(".") or not f.lower().endswith(EXTENSIONS):
+                    continue
+                if not is_regular_file(p):  # FIFOs, devices: never listed, never read
                     continue
                 if base in p.resolve().parents:  # no symlinks out of the folder
                     found.append(p)

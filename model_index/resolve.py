@@ -56,7 +56,7 @@ def record_models(
         path = index.path_of(kind, value)
         if path is None:
             continue
-        sha = index.sha256(path) if wait else _known_sha(index, path)
+        sha = index.sha256(path) if wait else index.known_sha256(path)
         refs[key] = ModelRef(kind=kind, name=value, sha256=sha, size=path.stat().st_size)
     return workflow.model_copy(update={"models": refs or None})
 
@@ -74,11 +74,6 @@ def complete_models(doc: dict[str, Any], index: ModelIndex) -> dict[str, Any]:
         path = index.path_of(ref.get("kind") or "", ref.get("name") or "") if ref else None
         done[key] = {**ref, "sha256": index.sha256(path)} if path is not None else ref
     return {**doc, "models": done}
-
-
-def _known_sha(index: ModelIndex, path: Any) -> str | None:
-    entry = index._known(path, path.stat())  # noqa: SLF001 - same package
-    return entry.get("sha256") if entry else None
 
 
 def resolve_models(

@@ -18,6 +18,7 @@ import run
 from graph import Registry, Workspace
 from graph.pngmeta import read_png_text
 from graph.workflow import parse_workflow
+from graph.workspace import NotARegularFile
 from model_index import ModelIndex, index_for, model_inputs, record_models, resolve_models
 from model_index.family import detect_family
 from service import make_app
@@ -249,3 +250,15 @@ async def test_api_reports_model_missing(aiohttp_client, tmp_path, sd_registry):
     assert "abab" in problem["message"]
     body = await (await client.post("/api/workflows/import", json=doc)).json()
     assert body["problems"][0]["code"] == "model_missing"  # the canvas still opens it
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_among_the_models_is_never_read(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    os.mkfifo(models / "checkpoints" / "stuck.safetensors")
+    index = ModelIndex(models, tmp_path / "data")
+    assert index.scan() == []  # not listed, so never hashed in the background
+    assert index.path_of("checkpoints", "stuck.safetensors") is None
+    with pytest.raises(NotARegularFile):  # refused at open, without blocking
+        index.sha256(models / "checkpoints" / "stuck.safetensors")

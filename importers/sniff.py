@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graph import jsondoc
 from graph.pngmeta import read_png_text
 from graph.workflow import Workflow, WorkflowFormatError, parse_workflow
 from importers.a1111 import convert_parameters, looks_like_parameters
@@ -56,8 +57,8 @@ def _from_api(
 
 def _json(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        return jsondoc.loads(text)  # the bounded reader of every outside document
+    except (json.JSONDecodeError, jsondoc.DocumentTooComplex) as exc:
         raise WorkflowFormatError(f"{what}: malformed JSON: {exc}") from None
 
 

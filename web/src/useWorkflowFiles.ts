@@ -8,7 +8,8 @@ import type { Workflow } from "./types";
 import type { GraphState } from "./useGraphState";
 import type { JobEvents } from "./useJobEvents";
 import type { Toasts } from "./useToasts";
-import type { Undo } from "./useUndo";
+import { readAutosave, type Undo } from "./useUndo";
+import { parseJson, stringifyJson } from "./json";
 import { checkWorkflowShape } from "./workflow";
 
 export type WorkflowFiles = {
@@ -31,6 +32,8 @@ type Deps = {
   undo: Undo;
   toast: Toasts["toast"];
   reloadSchema: () => void;
+  /** The open document's name (kept by the editor, so undo can restore it). */
+  naming: { title: string; setTitle: (title: string) => void };
 };
 
 export function useWorkflowFiles({
@@ -42,10 +45,11 @@ export function useWorkflowFiles({
   undo,
   toast,
   reloadSchema,
+  naming,
 }: Deps): WorkflowFiles {
   const { apply, currentWorkflow, schemaRef } = graph;
   const [examples, setExamples] = useState<string[]>([]);
-  const [title, setTitle] = useState("untitled");
+  const { title, setTitle } = naming;
 
   const loadWorkflow = useCallback(
     (doc: Workflow, name?: string) => {
@@ -54,16 +58,27 @@ export function useWorkflowFiles({
       jobs.resetRunState();
       if (name) setTitle(name);
       showLoaded(flow.viewport);
-      undo.commitNow();
+      undo.markClean();
       const unknown = [...new Set(flow.nodes.filter((n) => !schemaRef.current.nodes[n.data.type]).map((n) => n.data.type))];
       if (unknown.length) toast("error", `Unknown node types kept as placeholders: ${unknown.join(", ")}`);
     },
-    [apply, jobs, showLoaded, toast, undo, clearIssues, schemaRef],
+    [apply, jobs, showLoaded, toast, undo, clearIssues, schemaRef, setTitle],
   );
 
-  // Start with the default workflow (txt2img) and the list of examples.
+  // Start with what was open in this browser (autosaved), else the default workflow (txt2img).
   useEffect(() => {
     let live = true;
+    let restored = false;
+    const saved = readAutosave();
+    if (saved) {
+      try {
+        loadWorkflow(checkWorkflowShape(saved.doc), saved.title);
+        if (saved.dirty) undo.markClean(false);
+        restored = true;
+      } catch {
+        /* a damaged autosave: start from the default workflow */
+      }
+    }
     api
       .workflows()
       .then(async (r) => {
@@ -71,7 +86,7 @@ export function useWorkflowFiles({
         const names = r.workflows ?? [];
         setExamples(names);
         const first = names.includes("txt2img") ? "txt2img" : names[0];
-        if (first) loadWorkflow(checkWorkflowShape(await api.workflow(first)), first);
+        if (first && !restored) loadWorkflow(checkWorkflowShape(await api.workflow(first)), first);
       })
       .catch((e) => toast("error", `could not load the default workflow: ${e.message ?? e}`));
     return () => {
@@ -87,7 +102,7 @@ export function useWorkflowFiles({
         if (isJson) {
           // The server converts ComfyUI's formats and points model names at local files
           // with the same content (the file's models section).
-          const converted = await api.importWorkflow(JSON.parse(await file.text()));
+          const converted = await api.importWorkflow(parseJson(await file.text()));
           const doc = checkWorkflowShape(converted.workflow);
           loadWorkflow(doc, file.name.replace(/\.json$/i, ""));
           const how = converted.source === "sdgraph" ? "opened" : `imported (${converted.source})`;
@@ -141,13 +156,14 @@ export function useWorkflowFiles({
     } catch {
       toast("info", "saved without model hashes (the server did not answer)");
     }
-    const blob = new Blob([JSON.stringify(doc, null, 2) + "\n"], { type: "application/json" });
+    const blob = new Blob([stringifyJson(doc, 2) + "\n"], { type: "application/json" });
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
     a.download = `${title || "workflow"}.json`;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-  }, [currentWorkflow, title, toast]);
+    undo.markClean();
+  }, [currentWorkflow, title, toast, undo]);
 
   return { title, examples, loadWorkflow, openFile, openExample, save };
 }

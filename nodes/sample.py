@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
+from nodes.sd.comfy_sampling import comfy_sample
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
 from nodes.sd.preview import latent_preview
-from nodes.sd.samplers import SamplerName, ScheduleName, UnsupportedSchedule, scheduler_kwargs
+from nodes.sd.samplers import SamplerName, ScheduleName, scheduler_kwargs
 from nodes.sd.sampling import SampleSettings, sample
 from nodes.types import Conditioning as ConditioningType
 from nodes.types import Latent, Model
@@ -49,7 +50,12 @@ class Sample(Node):
     Base -> refiner hand-off (diffusers' denoising_end / denoising_start): the base stops
     at ``denoising_end`` (its latent keeps the remaining noise), the refiner continues it
     from ``denoising_start`` (same value, no new noise). Without a negative, an SDXL base
-    uses zeros (diffusers' negative_prompt=None); other models need one when cfg > 1."""
+    uses zeros (diffusers' negative_prompt=None); other models need one when cfg > 1.
+
+    convention: ``diffusers`` reproduces diffusers' pipelines; ``comfyui`` reproduces
+    ComfyUI's KSampler (its sigma schedules, noise scaling and timesteps; samplers euler,
+    euler_ancestral, dpmpp_2m, ddim), so an imported ComfyUI workflow gives its picture.
+    The schedules simple, sgm_uniform, ddim_uniform and beta exist only there."""
 
     CATEGORY = "sampling"
     OUTPUTS = {"latent": Latent}
@@ -65,15 +71,17 @@ class Sample(Node):
     denoise: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
     denoising_start: float = Widget(0.0, ge=0.0, lt=1.0, step=0.01)
     denoising_end: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
+    convention: Literal["diffusers", "comfyui"] = "diffusers"
 
     @classmethod
     def check(cls, inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
         """Pairs that cannot run, rejected before any model loads."""
         problems: list[tuple[str | None, str]] = []
-        try:
-            scheduler_kwargs(inputs["sampler"], inputs["schedule"])
-        except UnsupportedSchedule as e:
-            problems.append(("schedule", str(e)))
+        if inputs["convention"] == "diffusers":
+            try:
+                scheduler_kwargs(inputs["sampler"], inputs["schedule"])
+            except ValueError as e:  # UnsupportedSchedule, or a ComfyUI-only schedule
+                problems.append(("schedule", str(e)))
         start, end = inputs["denoising_start"], inputs["denoising_end"]
         if start > 0.0 and start >= end:
             problems.append(
@@ -81,6 +89,13 @@ class Sample(Node):
             )
         if start > 0.0 and inputs["denoise"] < 1.0:
             problems.append(("denoise", "denoising_start replaces denoise: use denoise 1"))
+        if inputs["convention"] == "comfyui" and (start > 0.0 or end < 1.0):
+            problems.append(
+                (
+                    "convention",
+                    "denoising_start / denoising_end follow diffusers: use convention diffusers",
+                )
+            )
         return problems
 
     @classmethod
@@ -101,11 +116,13 @@ class Sample(Node):
         denoise: float,
         denoising_start: float,
         denoising_end: float,
+        convention: str = "diffusers",
         negative: Conditioning | None = None,
     ) -> dict[str, Any]:
         settings = SampleSettings(
             seed, steps, cfg, sampler, schedule, denoise, denoising_start, denoising_end
         )
         ctx.check_interrupted()
-        out = sample(model, positive, negative, latent, settings, progress_callback(ctx, model))
+        run = comfy_sample if convention == "comfyui" else sample
+        out = run(model, positive, negative, latent, settings, progress_callback(ctx, model))
         return {"latent": LatentBatch(out)}  # stays on the model's device

@@ -42,7 +42,7 @@ def clip(base: dict[str, Any]) -> ClipHandle:
         torch.float32,
         "t",
         tokenizer_2=base["tokenizer_2"],
-        text_encoder_2=base["text_encoder_2"],
+        text_encoder_2_ref=base["text_encoder_2"],
         family="sdxl",
     )
 
@@ -120,7 +120,7 @@ def test_second_prompt_windows_are_padded_to_match(clip: ClipHandle) -> None:
 
 
 def test_tokens_must_come_from_the_same_kind_of_clip(clip: ClipHandle, base: Any) -> None:
-    one = replace(clip, tokenizer_2=None, text_encoder_2=None)
+    one = replace(clip, tokenizer_2=None, text_encoder_2_ref=None)
     with pytest.raises(ValueError, match="tokenize with the same CLIP"):
         encode_sdxl(clip, tokenize_for(one, "a fox"))
     with pytest.raises(ValueError, match="text_2 is for the second text encoder"):

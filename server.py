@@ -93,9 +93,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--max-steps", type=int, default=b.max_steps)
     p.add_argument("--max-nodes", type=int, default=b.max_nodes)
     p.add_argument("--max-prompt-chars", type=int, default=b.max_prompt_chars)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads per job (default: 1 for small images)"
+    )
     a = p.parse_args(argv)
-    configure_process(a.threads)
     return ServerConfig(
         host=a.host,
         port=a.port,
@@ -114,6 +115,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         cache_budget=int(a.cache_gb * 1024**3),
         max_upload_bytes=int(a.max_upload_mb * 1024**2),
         budgets=Budgets(a.max_pixels, a.max_steps, a.max_nodes, a.max_prompt_chars),
+        threads=a.threads,
     )
 
 

@@ -17,6 +17,7 @@ from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
 from service.security import json_errors, make_guard, safe_headers
+from service.startup import EngineLoad, make_engine_gate
 from service.state import SERVICES, Services
 from service.store import JobStore
 from service.worker import InProcessWorker, Worker
@@ -32,6 +33,16 @@ def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engin
     return Engine(
         registry or load_registry(config.node_packages), workspace, cache_budget=config.cache_budget
     )
+
+
+def make_worker(config: ServerConfig, engine: Engine) -> Worker:
+    """The in-process worker, with the per-job torch thread policy (or --threads)."""
+    from functools import partial
+
+    from nodes.sd.runtime import job_threads
+
+    scope = partial(job_threads, override=config.threads)
+    return InProcessWorker(engine, config.preview_size, config.preview_interval, scope)
 
 
 def load_registry(packages: tuple[str, ...]) -> Registry:
@@ -53,16 +64,27 @@ def make_app(
     worker: Worker | None = None,
 ) -> web.Application:
     """Build the server. Tests inject an engine (or a registry of test nodes); the
-    queue database opens and the worker thread starts when the app starts."""
+    queue database opens and the worker thread starts when the app starts. Without
+    either, the engine (torch, diffusers, node types) loads in the background once the
+    app starts, and API requests wait for it (`service.startup`)."""
     config = config or ServerConfig()
-    engine = engine or make_engine(config, registry)
-    engine.workspace.ensure()
-    worker = worker or InProcessWorker(engine, config.preview_size, config.preview_interval)
+    load = EngineLoad()
+    if engine is not None or registry is not None or worker is not None:
+        engine = engine or make_engine(config, registry)
+        engine.workspace.ensure()
+        worker = worker or make_worker(config, engine)
+        load.mark_ready()
     app = web.Application(
-        middlewares=[safe_headers, json_errors, make_guard(config)],
+        middlewares=[
+            safe_headers,
+            json_errors,
+            make_guard(config),
+            make_engine_gate(load, config.engine_wait),
+        ],
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
-    app[SERVICES] = Services(config, engine, worker, Hub(config.ws_queue_limit))
+    # engine and worker stay None until the background load has finished
+    app[SERVICES] = Services(config, engine, worker, Hub(config.ws_queue_limit), load=load)  # type: ignore[arg-type]
     for table in (
         routes_jobs.routes,
         routes_files.routes,
@@ -96,8 +118,21 @@ async def _start(app: web.Application) -> None:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(svc.hub.broadcast, message)
 
-    svc.dispatcher = Dispatcher(svc.store, svc.worker, notify, notify_all)
-    svc.dispatcher.start()
+    def start_dispatcher(engine: Engine, worker: Worker) -> None:
+        svc.engine, svc.worker = engine, worker
+        svc.dispatcher = Dispatcher(svc.store, worker, notify, notify_all)
+        svc.dispatcher.start()
+
+    if svc.load.ready:
+        start_dispatcher(svc.engine, svc.worker)
+    else:
+        config = svc.config
+
+        def build() -> tuple[Engine, Worker]:
+            engine = make_engine(config)
+            return engine, make_worker(config, engine)
+
+        svc.load.start(build, start_dispatcher)
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -52,6 +52,8 @@ class ServerConfig:
     preview_size: int = 256  # longest side of progress preview images
     preview_interval: float = 0.1  # seconds between two previews of one job
     shutdown_timeout: float = 10.0  # seconds to wait for the running job on shutdown
+    engine_wait: float = 120.0  # seconds an API request waits for the engine to load
+    threads: int | None = None  # torch threads per job (None: nodes.sd.runtime's policy)
 
     @property
     def db_path(self) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -10,6 +10,7 @@ from graph.executor import Engine
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
+from service.startup import EngineLoad
 from service.store import JobStore
 from service.worker import Worker
 
@@ -22,6 +23,7 @@ class Services:
     hub: Hub
     store: JobStore | None = None  # opened on start-up
     dispatcher: Dispatcher | None = None
+    load: EngineLoad = field(default_factory=EngineLoad)  # the engine's background load
 
     @property
     def jobs(self) -> JobStore:

@@ -27,6 +27,7 @@ from nodes.sd.checkpoint_files import (
 )
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
 from nodes.sd.ldm_export import HINTS_KEY
+from nodes.sd.runtime import cpu_has_native_bf16
 
 __all__ = [
     "BUILTIN_TINY",
@@ -161,9 +162,15 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """auto: fp16 on cuda, fp32 elsewhere."""
+    """auto: fp16 on cuda; on the CPU bf16 where the processor computes it natively
+    (AVX512-BF16 or AMX, 2.5-3x faster than fp32 at the same adherence, see the README),
+    else fp32 (emulated bf16 is slower than fp32); fp32 on mps."""
     if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.float16
+        if device.type == "cpu" and cpu_has_native_bf16():
+            return torch.bfloat16
+        return torch.float32
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}")
     return DTYPES[dtype]

@@ -141,6 +141,7 @@ async def _close_sockets(app: web.Application) -> None:
 
 async def _stop(app: web.Application) -> None:
     svc = app[SERVICES]
+    svc.load.abandon()
     if svc.dispatcher is not None:
         done = await asyncio.to_thread(svc.dispatcher.stop, svc.config.shutdown_timeout)
         if not done:

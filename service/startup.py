@@ -38,6 +38,7 @@ class EngineLoad:
         self.seconds: float | None = None
         self.error: str | None = None
         self._done = asyncio.Event()
+        self._abandoned = False
 
     @property
     def ready(self) -> bool:
@@ -60,6 +61,8 @@ class EngineLoad:
 
         def finish(result: tuple[Engine, Worker] | None, error: str | None) -> None:
             self.seconds = time.monotonic() - self.started
+            if self._abandoned:  # the server stopped while loading
+                return
             if result is not None:
                 try:
                     on_ready(*result)
@@ -81,6 +84,10 @@ class EngineLoad:
                 loop.call_soon_threadsafe(finish, result, error)
 
         threading.Thread(target=work, name="engine-load", daemon=True).start()
+
+    def abandon(self) -> None:
+        """The server is stopping: a load that finishes later starts nothing."""
+        self._abandoned = True
 
     def mark_ready(self) -> None:
         """An engine that was given, not loaded."""

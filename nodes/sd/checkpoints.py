@@ -189,7 +189,9 @@ def _read_components(res: Resolved, allow_pickle: bool, dtype: torch.dtype) -> d
     assert res.path is not None
     if res.kind == "folder":
         return build_from_diffusers_folder(res.path, allow_pickle, res.name)
-    sd, meta, _fmt = read_state_dict(res.path, allow_pickle=allow_pickle and not res.trusted)
+    sd, meta, _fmt = read_state_dict(
+        res.path, allow_pickle=allow_pickle and not res.trusted, dtype=dtype
+    )
     meta["hints"] = parse_json_meta(meta, HINTS_KEY)
     arch = detect(sd, meta, res.name)
     return build_from_ldm(sd, arch, res.name, dtype)

@@ -84,7 +84,8 @@ def make_app(
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
     # engine and worker stay None until the background load has finished
-    app[SERVICES] = Services(config, engine, worker, Hub(config.ws_queue_limit), load=load)  # type: ignore[arg-type]
+    hub = Hub(config.ws_queue_limit)
+    app[SERVICES] = Services(config, engine, worker, hub, load=load)  # type: ignore[arg-type]
     for table in (
         routes_jobs.routes,
         routes_files.routes,

@@ -23,7 +23,7 @@ from typing import Any
 
 # width * height * batch (image pixels) up to which one thread is faster; see the
 # README's Performance section for the measurements behind it
-SINGLE_THREAD_MAX_PIXELS = 128 * 128
+SINGLE_THREAD_MAX_PIXELS = 2 * 64 * 64
 CPUINFO = Path("/proc/cpuinfo")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 

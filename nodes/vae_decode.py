@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import torch
 
+from graph.cost import Cost, CostInputs
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
 from nodes.sd.vae_tiling import use_tiles
@@ -35,6 +36,11 @@ class VAEDecode(Node):
     vae: Vae
     latent: Latent
     tiling: Literal["auto", "on", "off"] = "auto"  # auto: when the image would not fit
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        """The VAE works on every pixel once; the size passes through."""
+        return Cost(pixels=inputs.linked_pixels("latent"), pixels_field="latent")
 
     def run(self, ctx: Any, vae: VaeHandle, latent: LatentBatch, tiling: str) -> dict[str, Any]:
         ctx.check_interrupted()

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import torch
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
+from graph.cost import Cost, CostInputs
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
 from nodes.sd.vae_tiling import use_tiles
@@ -49,6 +50,11 @@ class VAEEncode(Node):
     vae: Vae
     image: Image
     tiling: Literal["auto", "on", "off"] = "auto"  # auto: when the image would not fit
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        """The VAE works on every pixel once; the size passes through."""
+        return Cost(pixels=inputs.linked_pixels("image"), pixels_field="image")
 
     def run(self, ctx: Any, vae: VaeHandle, image: torch.Tensor, tiling: str) -> dict[str, Any]:
         ctx.check_interrupted()

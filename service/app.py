@@ -13,6 +13,7 @@ from graph.executor import Engine
 from graph.registry import Registry
 from graph.workspace import Workspace
 from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
@@ -84,8 +85,14 @@ def make_app(
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
     # engine and worker stay None until the background load has finished
-    hub = Hub(config.ws_queue_limit)
-    app[SERVICES] = Services(config, engine, worker, hub, load=load)  # type: ignore[arg-type]
+    app[SERVICES] = Services(
+        config,
+        engine,  # type: ignore[arg-type]
+        worker,  # type: ignore[arg-type]
+        Hub(config.ws_queue_limit),
+        ClientIds.at(config.data_dir),
+        load=load,
+    )
     for table in (
         routes_jobs.routes,
         routes_files.routes,
@@ -121,7 +128,9 @@ async def _start(app: web.Application) -> None:
 
     def start_dispatcher(engine: Engine, worker: Worker) -> None:
         svc.engine, svc.worker = engine, worker
-        svc.dispatcher = Dispatcher(svc.store, worker, notify, notify_all)
+        svc.dispatcher = Dispatcher(
+            svc.store, worker, notify, notify_all, job_timeout=svc.config.job_timeout
+        )
         svc.dispatcher.start()
 
     if svc.load.ready:

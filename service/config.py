@@ -21,10 +21,12 @@ class ConfigError(ValueError):
 class Budgets:
     """Cross-field resource limits checked before a job is queued (400 budget_exceeded)."""
 
-    max_pixels: int = 2048 * 2048 * 4  # width * height * batch_size of any one node
-    max_steps: int = 200  # any input named "steps"
+    max_pixels: int = 2048 * 2048 * 4  # width * height * batch of what any one node makes
+    max_steps: int = 200  # steps of any one node (as the node declares them: Node.cost)
     max_nodes: int = 500
     max_prompt_chars: int = 8000  # any string input
+    max_total_steps: int = 2000  # steps summed over the workflow
+    max_work: int = 2048 * 2048 * 4 * 200  # pixel-steps summed over the workflow
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ServerConfig:
     preview_size: int = 256  # longest side of progress preview images
     preview_interval: float = 0.1  # seconds between two previews of one job
     shutdown_timeout: float = 10.0  # seconds to wait for the running job on shutdown
+    job_timeout: float | None = 3600.0  # seconds a job may run before it is interrupted
     engine_wait: float = 120.0  # seconds an API request waits for the engine to load
     threads: int | None = None  # torch threads per job (None: nodes.sd.runtime's policy)
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from graph.failure import failure
+from service.deadline import JobDeadline
 from service.messages import with_urls
 from service.store import Job, JobStore
 from service.worker import JobOutcome, JobRequest, Worker
@@ -25,10 +27,16 @@ NotifyAll = Callable[[dict[str, Any]], None]
 
 class Dispatcher:
     def __init__(
-        self, store: JobStore, worker: Worker, notify: Notify, notify_all: NotifyAll
+        self,
+        store: JobStore,
+        worker: Worker,
+        notify: Notify,
+        notify_all: NotifyAll,
+        job_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.worker = worker
+        self.job_timeout = job_timeout  # seconds a job may run before it is interrupted
         self._notify = notify
         self._notify_all = notify_all
         self._wake = threading.Event()
@@ -119,22 +127,21 @@ class Dispatcher:
                     log.exception("could not record node states of job %s", job.id)
             self._notify(job.client_id, message)
 
+        deadline = JobDeadline(self.job_timeout, lambda: self.worker.interrupt(job.id))
         try:
-            outcome = self.worker.run(JobRequest(job.id, job.workflow), on_message)
+            with deadline:
+                outcome = self.worker.run(JobRequest(job.id, job.workflow), on_message)
         except Exception as exc:  # the worker itself broke: fail the job, keep serving
             log.exception("worker failed on job %s", job.id)
-            error = {
-                "node_id": None,
-                "node_type": None,
-                "error_type": type(exc).__name__,
-                "message": str(exc) or type(exc).__name__,
-                "traceback": "",
-                "inputs": {},
-            }
+            error = failure(exc, with_traceback=False)
             self._notify(job.client_id, {"type": "error", "job": job.id, **error})
             outcome = JobOutcome("error", 0.0, error=error)
+        if deadline.expired:
+            outcome = deadline.outcome(outcome)
+            if outcome.error and outcome.error["error_type"] == "timeout":
+                self._notify(job.client_id, {"type": "error", "job": job.id, **outcome.error})
         nodes.update(outcome.nodes)
-        _settle(nodes, outcome.status)
+        _settle(nodes, "interrupted" if deadline.expired else outcome.status)
         try:
             self.store.finish(
                 job.id,

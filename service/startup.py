@@ -1,9 +1,9 @@
 """Loading the engine behind an open socket: the server answers at once.
 
 Importing torch, diffusers and the node types takes seconds; the socket opens first
-and serves the canvas and ``/api/status`` (which says the engine is loading), while a
-background thread builds the engine. Every other API request waits for it (up to
-``config.engine_wait``) and then runs, or gets 503 ``engine_loading``.
+and serves the canvas, ``/api/status`` (which says the engine is loading) and
+``/api/clients``, while a background thread builds the engine. Every other API request
+waits for it (up to ``config.engine_wait``) and then runs, or gets 503 ``engine_loading``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from service.worker import Worker
 log = logging.getLogger(__name__)
 
 # answered while the engine loads; everything else under /api/ waits for it
-NO_ENGINE_PATHS = frozenset({"/api/status"})
+NO_ENGINE_PATHS = frozenset({"/api/status", "/api/clients"})
 
 Build = Callable[[], tuple[Engine, Worker]]
 
@@ -110,7 +110,7 @@ class EngineLoad:
 
 
 def make_engine_gate(load: EngineLoad, timeout: float) -> Callable[..., Awaitable[Any]]:
-    """Middleware: API requests other than /api/status wait for the engine."""
+    """Middleware: API requests other than NO_ENGINE_PATHS wait for the engine."""
 
     @web.middleware
     async def engine_gate(request: web.Request, handler: Any) -> web.StreamResponse:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from graph.executor import Engine
+from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
@@ -21,6 +22,7 @@ class Services:
     engine: Engine
     worker: Worker
     hub: Hub
+    clients: ClientIds  # issues and verifies client ids (job ownership)
     store: JobStore | None = None  # opened on start-up
     dispatcher: Dispatcher | None = None
     load: EngineLoad = field(default_factory=EngineLoad)  # the engine's background load

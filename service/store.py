@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graph.failure import failure
+
 FINISHED = ("ok", "error", "interrupted", "cancelled")
 
 _SCHEMA = """
@@ -105,14 +107,10 @@ class JobStore:
         """Jobs left running by a previous process become interrupted."""
         now = time.time()
         error = json.dumps(
-            {
-                "node_id": None,
-                "node_type": None,
-                "error_type": "ServerRestarted",
-                "message": "the server stopped while this job was running",
-                "traceback": "",
-                "inputs": {},
-            }
+            failure(
+                error_type="ServerRestarted",
+                message="the server stopped while this job was running",
+            )
         )
         with self._lock:
             ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status='running'")]

@@ -9,7 +9,7 @@ import pytest
 
 from service import app as app_module
 from service import make_app
-from tests.server_testkit import make_config, make_engine, submit, txt2img
+from tests.server_testkit import make_config, make_engine, owned_client, submit, txt2img
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
 
 
 async def test_status_answers_while_loading_and_the_api_waits(aiohttp_client, tmp_path: Path, gate):
-    client = await aiohttp_client(make_app(make_config(tmp_path)))
+    client = await owned_client(aiohttp_client, make_app(make_config(tmp_path)))
     status = await (await client.get("/api/status")).json()
     assert status["engine"]["state"] == "loading"
     assert "torch" in status["engine"]["message"]
@@ -36,7 +36,7 @@ async def test_status_answers_while_loading_and_the_api_waits(aiohttp_client, tm
     assert resp.status == 200 and "TSample" in (await resp.json())["nodes"]
     status = await (await client.get("/api/status")).json()
     assert status["engine"]["state"] == "ready" and "worker" in status
-    job_id = await submit(client, txt2img(), client_id="startup-client")
+    job_id = await submit(client, txt2img())
     assert job_id
 
 

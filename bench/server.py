@@ -75,9 +75,10 @@ async def wait_started(base: str, t0: float, timeout: float) -> dict[str, float]
 async def client_jobs(base: str, workflow: dict, n: int, latencies: list[float]) -> None:
     import aiohttp
 
-    cid = uuid.uuid4().hex[:16]
+    async with aiohttp.ClientSession() as anon, anon.post(f"{base}/api/clients") as r:
+        cid = (await r.json())["client_id"]  # server-issued: jobs are private to it
     async with (
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(headers={"X-Client-Id": cid}) as http,
         http.ws_connect(f"{base}/api/ws?client_id={cid}") as ws,
     ):
         await ws.receive_json()  # the snapshot

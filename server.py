@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     from aiohttp import web
 
     try:
-        app = make_app(config)
+        app = make_app(config, background=True)  # the socket opens before torch loads
     except NodeDeclarationError as exc:  # a node package that cannot run as declared
         print(f"error: {exc}", file=sys.stderr)
         return 2

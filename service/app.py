@@ -63,14 +63,16 @@ def make_app(
     engine: Engine | None = None,
     registry: Registry | None = None,
     worker: Worker | None = None,
+    background: bool = False,
 ) -> web.Application:
     """Build the server. Tests inject an engine (or a registry of test nodes); the
-    queue database opens and the worker thread starts when the app starts. Without
-    either, the engine (torch, diffusers, node types) loads in the background once the
-    app starts, and API requests wait for it (`service.startup`)."""
+    queue database opens and the worker thread starts when the app starts. With
+    ``background`` (server.py) and nothing injected, the engine (torch, diffusers, node
+    types) loads in a thread once the app starts, and API requests wait for it
+    (`service.startup`); otherwise it is built here."""
     config = config or ServerConfig()
     load = EngineLoad()
-    if engine is not None or registry is not None or worker is not None:
+    if not background or engine is not None or registry is not None or worker is not None:
         engine = engine or make_engine(config, registry)
         engine.workspace.ensure()
         worker = worker or make_worker(config, engine)

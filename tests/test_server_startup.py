@@ -26,7 +26,7 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
 
 
 async def test_status_answers_while_loading_and_the_api_waits(aiohttp_client, tmp_path: Path, gate):
-    client = await owned_client(aiohttp_client, make_app(make_config(tmp_path)))
+    client = await owned_client(aiohttp_client, make_app(make_config(tmp_path), background=True))
     status = await (await client.get("/api/status")).json()
     assert status["engine"]["state"] == "loading"
     assert "torch" in status["engine"]["message"]
@@ -41,7 +41,9 @@ async def test_status_answers_while_loading_and_the_api_waits(aiohttp_client, tm
 
 
 async def test_api_answers_503_while_still_loading(aiohttp_client, tmp_path: Path, gate):
-    client = await aiohttp_client(make_app(make_config(tmp_path, engine_wait=0.05)))
+    client = await aiohttp_client(
+        make_app(make_config(tmp_path, engine_wait=0.05), background=True)
+    )
     resp = await client.get("/api/models")
     assert resp.status == 503
     body = await resp.json()
@@ -54,7 +56,7 @@ async def test_a_failing_load_is_reported(aiohttp_client, tmp_path: Path, monkey
         raise ImportError("no module named 'torch'")
 
     monkeypatch.setattr(app_module, "make_engine", broken)
-    client = await aiohttp_client(make_app(make_config(tmp_path, engine_wait=5)))
+    client = await aiohttp_client(make_app(make_config(tmp_path, engine_wait=5), background=True))
     resp = await client.get("/api/nodes")
     assert resp.status == 503
     assert (await resp.json())["error"]["type"] == "engine_failed"

@@ -158,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     from aiohttp import web
 
     try:
-        app = make_app(config, background=True)  # the socket opens before torch loads
+        # The project's own nodes load behind an open socket (start-up answers at once);
+        # extension packages load first, so a bad declaration refuses to start.
+        background = config.node_packages == ServerConfig().node_packages
+        app = make_app(config, background=background)
     except NodeDeclarationError as exc:  # a node package that cannot run as declared
         print(f"error: {exc}", file=sys.stderr)
         return 2

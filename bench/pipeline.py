@@ -1,8 +1,9 @@
 """Workflow (through graph.Engine) vs diffusers' StableDiffusionPipeline: same model, size,
 steps, sampler (euler), cfg, prompt and negative prompt.
 
-    python bench/pipeline.py [--full] [--steps 10] [--repeat 3] [--threads N]
-                             [--device cpu|cuda] [--dtype fp32,bf16] [--json OUT]
+    python bench/pipeline.py [--full | --only-full] [--steps 10] [--repeat 3] [--threads N]
+                             [--device cpu|cuda] [--dtype fp32,bf16] [--engine-only]
+                             [--json OUT]
 
 Two measurements per side, each in a fresh process (so neither side inherits the other's
 warm state), sides alternating, best of ``--repeat``:

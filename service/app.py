@@ -13,6 +13,7 @@ from graph.executor import Engine
 from graph.registry import Registry
 from graph.workspace import Workspace
 from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from service.accesslog import quiet_client_errors
 from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
@@ -71,6 +72,7 @@ def make_app(
     types) loads in a thread once the app starts, and API requests wait for it
     (`service.startup`); otherwise it is built here."""
     config = config or ServerConfig()
+    quiet_client_errors()
     load = EngineLoad()
     if not background or engine is not None or registry is not None or worker is not None:
         engine = engine or make_engine(config, registry)
@@ -113,6 +115,9 @@ async def _start(app: web.Application) -> None:
     svc = app[SERVICES]
     loop = asyncio.get_running_loop()
     svc.store = JobStore(svc.config.db_path, svc.config.history_limit)
+    cleared = await asyncio.to_thread(svc.engine.workspace.clear_temp)
+    if cleared:
+        log.info("cleared %d preview file(s) of an earlier run from the temp folder", cleared)
     if svc.store.recovered:
         log.warning(
             "marked %d job(s) interrupted by the last shutdown: %s",

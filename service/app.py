@@ -27,11 +27,16 @@ from service.worker import InProcessWorker, Worker
 log = logging.getLogger(__name__)
 
 
-def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engine:
-    """The one engine of the server: built-in nodes, the data and models folders."""
-    workspace = Workspace.at(
+def make_workspace(config: ServerConfig) -> Workspace:
+    """The data and models folders of the server (created when missing)."""
+    return Workspace.at(
         config.data_dir, config.models_dir, allow_pickle=config.allow_pickle
     ).ensure()
+
+
+def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engine:
+    """The one engine of the server: built-in nodes, the data and models folders."""
+    workspace = make_workspace(config)
     return Engine(
         registry or load_registry(config.node_packages), workspace, cache_budget=config.cache_budget
     )
@@ -115,7 +120,9 @@ async def _start(app: web.Application) -> None:
     svc = app[SERVICES]
     loop = asyncio.get_running_loop()
     svc.store = JobStore(svc.config.db_path, svc.config.history_limit)
-    cleared = await asyncio.to_thread(svc.engine.workspace.clear_temp)
+    # the engine may still be loading: the temp folder comes from the same settings
+    workspace = svc.engine.workspace if svc.load.ready else make_workspace(svc.config)
+    cleared = await asyncio.to_thread(workspace.clear_temp)
     if cleared:
         log.info("cleared %d preview file(s) of an earlier run from the temp folder", cleared)
     if svc.store.recovered:

@@ -33,10 +33,10 @@ from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
 from nodes.sd.ldm_export import HINTS_KEY
 from nodes.sd.model_store import place
 from nodes.sd.preview import make_previewer
+from nodes.sd.runtime import cpu_has_native_bf16
 from nodes.sd.sdxl_arch import detect_sdxl, is_sdxl_folder, is_sgm
 from nodes.sd.sdxl_build import build_sdxl_from_diffusers_folder, build_sdxl_from_sgm
 from nodes.sd.vae_latents import vae_dtype
-from nodes.sd.runtime import cpu_has_native_bf16
 
 __all__ = [
     "BUILTIN_TINY",

@@ -1,7 +1,7 @@
 """Run workflow files headlessly.
 
     python run.py WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--vary NODE.INPUT=V1,V2 ...]
-                  [--out DIR] [--json]
+                  [--out DIR] [--json] [--model-memory SIZE] [--gpu-memory [DEVICE=]SIZE]
     python run.py --nodes [--json]      list the node types
     python run.py --schema              JSON Schema of the workflow file format
 
@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from graph.cli_progress import ProgressPrinter
+from graph.context import Resources
 from graph.executor import Engine, RunResult
+from graph.memory import add_memory_options, memory_budgets
+from graph.models import ModelStore
 from graph.node import NodeDeclarationError
 from graph.registry import Registry
 from graph.schema import describe_node, registry_schema
@@ -95,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true", help="load pickle checkpoints")
     p.add_argument("--cache-bytes", type=int, default=4 * 1024**3, help="output cache budget")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_memory_options(p)
     p.add_argument("--node-package", action="append", default=[], help=argparse.SUPPRESS)
     return p
 
@@ -113,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     configure_process(args.threads)
     try:
+        budgets = memory_budgets(args.model_memory, args.gpu_memory)
+    except ValueError as exc:
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 2
+    try:
         registry = make_registry(args.node_package)
     except NodeDeclarationError as exc:  # a node package that cannot run as declared
         print(f"run.py: {exc}", file=sys.stderr)
@@ -120,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     workspace = Workspace.at(args.data, args.models, allow_pickle=args.allow_pickle)
     if args.out:
         workspace = workspace.with_output(args.out)
-    engine = Engine(registry, workspace.ensure(), cache_budget=args.cache_bytes)
+    resources = Resources(ModelStore(budgets))
+    engine = Engine(registry, workspace.ensure(), args.cache_bytes, resources)
     if args.nodes:
         if args.json:
             print(json.dumps(registry_schema(registry, engine.choices), indent=2))
@@ -179,6 +189,11 @@ def report_run(result: RunResult, workspace: Workspace) -> None:
         f"{result.status}: {executed} executed, {cached} cached, {result.seconds:.2f} s",
         file=sys.stderr,
     )
+    models = result.models
+    for verb, entries in (("loaded", models.get("loaded")), ("evicted", models.get("evicted"))):
+        if entries:
+            mib = sum(e["bytes"] for e in entries) / 1024**2
+            print(f"  {verb} {len(entries)} model component(s), {mib:.1f} MiB", file=sys.stderr)
     for f in result.files:
         print(workspace.folder(f["kind"]) / f["name"])
     if result.error:

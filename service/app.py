@@ -9,7 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
+from graph.context import Resources
 from graph.executor import Engine
+from graph.models import ModelStore
 from graph.registry import Registry
 from graph.workspace import Workspace
 from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
@@ -31,7 +33,10 @@ def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engin
         config.data_dir, config.models_dir, allow_pickle=config.allow_pickle
     ).ensure()
     return Engine(
-        registry or load_registry(config.node_packages), workspace, cache_budget=config.cache_budget
+        registry or load_registry(config.node_packages),
+        workspace,
+        cache_budget=config.cache_budget,
+        resources=Resources(ModelStore(config.model_budgets)),
     )
 
 

@@ -8,14 +8,18 @@ import torch
 
 from graph.node import Node
 from nodes.sd.handles import ClipHandle, Conditioning, TokenWindows
+from nodes.sd.lora_patch import applies_patches
 from nodes.sd.prompt_weights import apply_weights
 from nodes.types import Clip, Tokens
 from nodes.types import Conditioning as ConditioningType
 
 
 @torch.no_grad()
+@applies_patches  # the CLIP's LoRAs, merged for this call only
 def encode_windows(clip: ClipHandle, tokens: TokenWindows) -> torch.Tensor:
-    """Last hidden state of every window, concatenated: [1, 77 * windows, dim].
+    """Last hidden state of every window (``clip.skip`` > 1: that many layers from the
+    end, through the final layer norm, as diffusers' ``clip_skip``), concatenated:
+    [1, 77 * windows, dim].
 
     Each window is encoded on its own (batch 1), as diffusers' pipelines encode a
     prompt, so a one-window prompt gives the pipeline's embeddings bit for bit."""
@@ -25,10 +29,22 @@ def encode_windows(clip: ClipHandle, tokens: TokenWindows) -> torch.Tensor:
     for row in tokens.ids:
         ids = row.unsqueeze(0).to(clip.device)
         mask = torch.ones_like(ids) if use_mask else None
-        outs.append(encoder(ids, attention_mask=mask)[0])
+        outs.append(skipped_hidden(encoder, ids, mask, clip.skip))
     hidden = torch.cat(outs, dim=0)  # [windows, 77, dim]
     hidden = apply_weights(hidden, tokens.weights)
     return hidden.reshape(1, -1, hidden.shape[-1])
+
+
+def skipped_hidden(encoder: Any, ids: torch.Tensor, mask: Any, skip: int) -> torch.Tensor:
+    """A1111 CLIP skip ``skip`` (1: the last layer) = diffusers ``clip_skip = skip - 1``."""
+    if skip <= 1:
+        return encoder(ids, attention_mask=mask)[0]
+    layers = encoder.config.num_hidden_layers
+    if skip > layers:
+        raise ValueError(f"CLIP skip {skip} is more than this text encoder's {layers} layers")
+    out = encoder(ids, attention_mask=mask, output_hidden_states=True)
+    final_norm = getattr(encoder, "text_model", encoder).final_layer_norm  # transformers 5: flat
+    return final_norm(out.hidden_states[-skip])
 
 
 class EncodeText(Node):

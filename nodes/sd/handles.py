@@ -28,6 +28,7 @@ class ModelHandle:
     dtype: torch.dtype
     identity: str  # stable id of the loaded file (name, size, mtime, dtype, device)
     vae_scale_factor: int = 8
+    patches: tuple[Any, ...] = ()  # nodes.sd.lora_patch.LoraPatch, applied per call
 
     @property
     def unet(self) -> Any:
@@ -44,6 +45,8 @@ class ClipHandle:
     device: torch.device
     dtype: torch.dtype
     identity: str
+    patches: tuple[Any, ...] = ()  # nodes.sd.lora_patch.LoraPatch, applied per call
+    skip: int = 1  # CLIP skip, A1111 numbering: 1 = last layer, 2 = penultimate
 
     @property
     def text_encoder(self) -> Any:

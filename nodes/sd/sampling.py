@@ -19,6 +19,7 @@ from diffusers import DDIMInverseScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
+from nodes.sd.lora_patch import applies_patches
 from nodes.sd.samplers import build_scheduler, step_kwargs
 
 # on_step(step_done, total_steps, latents_for_preview); may raise to interrupt.
@@ -113,6 +114,7 @@ def predict_noise(
 
 
 @torch.no_grad()
+@applies_patches  # the model's LoRAs, merged for this call only
 def sample(
     model: ModelHandle,
     positive: Conditioning,
@@ -174,6 +176,7 @@ def sample(
 
 
 @torch.no_grad()
+@applies_patches
 def invert(
     model: ModelHandle,
     conditioning: Conditioning,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
@@ -274,6 +275,15 @@ class Node:
         The default costs nothing of its own and carries its largest linked input's
         pixels to every output. Nodes that make images or latents, or sample, say so."""
         return Cost()
+
+    @classmethod
+    def check_values(
+        cls, values: dict[str, Any], choices: Callable[[str], list[str]] | None
+    ) -> list[tuple[str, str, str]]:
+        """Problems ``(input, code, message)`` with validated literal values that the
+        declaration cannot express (e.g. a name inside a prompt that must exist);
+        ``choices(source)`` lists a Choice source (None: no workspace to check against)."""
+        return []
 
     @classmethod
     def fingerprint(cls, workspace: Any, inputs: dict[str, Any]) -> str | None:

@@ -137,6 +137,7 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
         values = _check_literals(node_id, spec, literals, problems)
         if values is not None:
             _check_choices(node_id, spec, values, choices, listed, problems)
+            _check_node_rules(node_id, spec, values, choices, listed, problems)
             out.nodes[node_id] = CheckedNode(node_id, spec, values, links)
     _check_links(workflow, registry, problems)
     out.graph = dependency_graph(workflow)
@@ -176,6 +177,27 @@ def _check_literals(
             problems.append(Problem(node_id, name, code, msg))
         return None
     return None if huge else values
+
+
+def _check_node_rules(
+    node_id: str,
+    spec: NodeSpec,
+    values: dict[str, Any],
+    choices: Any,
+    listed: dict[str, list[str]],
+    problems: list[Problem],
+) -> None:
+    """The node's own rules on its values (`Node.check_values`), e.g. names inside a text."""
+
+    def lookup(source: str) -> list[str]:
+        if choices is None:
+            return []
+        if source not in listed:
+            listed[source] = choices(source)
+        return listed[source]
+
+    for name, code, message in spec.cls.check_values(values, lookup if choices else None):
+        problems.append(Problem(node_id, name, code, message))
 
 
 def _check_choices(

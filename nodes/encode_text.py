@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from graph.node import Node
+from nodes.sd.embeddings import vectors_in_place
 from nodes.sd.handles import ClipHandle, Conditioning, TokenWindows
 from nodes.sd.lora_patch import applies_patches
 from nodes.sd.prompt_weights import apply_weights
@@ -26,10 +27,11 @@ def encode_windows(clip: ClipHandle, tokens: TokenWindows) -> torch.Tensor:
     encoder = clip.text_encoder
     use_mask = bool(getattr(encoder.config, "use_attention_mask", False))
     outs = []
-    for row in tokens.ids:
+    for i, row in enumerate(tokens.ids):
         ids = row.unsqueeze(0).to(clip.device)
         mask = torch.ones_like(ids) if use_mask else None
-        outs.append(skipped_hidden(encoder, ids, mask, clip.skip))
+        with vectors_in_place(encoder, {c: v for r, c, v in tokens.vectors if r == i}):
+            outs.append(skipped_hidden(encoder, ids, mask, clip.skip))
     hidden = torch.cat(outs, dim=0)  # [windows, 77, dim]
     hidden = apply_weights(hidden, tokens.weights)
     return hidden.reshape(1, -1, hidden.shape[-1])

@@ -79,10 +79,13 @@ class TokenWindows:
     ids: torch.Tensor  # int64 [windows, 77]
     weights: torch.Tensor  # float32 [windows, 77], 1.0 where unweighted
     text: str = ""
+    # textual inversion: (window, position, input vector) written over placeholder tokens
+    vectors: tuple[tuple[int, int, torch.Tensor], ...] = ()
 
     @property
     def nbytes(self) -> int:
-        return int(self.ids.nbytes + self.weights.nbytes)
+        more = sum(int(v.nbytes) for _, _, v in self.vectors)
+        return int(self.ids.nbytes + self.weights.nbytes) + more
 
 
 @dataclass(frozen=True)

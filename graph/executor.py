@@ -171,8 +171,6 @@ class Engine:
                 traceback.clear_frames(failed.exc.__traceback__)
                 del run
                 self.free_memory()
-                if result.error is not None:
-                    result.error.update(OUT_OF_MEMORY)
             return result
         result.seconds = time.perf_counter() - t_start
         emit(RunFinished(run_id, result.status, result.seconds))
@@ -193,6 +191,8 @@ class Engine:
             node_type=node.spec.type if node else None,
             inputs=dumps_inputs(node) if node else None,
         )
+        if node is not None and is_out_of_memory(exc):
+            result.error.update(OUT_OF_MEMORY)  # _execute releases memory next
         emit(RunError(result.run_id, **result.error))
         result.seconds = time.perf_counter() - t_start
         emit(RunFinished(result.run_id, "error", result.seconds))

@@ -4,6 +4,9 @@ into the store (room made first, so the old model leaves before the new one arri
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 from collections.abc import Hashable
 from typing import Any
 
@@ -11,6 +14,18 @@ import torch
 
 from graph.models import ComponentRef, ModelStore
 
+
+def _glibc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
 GPU_RESERVE = 1024**3  # left free on an accelerator for activations, at least
 GPU_RESERVE_SHARE = 0.1  # ... or this share of its memory when larger
 
@@ -58,7 +73,11 @@ def machine_budget(device: torch.device) -> int | None:
     return None
 
 
-def _empty_accelerator_cache() -> None:
+def _return_freed_memory() -> None:
+    """Give freed memory back: glibc keeps freed heap pages of medium-sized tensors for
+    reuse (the process would not shrink after an eviction); accelerators keep a cache."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     mps = getattr(torch, "mps", None)
@@ -85,9 +104,9 @@ def place(
 ) -> Any:
     """Move ``module`` to ``device`` in ``dtype`` (eval, no grad) and hold it in the store."""
     name = device_name(device)
+    store.add_release_hook(_return_freed_memory)
     if device.type != "cpu":
         store.set_default_budget(name, machine_budget(device))
-        store.add_release_hook(_empty_accelerator_cache)
     store.make_room(name, cast_nbytes(module, dtype))
     with torch.no_grad():
         module = move(module, device, dtype).eval().requires_grad_(False)

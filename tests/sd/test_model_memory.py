@@ -179,6 +179,8 @@ def test_out_of_memory_fails_the_job_and_frees_what_it_did_not_use(
     assert outcome.error is not None and outcome.error["error_type"] == error_type
     assert outcome.error["code"] == "out_of_memory" and "out of memory" in outcome.error["hint"]
     assert outcome.nodes["oom"]["status"] == "error"
+    (event,) = [m for m in messages if m["type"] == "error"]  # what websocket clients get
+    assert event["code"] == "out_of_memory" and event["hint"] == outcome.error["hint"]
     # A (unused by the failed job) and the output cache are released; B stays loaded
     assert {e["checkpoint"] for e in engine.resources.models.entries()} == {b}
     assert len(engine.cache) == 0

@@ -231,3 +231,28 @@ def test_patches_are_undone_when_the_call_fails(components) -> None:
         assert len(changed) == parsed.count
         raise KeyboardInterrupt
     assert all(torch.equal(v, before[k]) for k, v in unet.state_dict().items())
+
+
+def test_ldm_layout_names_match_the_same_layers(components) -> None:
+    """kohya names SDXL U-Nets in the LDM layout (input_blocks_...): same layers, same pairs."""
+    from nodes.sd.ldm_export import UNET_PREFIX, unet_to_ldm
+    from nodes.sd.lora_keys import module_aliases, parse_lora
+
+    unet = components["unet"]
+    sd = {k: v for k, v in kohya_lora(components, conv=True).items() if "lora_unet_" in k}
+    by_ptr = {t.data_ptr(): k for k, t in unet_to_ldm(unet).items()}
+    diffusers_to_ldm = {
+        k[: -len(".weight")]: by_ptr[t.data_ptr()][len(UNET_PREFIX) : -len(".weight")]
+        for k, t in unet.state_dict().items()
+        if k.endswith(".weight")
+    }
+    renamed = {}
+    for key, value in sd.items():
+        stem, _, rest = key.partition(".")
+        module = next(m for m in diffusers_to_ldm if "lora_unet_" + m.replace(".", "_") == stem)
+        renamed["lora_unet_" + diffusers_to_ldm[module].replace(".", "_") + "." + rest] = value
+    assert set(renamed) != set(sd)
+    aliases = {"unet": module_aliases("unet", unet)}
+    a, b = parse_lora(sd, {}, aliases), parse_lora(renamed, {}, aliases)
+    assert not a.unmatched and not b.unmatched and a.layers.keys() == b.layers.keys()
+    assert a.layers["unet"].keys() == b.layers["unet"].keys()

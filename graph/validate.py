@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +90,7 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
     ``choices(source) -> list[str]`` supplies the allowed values of Choice inputs."""
     out = Checked()
     problems = out.problems
-    listed: dict[str, list[str]] = {}
+    lookup = _lister(choices, {})
     for node_id, entry in workflow.nodes.items():
         spec = registry.nodes.get(entry.type)
         if spec is None:
@@ -136,8 +137,7 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
                 )
         values = _check_literals(node_id, spec, literals, problems)
         if values is not None:
-            _check_choices(node_id, spec, values, choices, listed, problems)
-            _check_node_rules(node_id, spec, values, choices, listed, problems)
+            _check_values(node_id, spec, values, lookup, problems)
             out.nodes[node_id] = CheckedNode(node_id, spec, values, links)
     _check_links(workflow, registry, problems)
     out.graph = dependency_graph(workflow)
@@ -179,41 +179,32 @@ def _check_literals(
     return None if huge else values
 
 
-def _check_node_rules(
-    node_id: str,
-    spec: NodeSpec,
-    values: dict[str, Any],
-    choices: Any,
-    listed: dict[str, list[str]],
-    problems: list[Problem],
-) -> None:
-    """The node's own rules on its values (`Node.check_values`), e.g. names inside a text."""
+def _lister(choices: Any, listed: dict[str, list[str]]) -> Callable[[str], list[str]] | None:
+    """``choices`` with each source listed once per validation (None stays None)."""
+    if choices is None:
+        return None
 
     def lookup(source: str) -> list[str]:
-        if choices is None:
-            return []
         if source not in listed:
             listed[source] = choices(source)
         return listed[source]
 
-    for name, code, message in spec.cls.check_values(values, lookup if choices else None):
-        problems.append(Problem(node_id, name, code, message))
+    return lookup
 
 
-def _check_choices(
+def _check_values(
     node_id: str,
     spec: NodeSpec,
     values: dict[str, Any],
-    choices: Any,
-    listed: dict[str, list[str]],
+    lookup: Callable[[str], list[str]] | None,
     problems: list[Problem],
 ) -> None:
+    """Choice inputs against their listings, then the node's own rules on its values
+    (`Node.check_values`, e.g. names inside a prompt)."""
     for name, inp in spec.inputs.items():
-        if inp.choice_source is None or choices is None:
+        if inp.choice_source is None or lookup is None:
             continue
-        if inp.choice_source not in listed:
-            listed[inp.choice_source] = choices(inp.choice_source)
-        allowed = listed[inp.choice_source]
+        allowed = lookup(inp.choice_source)
         if values.get(name) not in allowed:
             shown = ", ".join(allowed[:20]) + (" ..." if len(allowed) > 20 else "")
             problems.append(
@@ -225,6 +216,8 @@ def _check_choices(
                     f"{inp.choice_source}: {shown or '(none)'}",
                 )
             )
+    for name, code, message in spec.cls.check_values(values, lookup):
+        problems.append(Problem(node_id, name, code, message))
 
 
 def _check_links(workflow: Workflow, registry: Registry, problems: list[Problem]) -> None:

@@ -4,6 +4,7 @@ Stable interface: LoRA tests and `bench/lora.py` import these."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,17 @@ def _text_path(name: str) -> str:
     return name if name.startswith("text_model.") else "text_model." + name
 
 
+def _pairs(
+    components: dict[str, Any], unet_endings: tuple[str, ...], seed: int, rank: int, size: float
+) -> Iterator[tuple[str, str, torch.Tensor, torch.Tensor]]:
+    """(component, module path as LoRA files name it, down, up) for every target layer."""
+    gen = torch.Generator().manual_seed(seed)
+    for component, endings in (("unet", unet_endings), ("text_encoder", TEXT_LAYERS)):
+        for name, m in _targets(components[component], endings):
+            path = name if component == "unet" else _text_path(name)
+            yield (component, path, *_pair(m, rank, gen, size))
+
+
 def kohya_lora(
     components: dict[str, Any],
     seed: int = 0,
@@ -48,20 +60,14 @@ def kohya_lora(
 ) -> dict[str, torch.Tensor]:
     """kohya / A1111 keys (``lora_unet_*``, ``lora_te_*``) with ``.alpha`` (LoCon
     convolutions when ``conv``)."""
-    gen = torch.Generator().manual_seed(seed)
+    prefixes = {"unet": "lora_unet_", "text_encoder": "lora_te_"}
     sd: dict[str, torch.Tensor] = {}
-    unet_endings = UNET_LAYERS + (UNET_CONV if conv else ())
-    parts = [
-        ("lora_unet_", _targets(components["unet"], unet_endings), lambda n: n),
-        ("lora_te_", _targets(components["text_encoder"], TEXT_LAYERS), _text_path),
-    ]
-    for prefix, targets, path in parts:
-        for name, m in targets:
-            down, up = _pair(m, rank, gen, size)
-            key = prefix + path(name).replace(".", "_")
-            sd[key + ".lora_down.weight"] = down
-            sd[key + ".lora_up.weight"] = up
-            sd[key + ".alpha"] = torch.tensor(alpha)
+    endings = UNET_LAYERS + (UNET_CONV if conv else ())
+    for component, path, down, up in _pairs(components, endings, seed, rank, size):
+        key = prefixes[component] + path.replace(".", "_")
+        sd[key + ".lora_down.weight"] = down
+        sd[key + ".lora_up.weight"] = up
+        sd[key + ".alpha"] = torch.tensor(alpha)
     return sd
 
 
@@ -69,17 +75,10 @@ def peft_lora(
     components: dict[str, Any], seed: int = 1, rank: int = 4, size: float = 0.3
 ) -> dict[str, torch.Tensor]:
     """diffusers ``save_lora_weights`` / PEFT keys (``unet.*.lora_A.weight``), no alphas."""
-    gen = torch.Generator().manual_seed(seed)
     sd: dict[str, torch.Tensor] = {}
-    parts = [
-        ("unet.", _targets(components["unet"], UNET_LAYERS), lambda n: n),
-        ("text_encoder.", _targets(components["text_encoder"], TEXT_LAYERS), _text_path),
-    ]
-    for prefix, targets, path in parts:
-        for name, m in targets:
-            down, up = _pair(m, rank, gen, size)
-            sd[f"{prefix}{path(name)}.lora_A.weight"] = down
-            sd[f"{prefix}{path(name)}.lora_B.weight"] = up
+    for component, path, down, up in _pairs(components, UNET_LAYERS, seed, rank, size):
+        sd[f"{component}.{path}.lora_A.weight"] = down
+        sd[f"{component}.{path}.lora_B.weight"] = up
     return sd
 
 

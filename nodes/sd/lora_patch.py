@@ -32,8 +32,9 @@ from typing import Any, TypeVar
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from graph.models import resolve
+from graph.models import ComponentRef, resolve
 from nodes.sd.lora_keys import LayerLora, ParsedLora
+from nodes.sd.model_store import device_name
 
 F_ = TypeVar("F_", bound=Callable[..., Any])
 _locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
@@ -86,33 +87,75 @@ def layer_delta(layer: LayerLora, weight: torch.Tensor, strength: float) -> torc
     return delta.reshape(weight.shape).to(dtype)
 
 
+def merged_weights(module: Any, patches: tuple[LoraPatch, ...]) -> dict[str, torch.Tensor]:
+    """Layer name -> ``W + delta_1 + delta_2 ...`` for the layers ``patches`` touch (the
+    caller holds the module's lock, so W is the base weight)."""
+    merged: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for patch in patches:
+            if patch.strength == 0:
+                continue
+            for name, layer in patch.layers().items():
+                weight = module.get_submodule(name).weight
+                delta = layer_delta(layer, weight, patch.strength)
+                if name in merged:
+                    merged[name] += delta
+                else:
+                    merged[name] = weight.detach() + delta
+    return merged
+
+
 @contextmanager
-def patched(module: Any, patches: tuple[LoraPatch, ...]) -> Iterator[Any]:
-    """``module`` with ``patches`` merged into its weights for the block, then restored."""
+def swapped(module: Any, merged: dict[str, torch.Tensor]) -> Iterator[Any]:
+    """``module`` with the ``merged`` weight tensors in place for the block; the original
+    tensor objects go back afterwards, whatever happens."""
     with module_lock(module):
-        swapped: list[tuple[torch.Tensor, torch.Tensor]] = []
+        back: list[tuple[torch.Tensor, torch.Tensor]] = []
         try:
-            with torch.no_grad():
-                merged: dict[str, torch.Tensor] = {}
-                for patch in patches:
-                    if patch.strength == 0:
-                        continue
-                    for name, layer in patch.layers().items():
-                        weight = module.get_submodule(name).weight
-                        if name not in merged:
-                            merged[name] = weight.detach().clone()
-                        merged[name] += layer_delta(layer, weight, patch.strength)
-                for name, new in merged.items():
-                    weight = module.get_submodule(name).weight
-                    swapped.append((weight, weight.data))
-                    weight.data = new
+            for name, new in merged.items():
+                weight = module.get_submodule(name).weight
+                back.append((weight, weight.data))
+                weight.data = new
             yield module
         finally:
-            for weight, original in reversed(swapped):
+            for weight, original in reversed(back):
                 weight.data = original
 
 
+@contextmanager
+def patched(module: Any, patches: tuple[LoraPatch, ...]) -> Iterator[Any]:
+    """``module`` with ``patches`` merged into its weights for the block, then restored."""
+    with module_lock(module), swapped(module, merged_weights(module, patches)):
+        yield module
+
+
 COMPONENT_ATTRS = ("unet", "text_encoder", "text_encoder_2")
+MERGED_TAG = "sd.lora.merged"
+
+
+def _merged_for(handle: Any, attr: str, module: Any, mine: tuple[LoraPatch, ...]) -> dict:
+    """The merged layers of ``mine`` on ``module``: kept in the model store (budgeted,
+    evicted like a model, keyed by the base component and each LoRA with its strength) so
+    a rerun with the same LoRAs swaps pointers instead of merging again."""
+    active = tuple(p for p in mine if p.strength != 0)
+    if not active:
+        return {}
+    base = getattr(handle, f"{attr}_ref", None)
+    refs = [p.lora for p in active]
+    if not isinstance(base, ComponentRef) or not all(isinstance(r, ComponentRef) for r in refs):
+        return merged_weights(module, active)
+    store = base.store
+    loras = tuple((r.key, p.strength) for r, p in zip(refs, active, strict=True))
+    key = (MERGED_TAG, base.key, loras)
+
+    def loader() -> None:
+        merged = merged_weights(module, active)
+        nbytes = sum(int(t.nbytes) for t in merged.values())
+        device = next(iter(merged.values())).device if merged else torch.device("cpu")
+        names = "+".join(f"{p.name}:{p.strength:g}" for p in active)
+        store.put(key, merged, nbytes, device_name(device), f"{attr}+{names}", kind="lora-merged")
+
+    return store.acquire(key, loader)  # type: ignore[no-any-return]
 
 
 @contextmanager
@@ -124,8 +167,9 @@ def patched_handle(handle: Any) -> Iterator[Any]:
             module = getattr(handle, attr, None)
             if module is None:
                 continue
+            stack.enter_context(module_lock(module))  # merge from, and swap into, base weights
             mine = tuple(p for p in patches if p.component == attr)
-            stack.enter_context(patched(module, mine))
+            stack.enter_context(swapped(module, _merged_for(handle, attr, module, mine)))
         yield handle
 
 

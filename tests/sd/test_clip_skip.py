@@ -26,6 +26,14 @@ from tests.sd_workflows import make_engine, output_pixels, run_ok
 SEED = 5
 
 
+def pipeline_image(pipe: Any, seed: int, **kwargs: Any) -> Any:
+    """The pipeline's uint8 image at the fidelity tests' settings, prompts given here."""
+    gen = torch.Generator("cpu").manual_seed(seed)
+    settings = {"num_inference_steps": STEPS, "guidance_scale": 7.5, "height": 64, "width": 64}
+    out = pipe(generator=gen, output_type="np", **settings, **kwargs)
+    return as_uint8(out.images[0])
+
+
 def with_clip_skip(doc: dict[str, Any], skip: int) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
     doc["nodes"]["skip"] = {
@@ -48,18 +56,7 @@ def test_clip_skip_2_equals_diffusers_clip_skip_1(tmp_path) -> None:
     # A1111 and ComfyUI skip for both, as we do: encode both with clip_skip=1
     pos = pipe.encode_prompt(PROMPT, "cpu", 1, False, clip_skip=1)[0]
     neg = pipe.encode_prompt(NEGATIVE, "cpu", 1, False, clip_skip=1)[0]
-    gen = torch.Generator("cpu").manual_seed(SEED)
-    out = pipe(
-        prompt_embeds=pos,
-        negative_prompt_embeds=neg,
-        num_inference_steps=STEPS,
-        guidance_scale=7.5,
-        height=64,
-        width=64,
-        generator=gen,
-        output_type="np",
-    )
-    ref = as_uint8(out.images[0])
+    ref = pipeline_image(pipe, SEED, prompt_embeds=pos, negative_prompt_embeds=neg)
     plain = reference(pipeline_for(components, "euler", "normal"), SEED)[0]
     engine = make_engine(tmp_path, Registry.from_package("nodes"), Resources())
     ours = output_pixels(

@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 from graph import Registry
 from graph.context import Resources
 from graph.workflow import parse_workflow
-from tests.sd.test_fidelity import NEGATIVE, STEPS, as_uint8, max_diff, pipeline_for, txt2img
+from tests.sd.test_clip_skip import pipeline_image
+from tests.sd.test_fidelity import NEGATIVE, max_diff, pipeline_for, txt2img
 from tests.sd_fixtures import tiny_components
 from tests.sd_workflows import executed, make_engine, output_pixels, run_ok, with_inputs
 
@@ -35,18 +36,7 @@ def setup(tmp_path_factory) -> Any:
 def diffusers_image(folder: Any, file: str, token: str, prompt: str) -> Any:
     pipe = pipeline_for(copy.deepcopy(tiny_components(0)), "euler", "normal")
     pipe.load_textual_inversion(str(folder / file), token=token)
-    gen = torch.Generator("cpu").manual_seed(SEED)
-    out = pipe(
-        prompt,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=STEPS,
-        guidance_scale=7.5,
-        height=64,
-        width=64,
-        generator=gen,
-        output_type="np",
-    )
-    return as_uint8(out.images[0])
+    return pipeline_image(pipe, SEED, prompt=prompt, negative_prompt=NEGATIVE)
 
 
 def prompt_doc(prompt: str) -> dict[str, Any]:

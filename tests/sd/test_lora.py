@@ -178,6 +178,10 @@ def test_strength_model_re_runs_sampling_only(setup) -> None:
     doc = with_loras(txt2img("euler", "normal", SEED), [("kohya.safetensors", 0.5, 0.8)])
     ran = executed(run_ok(engine, doc))
     assert {"positive", "negative", "sample"} <= ran
+    # merged layers are kept per (component, LoRA, strength) in the model store, budgeted
+    entries = engine.resources.models.entries()
+    merged = [e["name"] for e in entries if e.get("kind") == "lora-merged"]
+    assert "unet+kohya.safetensors:0.5" in merged and "text_encoder+kohya.safetensors:0.8" in merged
 
 
 def test_unmatched_keys_warn_and_a_file_matching_nothing_fails(setup, components) -> None:

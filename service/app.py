@@ -15,6 +15,7 @@ from graph.models import ModelStore
 from graph.registry import Registry
 from graph.workspace import Workspace
 from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from service.accesslog import quiet_client_errors
 from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
@@ -61,6 +62,7 @@ def make_app(
     """Build the server. Tests inject an engine (or a registry of test nodes); the
     queue database opens and the worker thread starts when the app starts."""
     config = config or ServerConfig()
+    quiet_client_errors()
     engine = engine or make_engine(config, registry)
     engine.workspace.ensure()
     worker = worker or InProcessWorker(engine, config.preview_size, config.preview_interval)
@@ -89,6 +91,9 @@ async def _start(app: web.Application) -> None:
     svc = app[SERVICES]
     loop = asyncio.get_running_loop()
     svc.store = JobStore(svc.config.db_path, svc.config.history_limit)
+    cleared = await asyncio.to_thread(svc.engine.workspace.clear_temp)
+    if cleared:
+        log.info("cleared %d preview file(s) of an earlier run from the temp folder", cleared)
     if svc.store.recovered:
         log.warning(
             "marked %d job(s) interrupted by the last shutdown: %s",

@@ -16,7 +16,7 @@ from typing import Any
 from graph.failure import failure
 from service.deadline import JobDeadline
 from service.messages import with_urls
-from service.store import Job, JobStore
+from service.store import Job, JobStore, settle_nodes
 from service.worker import JobOutcome, JobRequest, Worker
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class Dispatcher:
             if outcome.error and outcome.error["error_type"] == "timeout":
                 self._notify(job.client_id, {"type": "error", "job": job.id, **outcome.error})
         nodes.update(outcome.nodes)
-        _settle(nodes, "interrupted" if deadline.expired else outcome.status)
+        settle_nodes(nodes, "interrupted" if deadline.expired else outcome.status)
         try:
             self.store.finish(
                 job.id,
@@ -186,12 +186,3 @@ def _track(nodes: dict[str, dict[str, Any]], message: dict[str, Any]) -> bool:
     else:
         return False
     return True
-
-
-def _settle(nodes: dict[str, dict[str, Any]], status: str) -> None:
-    """Nodes still running or pending when the job ended did not finish."""
-    for state in nodes.values():
-        if state["status"] == "running":
-            state["status"] = "interrupted" if status == "interrupted" else "error"
-        elif state["status"] == "pending":
-            state["status"] = "skipped"

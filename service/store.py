@@ -8,6 +8,7 @@ history limit are pruned, oldest first; their output files stay on disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -20,6 +21,7 @@ from typing import Any
 from graph.failure import failure
 
 FINISHED = ("ok", "error", "interrupted", "cancelled")
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -79,6 +81,56 @@ class Job:
         return data
 
 
+class StoreUnusable(Exception):
+    """The job database exists but cannot be used; it is never replaced silently,
+    since the queue and the history live in it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        super().__init__(
+            f"the job database {path} cannot be used: {reason}. It holds the queue and "
+            "the history, so it is not replaced. Restore it from a backup, or move it "
+            f"aside to start with an empty queue: mv {path} {path}.broken-{stamp} "
+            "(with its -wal and -shm files, if any)"
+        )
+        self.path = path
+        self.reason = reason
+
+
+def check_database_file(path: Path) -> None:
+    """Refuse, before SQLite touches it, a file that is not a SQLite database (SQLite
+    would silently turn an empty file into a new database)."""
+    if not path.is_file():
+        raise StoreUnusable(path, "it is not a regular file")
+    with path.open("rb") as fh:
+        header = fh.read(len(SQLITE_HEADER))
+    if not header:
+        raise StoreUnusable(path, "the file is empty (0 bytes)")
+    if header != SQLITE_HEADER:
+        raise StoreUnusable(path, "the file is not a SQLite database")
+
+
+def _check_contents(db: sqlite3.Connection) -> None:
+    """A database that is damaged, or is not ours, is refused rather than reused."""
+    problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError("the integrity check failed: " + "; ".join(problems[:3]))
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "jobs" not in tables:
+        raise sqlite3.DatabaseError("it holds no jobs table (is it another program's database?)")
+
+
+def settle_nodes(nodes: dict[str, dict[str, Any]], status: str) -> None:
+    """Nodes still running or pending when their job ended did not finish."""
+    for state in nodes.values():
+        if not isinstance(state, dict):
+            continue
+        if state.get("status") == "running":
+            state["status"] = "interrupted" if status == "interrupted" else "error"
+        elif state.get("status") == "pending":
+            state["status"] = "skipped"
+
+
 class IdempotencyConflict(Exception):
     """The key was used before with a different request."""
 
@@ -90,13 +142,23 @@ class JobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.history_limit = history_limit
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self.recovered = self._recover()
-        self.prune()
+        existed = path.exists() or path.is_symlink()
+        if existed:
+            check_database_file(path)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            if existed:
+                _check_contents(self._db)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self.recovered = self._recover()
+            self.prune()
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            raise StoreUnusable(path, str(exc)) from None
 
     def close(self) -> None:
         with self._lock:
@@ -104,7 +166,8 @@ class JobStore:
 
     # -- writes -------------------------------------------------------------
     def _recover(self) -> list[str]:
-        """Jobs left running by a previous process become interrupted."""
+        """Jobs left running by a previous process become interrupted, and so do their
+        nodes that were running (pending ones were skipped)."""
         now = time.time()
         error = json.dumps(
             failure(
@@ -113,12 +176,19 @@ class JobStore:
             )
         )
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status='running'")]
-            self._db.execute(
-                "UPDATE jobs SET status='interrupted', finished=?, error=? WHERE status='running'",
-                (now, error),
-            )
-        return ids
+            rows = self._db.execute("SELECT id, nodes FROM jobs WHERE status='running'").fetchall()
+            for job_id, nodes_json in rows:
+                try:
+                    nodes = json.loads(nodes_json)
+                except ValueError:
+                    nodes = {}
+                settle_nodes(nodes, "interrupted")
+                self._db.execute(
+                    "UPDATE jobs SET status='interrupted', finished=?, error=?, nodes=? "
+                    "WHERE id=? AND status='running'",
+                    (now, error, json.dumps(nodes), job_id),
+                )
+        return [r[0] for r in rows]
 
     def add(
         self,

@@ -18,7 +18,7 @@ from graph.validate import Checked, CheckedNode
 @dataclass
 class Plan:
     order: list[str]  # every node the outputs depend on, topologically sorted
-    keys: dict[str, str]
+    keys: dict[Any, str]  # node id -> key; (node id, output) -> that output's own key
     to_run: list[str]  # in execution order
     cached: list[str]
     hits: dict[str, CacheEntry] = field(default_factory=dict)  # pinned for this run
@@ -36,7 +36,7 @@ def needed_nodes(checked: Checked) -> list[str]:
     return [nid for nid in checked.order if nid in keep]
 
 
-def node_key(node: CheckedNode, keys: dict[str, str], fingerprint: str | None) -> str:
+def node_key(node: CheckedNode, keys: dict[Any, str], fingerprint: str | None) -> str:
     """Hash of type, version, literals, upstream keys and output names, fingerprint.
 
     Literals are JSON values normalised by validation (fields in declaration
@@ -47,8 +47,7 @@ def node_key(node: CheckedNode, keys: dict[str, str], fingerprint: str | None) -
     if not spec.cacheable:
         return "nocache:" + uuid.uuid4().hex
     upstream = sorted(
-        (name, keys.get((src, out), keys[src]), out)  # type: ignore[call-overload]
-        for name, (src, out) in node.links.items()
+        (name, keys.get((src, out), keys[src]), out) for name, (src, out) in node.links.items()
     )
     doc = (spec.type, spec.version, node.literals, upstream, fingerprint)
     return hashlib.sha1(repr(doc).encode()).hexdigest()
@@ -64,12 +63,12 @@ def output_keys(node: CheckedNode, keys: dict[Any, str], fingerprint: str | None
     for out, names in spec.output_inputs.items():
         literals = [(n, node.literals[n]) for n in names if n in node.literals]
         upstream = sorted(
-            (n, keys.get((src, o), keys[src]), o)  # type: ignore[call-overload]
+            (n, keys.get((src, o), keys[src]), o)
             for n, (src, o) in node.links.items()
             if n in names
         )
         doc = (spec.type, spec.version, out, literals, upstream, fingerprint)
-        keys[(node.id, out)] = hashlib.sha1(repr(doc).encode()).hexdigest()  # type: ignore[index]
+        keys[(node.id, out)] = hashlib.sha1(repr(doc).encode()).hexdigest()
 
 
 def make_plan(

@@ -11,9 +11,10 @@ from nodes.types import Vae
 
 
 class LoadVAE(Node):
-    """Load a VAE (single file in the original layout, or a diffusers folder) to decode and
-    encode with instead of the checkpoint's. family sets the latent scaling (sd1 0.18215,
-    sdxl 0.13025); auto reads it from a diffusers config, else sd1."""
+    """Load a VAE from models/vae/ to use in place of the checkpoint's own.
+
+    Single files in the original layout or diffusers folders. family sets the latent
+    scaling (sd1 0.18215, sdxl 0.13025); auto reads it from a diffusers config, else sd1."""
 
     CATEGORY = "loaders"
     OUTPUTS = {"vae": Vae}

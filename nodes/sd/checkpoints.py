@@ -32,6 +32,7 @@ from nodes.sd.checkpoint_files import (
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
 from nodes.sd.ldm_export import HINTS_KEY
 from nodes.sd.model_store import place
+from nodes.sd.preview import make_previewer
 
 __all__ = [
     "BUILTIN_TINY",
@@ -266,6 +267,7 @@ def _handles(c: dict[str, Any], src: _Loadable, store: ModelStore, identity: str
     vae_config = c["vae"].config
     sched = c["scheduler_config"]
     dev, dt = src.device, src.dtype
+    vae_ref = src.ref(store, "vae")
     model = ModelHandle(
         src.ref(store, "unet"),
         scheduler_config=sched,
@@ -274,11 +276,11 @@ def _handles(c: dict[str, Any], src: _Loadable, store: ModelStore, identity: str
         dtype=dt,
         identity=identity,
         vae_scale_factor=2 ** (len(vae_config.block_out_channels) - 1),
+        # the previewer reaches the VAE through its ref, so a cached handle holds no module
+        preview=make_previewer(vae_ref.get(), float(vae_config.scaling_factor), source=vae_ref),
     )
     clip = ClipHandle(c["tokenizer"], src.ref(store, "text_encoder"), dev, dt, identity)
-    vae_h = VaeHandle(
-        src.ref(store, "vae"), dev, dt, identity, scaling_factor=float(vae_config.scaling_factor)
-    )
+    vae_h = VaeHandle(vae_ref, dev, dt, identity, scaling_factor=float(vae_config.scaling_factor))
     return model, clip, vae_h
 
 

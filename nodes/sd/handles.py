@@ -29,6 +29,7 @@ class ModelHandle:
     identity: str  # stable id of the loaded file (name, size, mtime, dtype, device)
     vae_scale_factor: int = 8
     patches: tuple[Any, ...] = ()  # nodes.sd.lora_patch.LoraPatch, applied per call
+    preview: Any = None  # latents -> PIL image for progress (nodes/sd/preview.py), or None
 
     @property
     def unet(self) -> Any:

@@ -124,11 +124,11 @@ def test_cached_handles_do_not_keep_an_evicted_model_alive(
     engine = engine_at(tmp_path, models_dir, registry, sum(sizes.values()))  # one checkpoint
     store = engine.resources.models
     run_ok(engine, txt2img(NAMES[0], 1))
-    unet_key = next(k for k in list(_keys(store)) if "unet" in k)
-    unet = weakref.ref(store.peek(unet_key))
+    held = [weakref.ref(store.peek(k)) for k in _keys(store)]  # U-Net, text encoder, VAE
     run_ok(engine, txt2img(NAMES[1], 1))
     gc.collect()
-    assert unet() is None and len(engine.cache) > 0
+    assert len(held) == 3 and all(module() is None for module in held)
+    assert len(engine.cache) > 0
     assert store.free_memory() and store.entries() == []  # explicit release of the rest
     assert run_ok(engine, txt2img(NAMES[0], 3)).models["loaded"]
 

@@ -4,6 +4,10 @@
                   [--out DIR] [--json] [--model-memory SIZE] [--gpu-memory [DEVICE=]SIZE]
     python run.py --nodes [--json]      list the node types
     python run.py --schema              JSON Schema of the workflow file format
+    python run.py --convert IN OUT [--export comfyui-api]
+                                        ComfyUI/A1111 file -> ours (or ours -> ComfyUI API)
+
+WORKFLOW may be ours, ComfyUI API or UI JSON, or a PNG from SaveImage, ComfyUI or A1111.
 
 Exit codes: 0 every run ok; 2 invalid workflow or arguments (nothing ran); 1 a run failed.
 """
@@ -27,14 +31,16 @@ from graph.node import NodeDeclarationError
 from graph.registry import Registry
 from graph.schema import describe_node, registry_schema
 from graph.validate import Problem
+from graph.versions import migrate
 from graph.workflow import (
     WorkflowFormatError,
-    load_workflow_file,
     parse_workflow,
     workflow_json_schema,
 )
 from graph.workspace import Workspace
-from nodes.sd.runtime import configure_process
+from importers import ImportRefused, export_comfyui_api, import_file
+from model_index import index_for, model_inputs, record_models, resolve_models
+from nodes.sd.runtime import configure_process, job_threads
 
 ROOT = Path(__file__).resolve().parent
 
@@ -98,8 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", action="store_true", help="print the workflow JSON Schema")
     p.add_argument("--allow-pickle", action="store_true", help="load pickle checkpoints")
     p.add_argument("--cache-bytes", type=int, default=4 * 1024**3, help="output cache budget")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: 1 for small images, else all)"
+    )
     add_memory_options(p)
+    p.add_argument("--convert", nargs=2, metavar=("IN", "OUT"), help="convert a workflow file")
+    p.add_argument(
+        "--export",
+        choices=["sdgraph", "comfyui-api"],
+        default="sdgraph",
+        help="--convert's output format (default: ours)",
+    )
     p.add_argument("--node-package", action="append", default=[], help=argparse.SUPPRESS)
     return p
 
@@ -116,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.schema:
         print(json.dumps(workflow_json_schema(), indent=2))
         return 0
-    configure_process(args.threads)
+    configure_process()
     try:
         budgets = memory_budgets(args.model_memory, args.gpu_memory)
     except ValueError as exc:
@@ -138,13 +153,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("\n\n".join(describe_node(s) for _, s in sorted(registry.nodes.items())))
         return 0
+    if args.convert:
+        return convert(args.convert[0], args.convert[1], args.export, registry, workspace)
     if not args.workflow:
         print("run.py: a workflow file is required (or --nodes / --schema)", file=sys.stderr)
         return 2
     try:
-        base = load_workflow_file(args.workflow).model_dump(exclude_none=True)
+        workflow, missing = read_workflow(args.workflow, registry, workspace)
+        if missing:  # model_missing, newer_version, no_migration: before anything runs
+            report_problems(missing, args.json)
+            return 2
+        base = workflow.model_dump(exclude_none=True)
         docs = expand_runs(base, args.set, args.vary)
         workflows = [parse_workflow(d) for d in docs]
+    except ImportRefused as exc:
+        report_problems(exc.problems, args.json)
+        print(f"run.py: {args.workflow}: cannot import this {exc.source} workflow", file=sys.stderr)
+        return 2
     except (OSError, WorkflowFormatError, UsageError) as exc:
         print(f"run.py: {exc}", file=sys.stderr)
         return 2
@@ -157,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         checked_runs.append((wf, checked))
     show_bars = not args.json and sys.stderr.isatty()
     results: list[RunResult] = []
-    for wf, checked in checked_runs:
+    for doc, (wf, checked) in zip(docs, checked_runs, strict=True):
         printer = ProgressPrinter(enabled=show_bars)
         try:
-            result = engine.execute(checked, wf, on_event=printer)
+            with job_threads(doc, args.threads):
+                result = engine.execute(checked, wf, on_event=printer)
         finally:
             printer.close()
         results.append(result)
@@ -174,6 +200,47 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(data)
         print(json.dumps({"runs": runs}, indent=2))
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def read_workflow(path: str, registry: Registry, workspace: Workspace) -> tuple[Any, list[Problem]]:
+    """Our Workflow from a file in any format we read, its model names resolved (by name,
+    else by content hash) and every local model's sha256 and size recorded; plus the
+    problems found on the way (model_missing, newer_version, no_migration). Notes go to stderr."""
+    result = import_file(path, set(registry.nodes))
+    index, inputs = index_for(workspace), model_inputs(registry)
+    workflow, outdated = migrate(result.workflow, registry)  # node versions (and stamps)
+    workflow, missing, notes = resolve_models(workflow, index, inputs)
+    for note in [*result.warnings, *notes]:
+        print(f"run.py: {path}: {note}", file=sys.stderr)
+    return record_models(workflow, index, inputs), [*outdated, *missing]
+
+
+def convert(source: str, target: str, fmt: str, registry: Registry, workspace: Workspace) -> int:
+    """--convert: write ``source`` as our format, or as ComfyUI API JSON."""
+    try:
+        workflow, missing = read_workflow(source, registry, workspace)
+        for problem in missing:
+            print(f"run.py: {problem}", file=sys.stderr)
+        if any(p.code != "model_missing" for p in missing):
+            return 2
+        if fmt == "comfyui-api":
+            defaults = {
+                name: {n: i.default for n, i in spec.inputs.items() if i.socket is None}
+                for name, spec in registry.nodes.items()
+            }
+            doc = export_comfyui_api(workflow, defaults)
+        else:
+            doc = workflow.model_dump(mode="json", exclude_none=True)
+        Path(target).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    except ImportRefused as exc:
+        report_problems(exc.problems, False)
+        print(f"run.py: cannot convert {source}", file=sys.stderr)
+        return 2
+    except (OSError, WorkflowFormatError) as exc:
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 2
+    print(target)
+    return 0
 
 
 def report_problems(problems: list[Problem], as_json: bool) -> None:

@@ -116,10 +116,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         metavar="SECONDS",
         help="interrupt and fail a job running longer than this (0: no limit)",
     )
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads per job (default: 1 for small images)"
+    )
     add_memory_options(p)
     a = p.parse_args(argv)
-    configure_process(a.threads)
     try:
         model_budgets = memory_budgets(a.model_memory, a.gpu_memory)
     except ValueError as exc:
@@ -151,6 +152,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             a.max_total_steps,
             a.max_work,
         ),
+        threads=a.threads,
     )
 
 
@@ -165,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     from aiohttp import web
 
     try:
-        app = make_app(config)
+        # The project's own nodes load behind an open socket (start-up answers at once);
+        # extension packages load first, so a bad declaration refuses to start.
+        background = config.node_packages == ServerConfig().node_packages
+        app = make_app(config, background=background)
     except NodeDeclarationError as exc:  # a node package that cannot run as declared
         print(f"error: {exc}", file=sys.stderr)
         return 2

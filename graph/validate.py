@@ -88,15 +88,22 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
     """Check node types, inputs, links, types, values, cycles and outputs.
 
     ``choices(source) -> list[str]`` supplies the allowed values of Choice inputs."""
+    from graph.versions import migrate  # versions imports Problem from here
+
     out = Checked()
     problems = out.problems
     lookup = _lister(choices, {})
+    workflow, version_problems = migrate(workflow, registry)  # old files: node migrations
+    problems.extend(version_problems)
+    outdated = {p.node_id for p in version_problems}
     for node_id, entry in workflow.nodes.items():
         spec = registry.nodes.get(entry.type)
         if spec is None:
             problems.append(
                 Problem(node_id, None, "unknown_node_type", f"unknown node type {entry.type!r}")
             )
+            continue
+        if node_id in outdated:
             continue
         literals: dict[str, Any] = {}
         links: dict[str, tuple[str, str]] = {}

@@ -14,13 +14,15 @@ from graph.executor import Engine
 from graph.models import ModelStore
 from graph.registry import Registry
 from graph.workspace import Workspace
-from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from model_index import index_for
+from service import canvas, routes_files, routes_import, routes_jobs, routes_meta, routes_ws
 from service.accesslog import quiet_client_errors
 from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
 from service.security import json_errors, make_guard, safe_headers
+from service.startup import EngineLoad, make_engine_gate
 from service.state import SERVICES, Services
 from service.store import JobStore
 from service.worker import InProcessWorker, Worker
@@ -28,17 +30,32 @@ from service.worker import InProcessWorker, Worker
 log = logging.getLogger(__name__)
 
 
-def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engine:
-    """The one engine of the server: built-in nodes, the data and models folders."""
-    workspace = Workspace.at(
+def make_workspace(config: ServerConfig) -> Workspace:
+    """The data and models folders of the server (created when missing)."""
+    return Workspace.at(
         config.data_dir, config.models_dir, allow_pickle=config.allow_pickle
     ).ensure()
+
+
+def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engine:
+    """The one engine of the server: built-in nodes, the data and models folders."""
+    workspace = make_workspace(config)
     return Engine(
         registry or load_registry(config.node_packages),
         workspace,
         cache_budget=config.cache_budget,
         resources=Resources(ModelStore(config.model_budgets)),
     )
+
+
+def make_worker(config: ServerConfig, engine: Engine) -> Worker:
+    """The in-process worker, with the per-job torch thread policy (or --threads)."""
+    from functools import partial
+
+    from nodes.sd.runtime import job_threads
+
+    scope = partial(job_threads, override=config.threads)
+    return InProcessWorker(engine, config.preview_size, config.preview_interval, scope)
 
 
 def load_registry(packages: tuple[str, ...]) -> Registry:
@@ -58,23 +75,42 @@ def make_app(
     engine: Engine | None = None,
     registry: Registry | None = None,
     worker: Worker | None = None,
+    background: bool = False,
 ) -> web.Application:
     """Build the server. Tests inject an engine (or a registry of test nodes); the
-    queue database opens and the worker thread starts when the app starts."""
+    queue database opens and the worker thread starts when the app starts. With
+    ``background`` (server.py) and nothing injected, the engine (torch, diffusers, node
+    types) loads in a thread once the app starts, and API requests wait for it
+    (`service.startup`); otherwise it is built here."""
     config = config or ServerConfig()
     quiet_client_errors()
-    engine = engine or make_engine(config, registry)
-    engine.workspace.ensure()
-    worker = worker or InProcessWorker(engine, config.preview_size, config.preview_interval)
+    load = EngineLoad()
+    if not background or engine is not None or registry is not None or worker is not None:
+        engine = engine or make_engine(config, registry)
+        engine.workspace.ensure()
+        worker = worker or make_worker(config, engine)
+        load.mark_ready()
     app = web.Application(
-        middlewares=[safe_headers, json_errors, make_guard(config)],
+        middlewares=[
+            safe_headers,
+            json_errors,
+            make_guard(config),
+            make_engine_gate(load, config.engine_wait),
+        ],
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
+    # engine and worker stay None until the background load has finished
     app[SERVICES] = Services(
-        config, engine, worker, Hub(config.ws_queue_limit), ClientIds.at(config.data_dir)
+        config,
+        engine,  # type: ignore[arg-type]
+        worker,  # type: ignore[arg-type]
+        Hub(config.ws_queue_limit),
+        ClientIds.at(config.data_dir),
+        load=load,
     )
     for table in (
         routes_jobs.routes,
+        routes_import.routes,
         routes_files.routes,
         routes_meta.routes,
         routes_ws.routes,
@@ -91,7 +127,9 @@ async def _start(app: web.Application) -> None:
     svc = app[SERVICES]
     loop = asyncio.get_running_loop()
     svc.store = JobStore(svc.config.db_path, svc.config.history_limit)
-    cleared = await asyncio.to_thread(svc.engine.workspace.clear_temp)
+    # the engine may still be loading: the temp folder comes from the same settings
+    workspace = svc.engine.workspace if svc.load.ready else make_workspace(svc.config)
+    cleared = await asyncio.to_thread(workspace.clear_temp)
     if cleared:
         log.info("cleared %d preview file(s) of an earlier run from the temp folder", cleared)
     if svc.store.recovered:
@@ -109,10 +147,26 @@ async def _start(app: web.Application) -> None:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(svc.hub.broadcast, message)
 
-    svc.dispatcher = Dispatcher(
-        svc.store, svc.worker, notify, notify_all, job_timeout=svc.config.job_timeout
-    )
-    svc.dispatcher.start()
+    # first sight of the model files: hash them in the background
+    loop.run_in_executor(None, index_for(workspace).scan)
+
+    def start_dispatcher(engine: Engine, worker: Worker) -> None:
+        svc.engine, svc.worker = engine, worker
+        svc.dispatcher = Dispatcher(
+            svc.store, worker, notify, notify_all, job_timeout=svc.config.job_timeout
+        )
+        svc.dispatcher.start()
+
+    if svc.load.ready:
+        start_dispatcher(svc.engine, svc.worker)
+    else:
+        config = svc.config
+
+        def build() -> tuple[Engine, Worker]:
+            engine = make_engine(config)
+            return engine, make_worker(config, engine)
+
+        svc.load.start(build, start_dispatcher)
 
 
 async def _close_sockets(app: web.Application) -> None:
@@ -121,6 +175,7 @@ async def _close_sockets(app: web.Application) -> None:
 
 async def _stop(app: web.Application) -> None:
     svc = app[SERVICES]
+    svc.load.abandon()
     if svc.dispatcher is not None:
         done = await asyncio.to_thread(svc.dispatcher.stop, svc.config.shutdown_timeout)
         if not done:

@@ -56,6 +56,8 @@ class ServerConfig:
     preview_interval: float = 0.1  # seconds between two previews of one job
     shutdown_timeout: float = 10.0  # seconds to wait for the running job on shutdown
     job_timeout: float | None = 3600.0  # seconds a job may run before it is interrupted
+    engine_wait: float = 120.0  # seconds an API request waits for the engine to load
+    threads: int | None = None  # torch threads per job (None: nodes.sd.runtime's policy)
 
     @property
     def db_path(self) -> Path:

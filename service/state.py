@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -11,6 +11,7 @@ from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
+from service.startup import EngineLoad
 from service.store import JobStore
 from service.worker import Worker
 
@@ -24,6 +25,7 @@ class Services:
     clients: ClientIds  # issues and verifies client ids (job ownership)
     store: JobStore | None = None  # opened on start-up
     dispatcher: Dispatcher | None = None
+    load: EngineLoad = field(default_factory=EngineLoad)  # the engine's background load
 
     @property
     def jobs(self) -> JobStore:

@@ -102,11 +102,12 @@ async def test_palette_search_and_wiring_with_type_check(canvas: Canvas) -> None
 
     await canvas.connect("checkpoint", "vae", "vaedecode", "vae")
     await canvas.connect("latent", "latent", "vaedecode", "latent")
-    await canvas.wait_app("Object.keys(app.workflow().nodes.vaedecode.inputs).length === 2")
+    await canvas.wait_app("Object.keys(app.workflow().nodes.vaedecode.inputs).length === 3")
     inputs = (await canvas.workflow())["nodes"]["vaedecode"]["inputs"]
     assert inputs == {
         "vae": {"node": "checkpoint", "output": "vae"},
         "latent": {"node": "latent", "output": "latent"},
+        "tiling": "auto",  # the literal's default
     }
     # Refused: a MODEL into the IMAGE input of SaveImage, and a second link into an input.
     await canvas.connect("checkpoint", "model", "saveimage", "image")
@@ -144,6 +145,8 @@ async def test_editing_widgets_changes_the_workflow(canvas: Canvas) -> None:
     download = await info.value
     saved = json.loads(Path(await download.path()).read_text())
     assert download.suggested_filename == "txt2img.json"
+    # the server stamps each node's version (and would add model hashes; none for built-ins)
+    assert all(n.pop("version") >= 1 for n in saved["nodes"].values())
     assert saved == await canvas.workflow()
     assert set(saved) == {"version", "nodes", "ui"}
     assert set(saved["ui"]) == {"positions", "viewport", "seed_control"}

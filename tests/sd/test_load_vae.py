@@ -21,7 +21,7 @@ SEED = 7
 
 def with_vae(doc: dict[str, Any], name: str) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
-    doc["nodes"]["vae"] = {"type": "LoadVAE", "inputs": {"name": name}}
+    doc["nodes"]["vae"] = {"type": "LoadVAE", "inputs": {"name": name, "dtype": "fp32"}}
     doc["nodes"]["decode"]["inputs"]["vae"] = {"node": "vae", "output": "vae"}
     return doc
 

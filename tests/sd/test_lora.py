@@ -163,7 +163,8 @@ def test_a_lora_branch_never_changes_the_plain_branch(tmp_path, setup, registry,
     shared = fresh.resources.models
     from nodes.sd.checkpoints import load_checkpoint
 
-    model, clip, _ = load_checkpoint(engine.workspace, engine.resources, "builtin/tiny-random")
+    ws, res = engine.workspace, engine.resources
+    model, clip, _ = load_checkpoint(ws, res, "builtin/tiny-random", "fp32", "cpu")
     base = components["unet"].state_dict()
     assert all(torch.equal(v, base[k]) for k, v in model.unet.state_dict().items())
     assert shared is not engine.resources.models

@@ -94,6 +94,7 @@ class RunContext:
     cancel: CancelToken
     emit: Callable[[Event], None]
     files: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def workflow(self) -> dict[str, Any]:
@@ -110,6 +111,11 @@ class RunContext:
         """Report progress (0..1), optionally with a preview image; also checks interruption."""
         self.emit(Progress(self.run_id, self.node_id, fraction, step, total, preview))
         self.cancel.raise_if_cancelled()
+
+    def warn(self, message: str) -> None:
+        """Something the user should know about although the node succeeded (reported
+        on the node's ``node_finished`` event)."""
+        self.warnings.append(message)
 
     def check_interrupted(self) -> None:
         self.cancel.raise_if_cancelled()

@@ -58,6 +58,7 @@ class NodeFinished(Event):
     node_type: str
     seconds: float
     files: list[dict[str, str]]
+    warnings: list[str] = field(default_factory=list)  # ctx.warn(): ran, but look here
 
 
 @dataclass

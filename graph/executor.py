@@ -264,7 +264,7 @@ class _Run:
         self.result.nodes[nid] = NodeRecord("executed", seconds)
         if spec.output_node:
             self.result.files.extend(ctx.files)
-        self.emit(NodeFinished(run_id, nid, spec.type, seconds, ctx.files))
+        self.emit(NodeFinished(run_id, nid, spec.type, seconds, ctx.files, ctx.warnings))
 
 
 class _NodeFailed(Exception):

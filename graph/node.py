@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
@@ -118,6 +119,7 @@ class NodeSpec:
         self.has_fingerprint = cls.fingerprint.__func__ is not Node.fingerprint.__func__  # type: ignore[attr-defined]
         self.description = (cls.__doc__ or "").strip().split("\n")[0]
         self.outputs: dict[str, type[SocketType]] = dict(cls.OUTPUTS)
+        self.output_inputs: dict[str, tuple[str, ...]] = dict(cls.OUTPUT_INPUTS)
         self.inputs: dict[str, InputSpec] = {}
         literal_fields: dict[str, Any] = {}
         hints = typing.get_type_hints(cls, include_extras=True)
@@ -134,6 +136,13 @@ class NodeSpec:
             self.inputs[name] = self._literal_spec(name, inner, default)
             literal_fields[name] = self._pydantic_field(tp, default)
         self.literal_names = tuple(n for n, s in self.inputs.items() if s.socket is None)
+        for out, names in self.output_inputs.items():
+            unknown = [n for n in names if n not in self.inputs]
+            if out not in self.outputs or unknown:
+                raise TypeError(
+                    f"{self.type}.OUTPUT_INPUTS: {out!r} is not an output or names "
+                    f"undeclared inputs {unknown}"
+                )
         self.link_names = tuple(n for n, s in self.inputs.items() if s.socket is not None)
         self.model: type[BaseModel] = create_model(  # type: ignore[call-overload]
             f"{self.type}Inputs",
@@ -245,6 +254,9 @@ class Node:
     OUTPUT_NODE: ClassVar[bool] = False
     CACHEABLE: ClassVar[bool] = True
     OUTPUTS: ClassVar[dict[str, type[SocketType]]] = {}
+    # output -> the inputs it depends on; such an output gets its own cache key, so a
+    # change to another input does not re-run what reads only this output
+    OUTPUT_INPUTS: ClassVar[dict[str, tuple[str, ...]]] = {}
     spec: ClassVar[NodeSpec]
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -275,6 +287,15 @@ class Node:
         The default costs nothing of its own and carries its largest linked input's
         pixels to every output. Nodes that make images or latents, or sample, say so."""
         return Cost()
+
+    @classmethod
+    def check_values(
+        cls, values: dict[str, Any], choices: Callable[[str], list[str]] | None
+    ) -> list[tuple[str, str, str]]:
+        """Problems ``(input, code, message)`` with validated literal values that the
+        declaration cannot express (e.g. a name inside a prompt that must exist);
+        ``choices(source)`` lists a Choice source (None: no workspace to check against)."""
+        return []
 
     @classmethod
     def fingerprint(cls, workspace: Any, inputs: dict[str, Any]) -> str | None:

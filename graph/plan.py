@@ -18,7 +18,7 @@ from graph.validate import Checked, CheckedNode
 @dataclass
 class Plan:
     order: list[str]  # every node the outputs depend on, topologically sorted
-    keys: dict[str, str]
+    keys: dict[Any, str]  # node id -> key; (node id, output) -> that output's own key
     to_run: list[str]  # in execution order
     cached: list[str]
     hits: dict[str, CacheEntry] = field(default_factory=dict)  # pinned for this run
@@ -36,17 +36,39 @@ def needed_nodes(checked: Checked) -> list[str]:
     return [nid for nid in checked.order if nid in keep]
 
 
-def node_key(node: CheckedNode, keys: dict[str, str], fingerprint: str | None) -> str:
+def node_key(node: CheckedNode, keys: dict[Any, str], fingerprint: str | None) -> str:
     """Hash of type, version, literals, upstream keys and output names, fingerprint.
 
     Literals are JSON values normalised by validation (fields in declaration
-    order), so their repr is canonical and cheaper than JSON encoding."""
+    order), so their repr is canonical and cheaper than JSON encoding. ``keys`` maps a
+    node id to its key, or ``(node id, output)`` to that output's own key where the
+    upstream node declares which inputs each output depends on (`Node.OUTPUT_INPUTS`)."""
     spec = node.spec
     if not spec.cacheable:
         return "nocache:" + uuid.uuid4().hex
-    upstream = sorted((name, keys[src], out) for name, (src, out) in node.links.items())
+    upstream = sorted(
+        (name, keys.get((src, out), keys[src]), out) for name, (src, out) in node.links.items()
+    )
     doc = (spec.type, spec.version, node.literals, upstream, fingerprint)
     return hashlib.sha1(repr(doc).encode()).hexdigest()
+
+
+def output_keys(node: CheckedNode, keys: dict[Any, str], fingerprint: str | None) -> None:
+    """Give each output of a node with `Node.OUTPUT_INPUTS` its own key, hashed from the
+    inputs it depends on only: a LoRA's model strength does not re-key its CLIP output,
+    so text encoding downstream stays cached."""
+    spec = node.spec
+    if not spec.output_inputs or not spec.cacheable:
+        return
+    for out, names in spec.output_inputs.items():
+        literals = [(n, node.literals[n]) for n in names if n in node.literals]
+        upstream = sorted(
+            (n, keys.get((src, o), keys[src]), o)
+            for n, (src, o) in node.links.items()
+            if n in names
+        )
+        doc = (spec.type, spec.version, out, literals, upstream, fingerprint)
+        keys[(node.id, out)] = hashlib.sha1(repr(doc).encode()).hexdigest()
 
 
 def make_plan(
@@ -57,9 +79,11 @@ def make_plan(
     """Key every needed node (fingerprints included), then find what must execute."""
     nodes = checked.nodes
     order = needed_nodes(checked)
-    keys: dict[str, str] = {}
+    keys: dict[Any, str] = {}
     for nid in order:
-        keys[nid] = node_key(nodes[nid], keys, fingerprint(nodes[nid]))
+        fp = fingerprint(nodes[nid])
+        keys[nid] = node_key(nodes[nid], keys, fp)
+        output_keys(nodes[nid], keys, fp)
     # Walk up from the outputs; a cache hit needs none of its ancestors.
     hits: dict[str, CacheEntry] = {}
     run: set[str] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,10 +92,10 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
 
     out = Checked()
     problems = out.problems
+    lookup = _lister(choices, {})
     workflow, version_problems = migrate(workflow, registry)  # old files: node migrations
     problems.extend(version_problems)
     outdated = {p.node_id for p in version_problems}
-    listed: dict[str, list[str]] = {}
     for node_id, entry in workflow.nodes.items():
         spec = registry.nodes.get(entry.type)
         if spec is None:
@@ -143,7 +144,7 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
                 )
         values = _check_literals(node_id, spec, literals, problems)
         if values is not None:
-            _check_choices(node_id, spec, values, choices, listed, problems)
+            _check_values(node_id, spec, values, lookup, problems)
             _check_rules(node_id, spec, values, problems)
             out.nodes[node_id] = CheckedNode(node_id, spec, values, links)
     _check_links(workflow, registry, problems)
@@ -199,20 +200,32 @@ def _check_rules(
         problems.append(Problem(node_id, name, "invalid_combination", message))
 
 
-def _check_choices(
+def _lister(choices: Any, listed: dict[str, list[str]]) -> Callable[[str], list[str]] | None:
+    """``choices`` with each source listed once per validation (None stays None)."""
+    if choices is None:
+        return None
+
+    def lookup(source: str) -> list[str]:
+        if source not in listed:
+            listed[source] = choices(source)
+        return listed[source]
+
+    return lookup
+
+
+def _check_values(
     node_id: str,
     spec: NodeSpec,
     values: dict[str, Any],
-    choices: Any,
-    listed: dict[str, list[str]],
+    lookup: Callable[[str], list[str]] | None,
     problems: list[Problem],
 ) -> None:
+    """Choice inputs against their listings, then the node's own rules on its values
+    (`Node.check_values`, e.g. names inside a prompt)."""
     for name, inp in spec.inputs.items():
-        if inp.choice_source is None or choices is None:
+        if inp.choice_source is None or lookup is None:
             continue
-        if inp.choice_source not in listed:
-            listed[inp.choice_source] = choices(inp.choice_source)
-        allowed = listed[inp.choice_source]
+        allowed = lookup(inp.choice_source)
         if values.get(name) not in allowed:
             shown = ", ".join(allowed[:20]) + (" ..." if len(allowed) > 20 else "")
             problems.append(
@@ -224,6 +237,8 @@ def _check_choices(
                     f"{inp.choice_source}: {shown or '(none)'}",
                 )
             )
+    for name, code, message in spec.cls.check_values(values, lookup):
+        problems.append(Problem(node_id, name, code, message))
 
 
 def _check_links(workflow: Workflow, registry: Registry, problems: list[Problem]) -> None:

@@ -94,8 +94,11 @@ def _builtin_files() -> dict[str, Path]:
     }
 
 
-def _scan(folder: Path) -> list[str]:
-    """Checkpoint files and diffusers folders under ``folder`` (relative posix paths)."""
+def scan_folder(
+    folder: Path, extensions: tuple[str, ...] = EXTENSIONS, marker: str = "model_index.json"
+) -> list[str]:
+    """Model files and diffusers folders (holding ``marker``) under ``folder`` (relative
+    posix paths)."""
     if not folder.is_dir():
         return []
     base = folder.resolve()
@@ -103,13 +106,13 @@ def _scan(folder: Path) -> list[str]:
     for root, dirs, files in os.walk(folder):
         here = Path(root)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if here != folder and (here / "model_index.json").is_file():
+        if here != folder and (here / marker).is_file():
             found.append(here.relative_to(folder).as_posix())
             dirs[:] = []  # a diffusers folder's weight files are not checkpoints of their own
             continue
         for f in files:
             p = here / f
-            if f.startswith(".") or not f.lower().endswith(EXTENSIONS) or not is_regular_file(p):
+            if f.startswith(".") or not f.lower().endswith(extensions) or not is_regular_file(p):
                 continue
             if base not in p.resolve().parents:
                 continue  # a symlink out of the folder
@@ -120,7 +123,7 @@ def _scan(folder: Path) -> list[str]:
 @choice_source("checkpoints")
 def list_checkpoints(workspace: Any) -> list[str]:
     """Built-ins first, then what ``<models>/checkpoints/`` holds, sorted."""
-    return [BUILTIN_TINY, *_builtin_files(), *_scan(checkpoints_folder(workspace))]
+    return [BUILTIN_TINY, *_builtin_files(), *scan_folder(checkpoints_folder(workspace))]
 
 
 def resolve_checkpoint(workspace: Any, name: str) -> Resolved:

@@ -31,6 +31,7 @@ class ModelHandle:
     latent_channels: int = 4  # the U-Net's in_channels (an empty latent gets this many)
     # SDXL base (diffusers' force_zeros_for_empty_prompt): no negative -> zeros
     zeros_for_missing_negative: bool = False
+    patches: tuple[Any, ...] = ()  # nodes.sd.lora_patch.LoraPatch, applied per call
     preview: Any = None  # latents -> PIL image for progress (nodes/sd/preview.py), or None
 
     @property
@@ -57,6 +58,8 @@ class ClipHandle:
     tokenizer_2: Any = None  # SDXL base: the OpenCLIP bigG tokenizer (pads with "!")
     text_encoder_2_ref: Any = None  # SDXL base: CLIPTextModelWithProjection (bigG), or its ref
     family: str = "sd"
+    patches: tuple[Any, ...] = ()  # nodes.sd.lora_patch.LoraPatch, applied per call
+    skip: int = 1  # CLIP skip, A1111 numbering: 1 = last layer, 2 = penultimate
 
     @property
     def text_encoder(self) -> Any:
@@ -95,10 +98,13 @@ class TokenWindows:
     weights: torch.Tensor  # float32 [windows, 77], 1.0 where unweighted
     text: str = ""
     second: TokenWindows | None = None  # the same windows for a CLIP's second tokenizer
+    # textual inversion: (window, position, input vector) written over placeholder tokens
+    vectors: tuple[tuple[int, int, torch.Tensor], ...] = ()
 
     @property
     def nbytes(self) -> int:
         more = self.second.nbytes if self.second is not None else 0
+        more += sum(int(v.nbytes) for _, _, v in self.vectors)
         return int(self.ids.nbytes + self.weights.nbytes) + more
 
 

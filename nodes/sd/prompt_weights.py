@@ -14,11 +14,13 @@ prompts of up to 75 tokens give the same ids as ``StableDiffusionPipeline``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
+from nodes.sd.embeddings import PATTERN as EMBEDDING
 from nodes.sd.handles import TokenWindows
 
 WINDOW = 77
@@ -47,6 +49,26 @@ class Segment:
     text: str
     weight: float
     brk: bool = False  # a BREAK marker (text empty)
+    vectors: Any = None  # a textual-inversion embedding's [n, dim] vectors (text empty)
+
+
+def split_embeddings(segments: list[Segment], vectors_of: Callable[[str], Any]) -> list[Segment]:
+    """Cut ``embedding:NAME[:W]`` out of the text into segments holding its vectors,
+    weighted by the surrounding weight times W."""
+    out: list[Segment] = []
+    for seg in segments:
+        pos = 0
+        for m in EMBEDDING.finditer(seg.text) if not seg.brk else ():
+            if seg.text[pos : m.start()]:
+                out.append(replace(seg, text=seg.text[pos : m.start()]))
+            weight = seg.weight * (float(m.group(2)) if m.group(2) else 1.0)
+            out.append(Segment("", weight, vectors=vectors_of(m.group(1))))
+            pos = m.end()
+        if pos == 0:
+            out.append(seg)
+        elif seg.text[pos:]:
+            out.append(replace(seg, text=seg.text[pos:]))
+    return out
 
 
 def parse_weights(prompt: str) -> list[Segment]:
@@ -94,25 +116,39 @@ def parse_weights(prompt: str) -> list[Segment]:
     return merged
 
 
-def tokenize_prompt(tokenizer: Any, prompt: str, max_windows: int = MAX_WINDOWS) -> TokenWindows:
-    """Token ids and per-token weights of ``prompt`` in 77-token windows."""
+def tokenize_prompt(
+    tokenizer: Any,
+    prompt: str,
+    max_windows: int = MAX_WINDOWS,
+    vectors_of: Callable[[str], Any] | None = None,
+) -> TokenWindows:
+    """Token ids and per-token weights of ``prompt`` in 77-token windows. With
+    ``vectors_of(name) -> [n, dim]``, ``embedding:NAME`` takes n placeholder tokens whose
+    input vectors the tokens carry (`TokenWindows.vectors`)."""
     if len(prompt) > MAX_PROMPT_CHARS:
         raise PromptTooLong(
             f"prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}"
         )
     segments = parse_weights(prompt)
-    texts = [s.text for s in segments if not s.brk]
+    if vectors_of is not None:
+        segments = split_embeddings(segments, vectors_of)
+    texts = [s.text for s in segments if not s.brk and s.vectors is None]
     encoded = tokenizer(texts, add_special_tokens=False).input_ids if texts else []
-    chunks: list[list[tuple[int, float]]] = [[]]
+    chunks: list[list[tuple[int, float, Any]]] = [[]]
     it = iter(encoded)
     for seg in segments:
         if seg.brk:
             chunks.append([])
             continue
-        for tid in next(it):
+        if seg.vectors is not None:
+            placeholder = tokenizer.convert_tokens_to_ids("!")
+            items = [(placeholder, seg.weight, v) for v in seg.vectors]
+        else:
+            items = [(int(tid), seg.weight, None) for tid in next(it)]
+        for item in items:
             if len(chunks[-1]) == CHUNK:
                 chunks.append([])
-            chunks[-1].append((int(tid), seg.weight))
+            chunks[-1].append(item)
     if len(chunks) > max_windows:
         n_tokens = sum(len(c) for c in chunks)
         raise PromptTooLong(
@@ -123,13 +159,16 @@ def tokenize_prompt(tokenizer: Any, prompt: str, max_windows: int = MAX_WINDOWS)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     ids = torch.full((len(chunks), WINDOW), pad, dtype=torch.int64)
     weights = torch.ones((len(chunks), WINDOW), dtype=torch.float32)
+    vectors = []
     for row, chunk in enumerate(chunks):
         ids[row, 0] = bos
-        for col, (tid, w) in enumerate(chunk, start=1):
+        for col, (tid, w, vec) in enumerate(chunk, start=1):
             ids[row, col] = tid
             weights[row, col] = w
+            if vec is not None:
+                vectors.append((row, col, vec))
         ids[row, len(chunk) + 1] = eos
-    return TokenWindows(ids=ids, weights=weights, text=prompt)
+    return TokenWindows(ids=ids, weights=weights, text=prompt, vectors=tuple(vectors))
 
 
 def apply_weights(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from diffusers import DDIMInverseScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
+from nodes.sd.lora_patch import applies_patches
 from nodes.sd.samplers import build_scheduler, step_kwargs
 from nodes.sd.sdxl_conditioning import added_conditioning, zeros_like_conditioning
 
@@ -160,6 +161,7 @@ def _blank_shape(model: ModelHandle, latent: LatentBatch) -> tuple[int, ...]:
 
 
 @torch.no_grad()
+@applies_patches  # the model's LoRAs, merged for this call only
 def sample(
     model: ModelHandle,
     positive: Conditioning,
@@ -244,6 +246,7 @@ def sample(
 
 
 @torch.no_grad()
+@applies_patches
 def invert(
     model: ModelHandle,
     conditioning: Conditioning,

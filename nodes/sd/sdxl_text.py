@@ -11,11 +11,15 @@ shorter is padded with empty-prompt windows (also ComfyUI's rule).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import torch
 
+from nodes.sd.embeddings import vectors_in_place
 from nodes.sd.handles import ClipHandle, Conditioning, TokenWindows
+from nodes.sd.lora_patch import applies_patches
 from nodes.sd.prompt_weights import apply_weights, tokenize_prompt
 
 
@@ -29,10 +33,21 @@ def _pad_windows(tokens: TokenWindows, tokenizer: object, n: int) -> TokenWindow
     return replace(tokens, ids=ids, weights=weights)
 
 
-def tokenize_for(clip: ClipHandle, text: str, text_2: str = "") -> TokenWindows:
+def tokenize_for(
+    clip: ClipHandle,
+    text: str,
+    text_2: str = "",
+    vectors_for: Callable[[Any], Any] | None = None,
+) -> TokenWindows:
     """The prompt's windows for every tokenizer of ``clip``. ``text_2`` goes to the
-    second encoder (SDXL base: OpenCLIP bigG); empty means ``text`` (diffusers' prompt_2)."""
-    first = tokenize_prompt(clip.tokenizer, text)
+    second encoder (SDXL base: OpenCLIP bigG); empty means ``text`` (diffusers' prompt_2).
+    ``vectors_for(encoder)`` gives `tokenize_prompt`'s ``vectors_of`` for that encoder
+    (textual-inversion embeddings; each encoder takes the vectors of its own width)."""
+
+    def vectors_of(encoder: Any) -> Any:
+        return None if vectors_for is None else vectors_for(encoder)
+
+    first = tokenize_prompt(clip.tokenizer, text, vectors_of=vectors_of(clip.text_encoder))
     if clip.tokenizer_2 is None:
         if text_2:
             raise ValueError(
@@ -40,7 +55,9 @@ def tokenize_for(clip: ClipHandle, text: str, text_2: str = "") -> TokenWindows:
                 "(SD 1.x/2.x or the SDXL refiner); leave it empty"
             )
         return first
-    second = tokenize_prompt(clip.tokenizer_2, text_2 or text)
+    second = tokenize_prompt(
+        clip.tokenizer_2, text_2 or text, vectors_of=vectors_of(clip.text_encoder_2)
+    )
     n = max(first.ids.shape[0], second.ids.shape[0])
     first = _pad_windows(first, clip.tokenizer, n)
     second = _pad_windows(second, clip.tokenizer_2, n)
@@ -48,18 +65,21 @@ def tokenize_for(clip: ClipHandle, text: str, text_2: str = "") -> TokenWindows:
 
 
 @torch.no_grad()
-def _penultimate(encoder: object, tokens: TokenWindows, device: torch.device) -> tuple:
-    """([1, 77 * windows, dim] weighted penultimate states, first window's pooled or None)."""
+def _penultimate(encoder: Any, tokens: TokenWindows, device: torch.device, skip: int) -> tuple:
+    """([1, 77 * windows, dim] weighted penultimate states, first window's pooled or None).
+    CLIP skip ``skip`` > 1 goes that many layers further back from the penultimate one."""
     states, pooled = [], None
     for i, row in enumerate(tokens.ids):
-        out = encoder(row.unsqueeze(0).to(device), output_hidden_states=True)  # type: ignore[operator]
-        states.append(out.hidden_states[-2])
+        with vectors_in_place(encoder, {c: v for r, c, v in tokens.vectors if r == i}):
+            out = encoder(row.unsqueeze(0).to(device), output_hidden_states=True)
+        states.append(out.hidden_states[-(max(skip, 1) + 1)])
         if i == 0 and out[0].ndim == 2:  # CLIPTextModelWithProjection: text_embeds
             pooled = out[0]
     hidden = apply_weights(torch.cat(states, dim=0), tokens.weights)
     return hidden.reshape(1, -1, hidden.shape[-1]), pooled
 
 
+@applies_patches  # the CLIP's LoRAs, merged for this call only
 def encode_sdxl(clip: ClipHandle, tokens: TokenWindows) -> Conditioning:
     """SDXL conditioning of one prompt: embeddings [1, 77k, sum of widths] and pooled."""
     pairs = [(clip.text_encoder, tokens)]
@@ -77,7 +97,7 @@ def encode_sdxl(clip: ClipHandle, tokens: TokenWindows) -> Conditioning:
         )
     hidden, pooled = [], None
     for encoder, windows in pairs:
-        h, p = _penultimate(encoder, windows, clip.device)
+        h, p = _penultimate(encoder, windows, clip.device, clip.skip)
         hidden.append(h)
         pooled = p if p is not None else pooled
     if pooled is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from nodes.sd.runtime import configure_process
 from service import make_app
 from service.config import BUILD_HINT, Budgets, ConfigError, ServerConfig
+from service.workers import parse_spec
 
 __all__ = ["ServerConfig", "main", "make_app"]  # tests may use server.make_app(config)
 
@@ -93,7 +94,24 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--max-steps", type=int, default=b.max_steps)
     p.add_argument("--max-nodes", type=int, default=b.max_nodes)
     p.add_argument("--max-prompt-chars", type=int, default=b.max_prompt_chars)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads, per worker (default: torch's choice)"
+    )
+    p.add_argument(
+        "--workers",
+        default=d.workers,
+        help="inprocess (default), process:N, process:cuda:0,cuda:1 (one child process per "
+        "device), ray or ray:N (Ray actors; see README)",
+    )
+    p.add_argument(
+        "--ray-address", help="Ray cluster to join (auto, ray://HOST:10001); default: start one"
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=d.max_attempts,
+        help="runs of a job whose worker keeps dying before it fails with worker_lost",
+    )
     a = p.parse_args(argv)
     configure_process(a.threads)
     return ServerConfig(
@@ -114,6 +132,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         cache_budget=int(a.cache_gb * 1024**3),
         max_upload_bytes=int(a.max_upload_mb * 1024**2),
         budgets=Budgets(a.max_pixels, a.max_steps, a.max_nodes, a.max_prompt_chars),
+        workers=a.workers,
+        ray_address=a.ray_address,
+        worker_threads=a.threads,
+        max_attempts=a.max_attempts,
     )
 
 
@@ -122,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     try:
         config.check_bind()
+        parse_spec(config.workers)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,10 +16,12 @@ from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
+from service.scheduler import Policy, model_keys
 from service.security import json_errors, make_guard, safe_headers
 from service.state import SERVICES, Services
 from service.store import JobStore
-from service.worker import InProcessWorker, Worker
+from service.worker import Worker
+from service.workers import build_workers
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +59,12 @@ def make_app(
     config = config or ServerConfig()
     engine = engine or make_engine(config, registry)
     engine.workspace.ensure()
-    worker = worker or InProcessWorker(engine, config.preview_size, config.preview_interval)
+    workers = [worker] if worker is not None else build_workers(config, engine)
     app = web.Application(
         middlewares=[safe_headers, json_errors, make_guard(config)],
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
-    app[SERVICES] = Services(config, engine, worker, Hub(config.ws_queue_limit))
+    app[SERVICES] = Services(config, engine, workers[0], Hub(config.ws_queue_limit), workers)
     for table in (
         routes_jobs.routes,
         routes_files.routes,
@@ -80,12 +82,17 @@ def make_app(
 async def _start(app: web.Application) -> None:
     svc = app[SERVICES]
     loop = asyncio.get_running_loop()
-    svc.store = JobStore(svc.config.db_path, svc.config.history_limit)
+    cfg = svc.config
+    svc.store = JobStore(
+        cfg.db_path,
+        cfg.history_limit,
+        max_attempts=cfg.max_attempts,
+        lease_seconds=cfg.lease_seconds,
+    )
     if svc.store.recovered:
         log.warning(
-            "marked %d job(s) interrupted by the last shutdown: %s",
-            len(svc.store.recovered),
-            ", ".join(svc.store.recovered),
+            "jobs left running by a stopped server: %s",
+            ", ".join(f"{k} -> {v}" for k, v in svc.store.recovered.items()),
         )
 
     def notify(client_id: str, message: dict[str, Any]) -> None:
@@ -96,7 +103,15 @@ async def _start(app: web.Application) -> None:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(svc.hub.broadcast, message)
 
-    svc.dispatcher = Dispatcher(svc.store, svc.worker, notify, notify_all)
+    registry = svc.engine.registry
+    svc.dispatcher = Dispatcher(
+        svc.store,
+        svc.workers,
+        notify,
+        notify_all,
+        models_of=lambda workflow: model_keys(workflow, registry),
+        policy=Policy(cfg.schedule_lookahead, cfg.schedule_max_wait),
+    )
     svc.dispatcher.start()
 
 
@@ -110,8 +125,8 @@ async def _stop(app: web.Application) -> None:
         done = await asyncio.to_thread(svc.dispatcher.stop, svc.config.shutdown_timeout)
         if not done:
             log.warning(
-                "the running job did not stop in time; it will be marked interrupted "
-                "at the next start"
+                "a running job did not stop in time; the next start queues it again "
+                "(or fails it once out of attempts)"
             )
     if svc.store is not None:
         svc.store.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -18,8 +18,9 @@ from service.worker import Worker
 class Services:
     config: ServerConfig
     engine: Engine
-    worker: Worker
+    worker: Worker  # the first of `workers` (the only one in process)
     hub: Hub
+    workers: list[Worker] = field(default_factory=list)
     store: JobStore | None = None  # opened on start-up
     dispatcher: Dispatcher | None = None
 

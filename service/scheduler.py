@@ -1,0 +1,125 @@
+"""Which queued job goes to which idle worker: pure functions over a queue snapshot.
+
+Three rules, in this order of strength:
+1. Nothing starves: a job that has waited ``max_wait`` seconds is never passed over.
+2. Fairness: clients take turns (round-robin over ``client_id``, each client's own
+   jobs in queue order), so one client's hundred jobs do not shut out another's one.
+3. Model affinity: an idle worker that already holds a job's models takes it; when
+   no idle worker holds the next job's models, up to ``lookahead`` later jobs are
+   searched for one that fits an idle worker (as SwarmUI and InvokeAI do), and
+   otherwise the least recently used idle worker loads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graph.registry import Registry
+
+# Choice sources whose values are model files a worker keeps loaded between jobs.
+MODEL_SOURCES = ("checkpoints", "loras", "vaes", "embeddings", "controlnets", "upscalers")
+
+
+@dataclass(frozen=True)
+class Waiting:
+    id: str
+    client_id: str
+    seq: int  # queue order
+    created: float  # wall-clock seconds when queued
+    models: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Idle:
+    name: str
+    models: frozenset[str] = frozenset()  # what it holds (a hint: stale costs one load)
+    last_used: float = 0.0  # when it last finished a job
+
+
+@dataclass(frozen=True)
+class Policy:
+    lookahead: int = 32
+    max_wait: float = 120.0  # seconds before a job may no longer be passed over
+    affinity: bool = True  # False: plain fair FIFO on the LRU worker (the bench baseline)
+
+
+def model_keys(workflow: Mapping[str, Any], registry: Registry) -> frozenset[str]:
+    """The model files a workflow loads, as ``source:name`` (from its Choice inputs)."""
+    keys: set[str] = set()
+    for node in (workflow.get("nodes") or {}).values():
+        spec = registry.nodes.get(node.get("type", ""))
+        if spec is None:
+            continue
+        inputs = node.get("inputs") or {}
+        for name, inp in spec.inputs.items():
+            if inp.choice_source in MODEL_SOURCES:
+                value = inputs.get(name, inp.default)
+                if isinstance(value, str):
+                    keys.add(f"{inp.choice_source}:{value}")
+    return frozenset(keys)
+
+
+def fair_order(waiting: Sequence[Waiting], last_client: str | None = None) -> list[Waiting]:
+    """Round-robin over clients (in order of their oldest job), starting after the
+    client served last; each client's jobs in queue order."""
+    by_client: dict[str, list[Waiting]] = {}
+    for job in sorted(waiting, key=lambda j: j.seq):
+        by_client.setdefault(job.client_id, []).append(job)
+    clients = list(by_client)
+    if last_client in by_client:
+        at = clients.index(last_client) + 1
+        clients = clients[at:] + clients[:at]
+    order: list[Waiting] = []
+    depth = 0
+    while len(order) < len(waiting):
+        for client in clients:
+            jobs = by_client[client]
+            if depth < len(jobs):
+                order.append(jobs[depth])
+        depth += 1
+    return order
+
+
+def assign(
+    waiting: Sequence[Waiting],
+    idle: Sequence[Idle],
+    now: float,
+    policy: Policy = Policy(),
+    last_client: str | None = None,
+) -> tuple[list[tuple[str, str]], str | None]:
+    """Pairs (job id, worker name) to start now, and the round-robin cursor after them."""
+    free = sorted(idle, key=lambda w: (w.last_used, w.name))  # least recently used first
+    pending = list(waiting)
+    picks: list[tuple[str, str]] = []
+    while free and pending:
+        order = fair_order(pending, last_client)
+        aged = [j for j in order if now - j.created >= policy.max_wait]
+        head = min(aged, key=lambda j: j.seq) if aged else order[0]
+        job, worker = head, _holder(head, free) if policy.affinity else None
+        if worker is None and policy.affinity and head.models and not aged:
+            job, worker = _affine_pair(order[: policy.lookahead], free)
+        if worker is None:
+            job, worker = head, free[0]
+        picks.append((job.id, worker.name))
+        free.remove(worker)
+        pending.remove(job)
+        last_client = job.client_id
+    return picks, last_client
+
+
+def _holder(job: Waiting, free: Sequence[Idle]) -> Idle | None:
+    """The least recently used idle worker holding all of the job's models."""
+    if not job.models:
+        return None
+    return next((w for w in free if job.models <= w.models), None)
+
+
+def _affine_pair(window: Sequence[Waiting], free: Sequence[Idle]) -> tuple[Waiting, Idle | None]:
+    """The first job in the window that an idle worker already has the models for."""
+    for job in window:
+        worker = _holder(job, free)
+        if worker is not None:
+            return job, worker
+    return window[0], None

@@ -32,6 +32,7 @@ def visible_devices(device: str) -> str | None:
 
 def child_main(conn: Connection, config: Any, device: str | None, name: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the server's to handle
+    os.environ["SDGRAPH_WORKER"] = name
     if device is not None and (visible := visible_devices(device)) is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
     if config.worker_threads:  # read by torch when (if) a node imports it

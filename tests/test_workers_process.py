@@ -1,0 +1,180 @@
+"""Child-process workers (``--workers process:2``) on the test nodes: two jobs at
+once, interrupts reach the right worker, a worker that dies under a job is
+restarted cold while its job is retried once and then fails ``worker_lost``, and
+nothing else in the queue is lost or run twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from service import make_app
+from tests.server_testkit import (
+    failing,
+    make_config,
+    messages_until_finished,
+    next_message,
+    submit,
+    txt2img,
+    wait_status,
+)
+from tests.test_server_process import REPO, _call, _free_port
+
+
+def process_config(tmp_path, **overrides):
+    return make_config(
+        tmp_path, workers="process:2", node_packages=("tests.server_testkit",), **overrides
+    )
+
+
+async def wait_ready(client, count: int = 2, timeout: float = 60.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = (await (await client.get("/api/status")).json())["worker_stats"]
+        if sum(w["ready"] for w in workers) >= count:
+            return workers
+        assert time.monotonic() < deadline, f"workers did not start: {workers}"
+        await asyncio.sleep(0.1)
+
+
+async def test_two_process_workers_share_the_queue_and_survive_a_crash(aiohttp_client, tmp_path):
+    app = make_app(process_config(tmp_path))
+    client = await aiohttp_client(app)
+    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    await next_message(ws)
+    before = {w["name"]: w for w in await wait_ready(client)}
+
+    # Two slow jobs run at the same time, one per worker; interrupting one leaves the other.
+    slow = [await submit(client, txt2img(seed=s, steps=200, delay=0.02)) for s in (1, 2)]
+    running = [await wait_status(client, j, ("running",)) for j in slow]
+    assert {r["worker"] for r in running} == {"process-0", "process-1"}
+    status = await (await client.get("/api/status")).json()
+    assert sorted(status["running"]) == sorted(slow)
+    resp = await client.delete(f"/api/jobs/{slow[0]}")
+    assert (await resp.json())["status"] == "running"
+    t0 = time.monotonic()
+    stopped = await wait_status(client, slow[0], ("interrupted",))
+    assert time.monotonic() - t0 < 2.0 and stopped["nodes"]["sample"]["status"] == "interrupted"
+    assert (await client.get(f"/api/jobs/{slow[1]}")).status == 200
+    assert (await wait_status(client, slow[1], ("running", "ok")))["status"] == "running"
+    await client.delete(f"/api/jobs/{slow[1]}")
+    await wait_status(client, slow[1], ("interrupted",))
+
+    # Events stream back from the child: progress with previews, files with URLs.
+    job = await submit(client, txt2img(seed=3, steps=3))
+    got = await messages_until_finished(ws, job)
+    mine = [m for m in got if m.get("job") == job]
+    assert mine[-1]["status"] == "ok"
+    started = next(m for m in mine if m["type"] == "run_started")
+    assert started["worker"] in before
+    progress = [m for m in mine if m["type"] == "progress"]
+    assert progress and progress[0]["preview"].startswith("data:image/jpeg;base64,")
+
+    # A node kills its worker: the job runs once more, then fails worker_lost; the
+    # workers come back and the jobs queued around it run exactly once each.
+    crash = await submit(client, failing("TCrash"))
+    others = [await submit(client, txt2img(seed=s, steps=2, prefix=f"o{s}")) for s in range(10, 14)]
+    got = await messages_until_finished(ws, crash, timeout=60)
+    mine = [m for m in got if m.get("job") == crash]
+    assert [m["type"] for m in mine].count("requeued") == 1
+    assert mine[-1] == {**mine[-1], "type": "run_finished", "status": "error"}
+    detail = await wait_status(client, crash, ("error",))
+    assert detail["error"]["error_type"] == "worker_lost" and detail["attempts"] == 2
+    assert "exited with code 1" in detail["error"]["message"]
+    assert detail["error"]["node_id"] == "boom"
+    for other in others:
+        done = await wait_status(client, other, ("ok",), timeout=60)
+        assert done["attempts"] == 1
+    written = Counter(p.name.split("_")[0] for p in (tmp_path / "data" / "output").iterdir())
+    assert all(written[f"o{s}"] == 1 for s in range(10, 14))
+    after = {w["name"]: w for w in await wait_ready(client)}
+    assert sum(after[n]["starts"] - before[n]["starts"] for n in after) == 2  # two crashes
+    assert all(after[n]["pid"] for n in after)
+    next_job = await submit(client, txt2img(seed=20))
+    assert (await wait_status(client, next_job, ("ok",), timeout=30))["status"] == "ok"
+    await ws.close()
+
+
+def _start_server(tmp_path, port: int) -> subprocess.Popen:
+    args = ["--port", str(port), "--data", str(tmp_path / "data"), "--models", str(tmp_path)]
+    args += ["--web-dist", str(tmp_path / "none"), "--nodes", "tests.server_testkit"]
+    return subprocess.Popen(
+        [sys.executable, "server.py", *args, "--workers", "process:2"],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _poll(port: int, ready: int, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = _call(port, "/api/status")
+            if sum(w["ready"] for w in status["worker_stats"]) >= ready:
+                return status
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the server or its workers did not start"
+        time.sleep(0.2)
+
+
+def test_kill_9_of_the_server_loses_and_duplicates_nothing(tmp_path):
+    port = _free_port()
+    server = _start_server(tmp_path, port)
+    try:
+        _poll(port, ready=2)
+        body = {"client_id": "proc-client"}
+        slow = [
+            _call(port, "/api/jobs", {**body, "workflow": txt2img(s, 100, 0.03, prefix=f"s{s}")})
+            for s in (1, 2)
+        ]
+        quick = [
+            _call(port, "/api/jobs", {**body, "workflow": txt2img(s, 2, prefix=f"q{s}")})
+            for s in (3, 4, 5)
+        ]
+        ids = [j["id"] for j in slow + quick]
+        deadline = time.monotonic() + 30
+        while (status := _call(port, "/api/status"))["running"] != ids[:2]:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+        children = [w["pid"] for w in status["worker_stats"]]
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children):  # they see the pipe close and leave
+            assert time.monotonic() < deadline, "worker processes outlived the server"
+            time.sleep(0.1)
+
+        server = _start_server(tmp_path, port)
+        _poll(port, ready=1)
+        deadline = time.monotonic() + 60
+        while True:
+            jobs = _call(port, "/api/jobs?limit=50")["jobs"]
+            if all(j["status"] not in ("queued", "running") for j in jobs):
+                break
+            assert time.monotonic() < deadline, jobs
+            time.sleep(0.2)
+    finally:
+        server.kill()
+        server.wait(10)
+    assert sorted(j["id"] for j in jobs) == sorted(ids)  # none lost, none added
+    by_id = {j["id"]: j for j in jobs}
+    assert [by_id[i]["attempts"] for i in ids] == [2, 2, 1, 1, 1]  # the running two re-ran
+    assert all(by_id[i]["status"] == "ok" for i in ids)
+    written = Counter(p.name.split("_")[0] for p in (tmp_path / "data" / "output").iterdir())
+    assert written == {"s1": 1, "s2": 1, "q3": 1, "q4": 1, "q5": 1}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -89,7 +89,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
         <Toolbar
           onRun={() => void run()}
           onStop={() => {
-            const id = jobs.running ?? jobs.active[0];
+            const id = jobs.running[0] ?? jobs.active[0];
             if (id) void cancel(id);
           }}
           busy={jobs.active.length > 0}
@@ -125,6 +125,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
             <Sidebar
               active={jobs.active}
               running={jobs.running}
+              workerOf={jobs.workerOf}
               refreshKey={historyKey}
               onCancel={(id) => void cancel(id)}
               onOpenImage={(url, job) => setLightbox({ url, job })}

@@ -4,7 +4,8 @@ import { api, type JobSummary } from "./api";
 
 type Props = {
   active: string[];
-  running: string | null;
+  running: string[];
+  workerOf: Record<string, string>;
   refreshKey: number;
   onCancel: (id: string) => void;
   onOpenImage: (url: string, job: JobSummary) => void;
@@ -16,7 +17,7 @@ function fmtTime(t: number | string | null | undefined): string {
   return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleTimeString();
 }
 
-export function Sidebar({ active, running, refreshKey, onCancel, onOpenImage }: Props) {
+export function Sidebar({ active, running, workerOf, refreshKey, onCancel, onOpenImage }: Props) {
   const [jobs, setJobs] = useState<JobSummary[]>([]);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
@@ -42,7 +43,12 @@ export function Sidebar({ active, running, refreshKey, onCancel, onOpenImage }: 
         {active.map((id) => (
           <div className="queue-item" key={id} data-job={id}>
             <span className="mono">{id.slice(0, 8)}</span>
-            <span className="queue-state">{id === running ? "running" : "queued"}</span>
+            <span className="queue-state">{running.includes(id) ? "running" : "queued"}</span>
+            {running.includes(id) && workerOf[id] && (
+              <span className="queue-worker mono" title="the worker running this job">
+                {workerOf[id]}
+              </span>
+            )}
             <button className="small" onClick={() => onCancel(id)} title="Cancel / interrupt">
               ✕
             </button>

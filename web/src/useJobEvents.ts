@@ -8,7 +8,8 @@ const KEEP_EVENTS = 300;
 export type JobEvents = {
   runState: Record<string, NodeRunState>;
   active: string[];
-  running: string | null;
+  running: string[];
+  workerOf: Record<string, string>;
   connected: boolean;
   events: React.RefObject<ServerEvent[]>;
   addActive: (id: string) => void;
@@ -20,7 +21,8 @@ type Hooks = { onRunFinished: (ev: ServerEvent) => void; onRunError: (ev: Server
 export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
   const [runState, setRunState] = useState<Record<string, NodeRunState>>({});
   const [active, setActive] = useState<string[]>([]);
-  const [running, setRunning] = useState<string | null>(null);
+  const [running, setRunning] = useState<string[]>([]);
+  const [workerOf, setWorkerOf] = useState<Record<string, string>>({});
   const [connected, setConnected] = useState(false);
   const events = useRef<ServerEvent[]>([]);
   const finished = useRef<Set<string>>(new Set());
@@ -37,30 +39,41 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
     switch (ev.type) {
       case "snapshot": {
         // The queue is global; this tab's own jobs come in `jobs` when the server sends them.
+        // Several jobs may run at once (one per worker).
         const queue = Array.isArray(ev.queue) ? (ev.queue as string[]) : [];
-        const run = typeof ev.running === "string" ? ev.running : null;
+        const run = runningOf(ev);
         const mine = Array.isArray(ev.jobs)
           ? (ev.jobs as { id: string; status: string }[])
               .filter((j) => j.status === "queued" || j.status === "running")
               .map((j) => j.id)
-          : [...(run ? [run] : []), ...queue];
+          : [...run, ...queue];
         setActive(mine);
-        setRunning(run && mine.includes(run) ? run : null);
+        setRunning(run.filter((j) => mine.includes(j)));
+        setWorkerOf(workersOf(ev));
         break;
       }
       case "status": {
         // Global queue changed: drop own jobs that are neither queued nor running any more.
         const queue = Array.isArray(ev.queue) ? (ev.queue as string[]) : [];
-        const run = typeof ev.running === "string" ? ev.running : null;
-        setActive((a) => a.filter((j) => j === run || queue.includes(j)));
-        setRunning((r) => (run && r === run ? r : null));
+        const run = runningOf(ev);
+        setActive((a) => a.filter((j) => run.includes(j) || queue.includes(j)));
+        setRunning((r) => r.filter((j) => run.includes(j)));
+        setWorkerOf(workersOf(ev));
         break;
       }
+      case "requeued":
+        // Its worker died: the job waits for another run.
+        if (job) setRunning((r) => r.filter((x) => x !== job));
+        break;
       case "queued":
         if (job) setActive((a) => (a.includes(job) ? a : [...a, job]));
         break;
       case "run_started": {
-        if (job) setRunning(job);
+        if (job) setRunning((r) => (r.includes(job) ? r : [...r, job]));
+        if (job && typeof ev.worker === "string") {
+          const worker = ev.worker;
+          setWorkerOf((w) => ({ ...w, [job]: worker }));
+        }
         const toRun = (ev.to_run as string[]) ?? [];
         const cached = (ev.cached as string[]) ?? [];
         setRunState((rs) => {
@@ -109,7 +122,7 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
         break;
       case "run_finished":
         if (job) finished.current.add(job);
-        if (job) setRunning((r) => (r === job ? null : r));
+        if (job) setRunning((r) => r.filter((x) => x !== job));
         if (job) setActive((a) => a.filter((x) => x !== job));
         // Nodes that never started lose their state; the one cut short shows it.
         setRunState((rs) => {
@@ -167,5 +180,19 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
     [],
   );
   const resetRunState = useCallback(() => setRunState({}), []);
-  return { runState, active, running, connected, events, addActive, resetRunState };
+  return { runState, active, running, workerOf, connected, events, addActive, resetRunState };
+}
+
+function runningOf(ev: ServerEvent): string[] {
+  if (Array.isArray(ev.running))
+    return (ev.running as unknown[]).filter((j): j is string => typeof j === "string");
+  return typeof ev.running === "string" ? [ev.running] : [];
+}
+
+function workersOf(ev: ServerEvent): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (Array.isArray(ev.workers))
+    for (const w of ev.workers as { name?: unknown; job?: unknown }[])
+      if (typeof w?.job === "string" && typeof w.name === "string") out[w.job] = w.name;
+  return out;
 }

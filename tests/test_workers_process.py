@@ -14,6 +14,7 @@ import time
 from collections import Counter
 
 from service import make_app
+from tests.sd_workflows import workflow_doc
 from tests.server_testkit import (
     failing,
     make_config,
@@ -178,3 +179,30 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_two_demo_model_jobs_sample_at_the_same_time(aiohttp_client, tmp_path):
+    """The built-in demo model on two CPU worker processes (1 torch thread each)."""
+    config = make_config(tmp_path, workers="process:2", node_packages=("nodes",), worker_threads=1)
+    client = await aiohttp_client(make_app(config))
+    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    await next_message(ws)
+    await wait_ready(client, timeout=120)
+    doc = workflow_doc("txt2img", "builtin/shapes-demo")
+    jobs = [await submit(client, doc) for _ in range(2)]  # same workflow and seed twice
+    order: list[tuple[str, str]] = []
+    done: set[str] = set()
+    while done != set(jobs):
+        m = await next_message(ws, timeout=120)
+        if m.get("node_id") == "sample" and m["type"] in ("node_started", "node_finished"):
+            order.append((m["type"], m["job"]))
+        if m["type"] == "run_finished":
+            assert m["status"] == "ok", m
+            done.add(m["job"])
+    # both samplers started before either finished: they ran at the same time
+    assert [kind for kind, _ in order[:2]] == ["node_started", "node_started"], order
+    details = [await (await client.get(f"/api/jobs/{j}")).json() for j in jobs]
+    assert {d["worker"] for d in details} == {"process-0", "process-1"}
+    images = [(tmp_path / "data" / "output" / d["files"][0]["name"]).read_bytes() for d in details]
+    assert images[0] == images[1]  # same workflow + seed: same bytes from either worker
+    await ws.close()

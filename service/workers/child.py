@@ -83,3 +83,4 @@ def child_main(conn: Connection, config: Any, device: str | None, name: str) -> 
             send(("state", state()))
     with contextlib.suppress(OSError):
         conn.close()
+    os._exit(0)  # nothing to flush; library threads (torch, OpenMP) must not hold the exit

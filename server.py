@@ -150,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from aiohttp import web
 
-    app = make_app(config)
+    try:
+        app = make_app(config)
+    except ConfigError as exc:  # e.g. --workers ray without Ray installed
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not (config.web_dist / "index.html").is_file():
         print(
             f"note: the canvas is not built ({config.web_dist} is missing); the API runs, "

@@ -45,20 +45,27 @@ class Policy:
     affinity: bool = True  # False: plain fair FIFO on the LRU worker (the bench baseline)
 
 
-def model_keys(workflow: Mapping[str, Any], registry: Registry) -> frozenset[str]:
-    """The model files a workflow loads, as ``source:name`` (from its Choice inputs)."""
-    keys: set[str] = set()
+def choice_values(
+    workflow: Mapping[str, Any], registry: Registry, sources: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(source, value) of every Choice input from ``sources`` the workflow sets."""
+    found: list[tuple[str, str]] = []
     for node in (workflow.get("nodes") or {}).values():
         spec = registry.nodes.get(node.get("type", ""))
         if spec is None:
             continue
         inputs = node.get("inputs") or {}
         for name, inp in spec.inputs.items():
-            if inp.choice_source in MODEL_SOURCES:
+            if inp.choice_source in sources:
                 value = inputs.get(name, inp.default)
                 if isinstance(value, str):
-                    keys.add(f"{inp.choice_source}:{value}")
-    return frozenset(keys)
+                    found.append((inp.choice_source, value))
+    return found
+
+
+def model_keys(workflow: Mapping[str, Any], registry: Registry) -> frozenset[str]:
+    """The model files a workflow loads, as ``source:name`` (from its Choice inputs)."""
+    return frozenset(f"{s}:{v}" for s, v in choice_values(workflow, registry, MODEL_SOURCES))
 
 
 def fair_order(waiting: Sequence[Waiting], last_client: str | None = None) -> list[Waiting]:

@@ -91,3 +91,33 @@ def test_fairness_over_many_rounds_with_one_worker():
 def test_nothing_to_do():
     assert assign([], [Idle("w")], now=0.0) == ([], None)
     assert assign(jobs(("c", A)), [], now=0.0) == ([], None)
+
+
+def test_workers_spec_parsing_and_a_clear_message_without_ray(monkeypatch, tmp_path):
+    import builtins
+
+    import pytest
+
+    from service import make_app
+    from service.config import ConfigError
+    from service.workers import parse_spec
+    from tests.server_testkit import make_config
+
+    assert parse_spec("inprocess") == ("inprocess", [None])
+    assert parse_spec("process:3") == ("process", [None, None, None])
+    assert parse_spec("process:cuda:0,cuda:1") == ("process", ["cuda:0", "cuda:1"])
+    assert parse_spec("ray") == ("ray", []) and parse_spec("ray:2") == ("ray", [None, None])
+    for bad in ("threads", "process:0", "process:gpu7", "ray:cuda:0", "inprocess:2"):
+        with pytest.raises(ConfigError, match="--workers"):
+            parse_spec(bad)
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray":
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ConfigError, match="requirements-ray.txt"):
+        make_app(make_config(tmp_path, workers="ray", node_packages=("tests.server_testkit",)))

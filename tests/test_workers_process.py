@@ -43,6 +43,17 @@ async def wait_ready(client, count: int = 2, timeout: float = 60.0) -> list[dict
         await asyncio.sleep(0.1)
 
 
+async def wait_sampling(client, job: str, timeout: float = 60.0) -> dict:
+    """The job's detail once its sampler runs (claimed is not yet started)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        detail = await (await client.get(f"/api/jobs/{job}")).json()
+        if detail["nodes"].get("sample", {}).get("status") == "running":
+            return detail
+        assert time.monotonic() < deadline, detail
+        await asyncio.sleep(0.05)
+
+
 async def test_two_process_workers_share_the_queue_and_survive_a_crash(aiohttp_client, tmp_path):
     app = make_app(process_config(tmp_path))
     client = await aiohttp_client(app)
@@ -52,7 +63,7 @@ async def test_two_process_workers_share_the_queue_and_survive_a_crash(aiohttp_c
 
     # Two slow jobs run at the same time, one per worker; interrupting one leaves the other.
     slow = [await submit(client, txt2img(seed=s, steps=200, delay=0.02)) for s in (1, 2)]
-    running = [await wait_status(client, j, ("running",)) for j in slow]
+    running = [await wait_sampling(client, j) for j in slow]
     assert {r["worker"] for r in running} == {"process-0", "process-1"}
     status = await (await client.get("/api/status")).json()
     assert sorted(status["running"]) == sorted(slow)

@@ -48,4 +48,4 @@ def build_workers(config: ServerConfig, engine: Engine) -> list[Worker]:
         return [ProcessWorker(f"process-{i}", config, d) for i, d in enumerate(devices)]
     from service.workers.ray import ray_workers
 
-    return ray_workers(config, len(devices) or None)
+    return ray_workers(config, engine.workspace, engine.registry, len(devices) or None)

@@ -54,6 +54,7 @@ class Dispatcher:
         *,
         models_of: ModelsOf | None = None,
         policy: Policy | None = None,
+        replace_grace: float = 10.0,
     ) -> None:
         self.store = store
         listed = [workers] if not isinstance(workers, Sequence) else list(workers)
@@ -66,6 +67,7 @@ class Dispatcher:
         self._models_of = models_of or (lambda workflow: frozenset())
         self._model_keys: dict[str, frozenset[str]] = {}
         self.policy = policy or Policy()
+        self.replace_grace = replace_grace  # seconds an interrupted job has to stop
         self._last_client: str | None = None
         self._lock = threading.Lock()  # the slots' job fields
         self._wake = threading.Event()
@@ -142,6 +144,25 @@ class Dispatcher:
                 slot.worker.interrupt(job_id)
             return "running"
         return None if job is None else job.status
+
+    def stop_or_replace(self, job_id: str, reason: str = "timeout") -> None:
+        """Interrupt the job; if it still runs ``replace_grace`` seconds later (a node
+        that never checks its interrupt), replace its worker (`replace_worker`). The
+        hook for a per-job wall-clock limit."""
+        slot = self._slot_of(job_id)
+        if slot is None:
+            return
+        slot.worker.interrupt(job_id)
+
+        def still_running() -> None:
+            if self._slot_of(job_id) is not slot or self._stop.is_set():
+                return  # it stopped in time
+            if self.replace_worker(job_id, reason):
+                log.warning("job %s ignored its interrupt: replaced %s", job_id, slot.worker.name)
+
+        timer = threading.Timer(self.replace_grace, still_running)
+        timer.daemon = True
+        timer.start()
 
     def replace_worker(self, job_id: str, reason: str) -> bool:
         """Kill the worker running ``job_id`` and start it cold (a job that ignored its

@@ -139,7 +139,20 @@ class TCrash(Node):
         os._exit(1)
 
 
-NODES = [TLoad, TEncode, TLatent, TSample, TSave, TBoom, TOom, TCrash]
+class TStuck(Node):
+    """Blocks without ever checking its interrupt, like a hung library call."""
+
+    CATEGORY = "test"
+    OUTPUTS = {"value": TValue}
+    value: TValue
+    seconds: float = Widget(30.0, ge=0.0, le=600.0)
+
+    def run(self, ctx: Any, value: str, seconds: float) -> dict[str, Any]:
+        time.sleep(seconds)
+        return {"value": value}
+
+
+NODES = [TLoad, TEncode, TLatent, TSample, TSave, TBoom, TOom, TCrash, TStuck]
 
 
 @choice_source("checkpoints")

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 
 from service import make_app
+from service.state import SERVICES
 from tests.sd_workflows import workflow_doc
 from tests.server_testkit import (
     failing,
@@ -109,6 +110,28 @@ async def test_two_process_workers_share_the_queue_and_survive_a_crash(aiohttp_c
     assert all(after[n]["pid"] for n in after)
     next_job = await submit(client, txt2img(seed=20))
     assert (await wait_status(client, next_job, ("ok",), timeout=30))["status"] == "ok"
+
+    # A node that never checks its interrupt: the job-timeout hook replaces its worker.
+    stuck = await submit(client, failing("TStuck"))
+    running = await wait_status(client, stuck, ("running",))
+    deadline = time.monotonic() + 30
+    while (await (await client.get(f"/api/jobs/{stuck}")).json())["nodes"].get("boom", {}).get(
+        "status"
+    ) != "running":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    dispatcher = app[SERVICES].queue
+    dispatcher.replace_grace = 0.5
+    t0 = time.monotonic()
+    dispatcher.stop_or_replace(stuck)
+    detail = await wait_status(client, stuck, ("error",), timeout=10)
+    assert time.monotonic() - t0 < 5  # not the node's 30 s
+    assert detail["error"]["error_type"] == "timeout" and detail["attempts"] == 1
+    assert "restarted" in detail["error"]["message"]
+    stats = {w["name"]: w for w in await wait_ready(client)}
+    assert stats[running["worker"]]["starts"] == after[running["worker"]]["starts"] + 1
+    last = await submit(client, txt2img(seed=21))
+    assert (await wait_status(client, last, ("ok",), timeout=30))["status"] == "ok"
     await ws.close()
 
 

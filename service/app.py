@@ -64,7 +64,9 @@ def make_app(
         middlewares=[safe_headers, json_errors, make_guard(config)],
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
-    app[SERVICES] = Services(config, engine, workers[0], Hub(config.ws_queue_limit), workers)
+    app[SERVICES] = Services(
+        config, engine, workers[0], Hub(config.ws_queue_limit), workers=workers
+    )
     for table in (
         routes_jobs.routes,
         routes_files.routes,

@@ -207,6 +207,7 @@ class Dispatcher:
     def _assign(self) -> None:
         with self._lock:
             idle = [s for s in self.slots if s.job is None and s.worker.ready]
+            running = [(s, s.job) for s in self.slots if s.job is not None]
         if not idle:
             return
         queued = self.store.queued(QUEUE_WINDOW)
@@ -214,7 +215,8 @@ class Dispatcher:
             return
         waiting = [Waiting(j.id, j.client_id, j.seq, j.created, self._models(j)) for j in queued]
         free = [Idle(s.worker.name, frozenset(s.models), s.last_used) for s in idle]
-        picks, _ = assign(waiting, free, time.time(), self.policy, self._last_client)
+        busy = [frozenset(s.models) | self._models(job) for s, job in running]
+        picks, _ = assign(waiting, free, time.time(), self.policy, self._last_client, busy)
         by_name = {s.worker.name: s for s in idle}
         for job_id, name in picks:
             if self._stop.is_set():

@@ -95,23 +95,28 @@ def assign(
     now: float,
     policy: Policy = Policy(),
     last_client: str | None = None,
+    busy: Sequence[frozenset[str]] = (),
 ) -> tuple[list[tuple[str, str]], str | None]:
-    """Pairs (job id, worker name) to start now, and the round-robin cursor after them."""
+    """Pairs (job id, worker name) to start now, and the round-robin cursor after them.
+    ``busy``: the models of the workers that are running jobs."""
     free = sorted(idle, key=lambda w: (w.last_used, w.name))  # least recently used first
+    taken: set[str] = set().union(*busy)  # models a busy worker holds (or is loading)
     pending = list(waiting)
     picks: list[tuple[str, str]] = []
     while free and pending:
         order = fair_order(pending, last_client)
         aged = [j for j in order if now - j.created >= policy.max_wait]
         head = min(aged, key=lambda j: j.seq) if aged else order[0]
-        job, worker = head, _holder(head, free) if policy.affinity else None
-        if worker is None and policy.affinity and head.models and not aged:
-            job, worker = _affine_pair(order[: policy.lookahead], free)
-        if worker is None:
-            job, worker = head, free[0]
+        job, worker = head, None
+        if policy.affinity and head.models:
+            worker = _holder(head, free)
+            if worker is None and policy.lookahead > 0 and not aged:
+                job, worker = _better_pick(head, order[: policy.lookahead], free, taken)
+        worker = worker or free[0]
         picks.append((job.id, worker.name))
         free.remove(worker)
         pending.remove(job)
+        taken |= job.models
         last_client = job.client_id
     return picks, last_client
 
@@ -123,10 +128,20 @@ def _holder(job: Waiting, free: Sequence[Idle]) -> Idle | None:
     return next((w for w in free if job.models <= w.models), None)
 
 
-def _affine_pair(window: Sequence[Waiting], free: Sequence[Idle]) -> tuple[Waiting, Idle | None]:
-    """The first job in the window that an idle worker already has the models for."""
+def _better_pick(
+    head: Waiting, window: Sequence[Waiting], free: Sequence[Idle], taken: set[str]
+) -> tuple[Waiting, Idle | None]:
+    """No idle worker holds the head's models. Prefer a job in the window that an idle
+    worker holds the models for (no load); else, when a busy worker already holds the
+    head's models (it will take the head when done), a job whose models nobody holds
+    (it needs a load anyway); else the head itself, on the LRU worker."""
     for job in window:
         worker = _holder(job, free)
         if worker is not None:
             return job, worker
-    return window[0], None
+    if head.models <= taken:
+        held = taken.union(*(w.models for w in free))
+        fresh = next((j for j in window if j.models and not j.models <= held), None)
+        if fresh is not None:
+            return fresh, None
+    return head, None

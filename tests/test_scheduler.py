@@ -121,3 +121,35 @@ def test_workers_spec_parsing_and_a_clear_message_without_ray(monkeypatch, tmp_p
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(ConfigError, match="requirements-ray.txt"):
         make_app(make_config(tmp_path, workers="ray", node_packages=("tests.server_testkit",)))
+
+
+def simulate(pattern: list[frozenset[str]], workers: int, policy: Policy) -> int:
+    """Checkpoint loads when each worker holds one model and every job takes one tick."""
+    waiting = jobs(*[("c", m) for m in pattern])
+    held = {f"w{i}": frozenset() for i in range(workers)}
+    last_used = dict.fromkeys(held, 0.0)
+    loads, now, cursor, running = 0, 101.0, None, {}  # worker -> (job, ends at)
+    while waiting or running:
+        for name, (_, ends) in list(running.items()):
+            if ends <= now:
+                del running[name]
+                last_used[name] = now
+        idle = [Idle(n, held[n], last_used[n]) for n in held if n not in running]
+        busy = [held[n] for n in running]
+        picks, cursor = assign(waiting, idle, now, policy, cursor, busy)
+        for job_id, name in picks:
+            job = next(j for j in waiting if j.id == job_id)
+            waiting.remove(job)
+            if not job.models <= held[name]:
+                loads += 1
+                held[name] = job.models
+            running[name] = (job, now + 1.0)
+        now += 0.5
+    return loads
+
+
+def test_two_checkpoints_in_alternating_pairs_load_once_per_worker():
+    pattern = [A, A, B, B] * 4
+    assert simulate(pattern, 2, Policy()) == 2
+    assert simulate(pattern, 2, Policy(affinity=False)) >= 8  # FIFO: a load for most jobs
+    assert simulate([A, B] * 8, 2, Policy()) == 2

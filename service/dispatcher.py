@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.job_record import job_error
 from service.messages import with_urls
+from service.node_states import settle_nodes, track_node
 from service.scheduler import Idle, Policy, Waiting, assign
 from service.store import Job, JobStore
 from service.worker import JobOutcome, JobRequest, Worker, WorkerLost
@@ -294,7 +296,7 @@ class Dispatcher:
                 return
             if kind == "run_started":
                 message = {**message, "worker": worker.name}
-            if kind != "progress" and _track(nodes, message):
+            if kind != "progress" and track_node(nodes, message):
                 try:
                     self.store.set_nodes(job.id, nodes)
                 except Exception:  # a progress record is not worth failing the job
@@ -309,14 +311,7 @@ class Dispatcher:
             return
         except Exception as exc:  # the worker itself broke: fail the job, keep serving
             log.exception("worker %s failed on job %s", worker.name, job.id)
-            error = {
-                "node_id": None,
-                "node_type": None,
-                "error_type": type(exc).__name__,
-                "message": str(exc) or type(exc).__name__,
-                "traceback": "",
-                "inputs": {},
-            }
+            error = job_error(type(exc).__name__, str(exc) or type(exc).__name__)
             self._notify(job.client_id, {"type": "error", "job": job.id, **error})
             outcome = JobOutcome("error", 0.0, error=error)
         slot.models[:] = [*self._models(job), *slot.models][:KEEP_MODEL_HINTS]
@@ -326,7 +321,7 @@ class Dispatcher:
         self, job: Job, nodes: dict[str, dict[str, Any]], outcome: JobOutcome, seconds: float
     ) -> None:
         nodes.update(outcome.nodes)
-        _settle(nodes, outcome.status)
+        settle_nodes(nodes, outcome.status)
         try:
             self.store.finish(
                 job.id,
@@ -353,14 +348,7 @@ class Dispatcher:
         at = next((n for n, s in nodes.items() if s["status"] == "running"), None)
         where = f"worker {slot.worker.name}: {message}"
         if slot.replacing is not None:
-            error = {
-                "node_id": at,
-                "node_type": None,
-                "error_type": slot.replacing,
-                "message": f"{where}; the worker was restarted",
-                "traceback": "",
-                "inputs": {},
-            }
+            error = job_error(slot.replacing, f"{where}; the worker was restarted", at)
             self._notify(job.client_id, {"type": "error", "job": job.id, **error})
             self._finish(job, nodes, JobOutcome("error", 0.0, error=error), 0.0)
             return
@@ -373,40 +361,9 @@ class Dispatcher:
             )
             self.broadcast_status()
         elif status == "error":
-            _settle(nodes, "error")
+            settle_nodes(nodes, "error")
             self.store.set_nodes(job.id, nodes)
             stored = self.store.get(job.id)
             error = stored.error if stored is not None and stored.error else {}
             self._notify(job.client_id, {"type": "error", "job": job.id, **error})
             self._finished_message(job, "error", 0.0)
-
-
-def _track(nodes: dict[str, dict[str, Any]], message: dict[str, Any]) -> bool:
-    """Update per-node states from one message; True when something changed."""
-    kind = message.get("type")
-    nid = message.get("node_id")
-    if kind == "run_started":
-        for n in message.get("to_run", []):
-            nodes[n] = {"status": "pending", "seconds": None}
-        for n in message.get("cached", []):
-            nodes[n] = {"status": "cached", "seconds": 0.0}
-    elif kind == "node_started" and nid:
-        nodes[nid] = {"status": "running", "seconds": None, "started": time.time()}
-    elif kind == "node_finished" and nid:
-        nodes[nid] = {"status": "executed", "seconds": message.get("seconds")}
-    elif kind == "node_cached" and nid:
-        nodes[nid] = {"status": "cached", "seconds": 0.0}
-    elif kind == "error" and nid:
-        nodes[nid] = {"status": "error", "seconds": None}
-    else:
-        return False
-    return True
-
-
-def _settle(nodes: dict[str, dict[str, Any]], status: str) -> None:
-    """Nodes still running or pending when the job ended did not finish."""
-    for state in nodes.values():
-        if state["status"] == "running":
-            state["status"] = "interrupted" if status == "interrupted" else "error"
-        elif state["status"] == "pending":
-            state["status"] = "skipped"

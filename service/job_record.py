@@ -79,16 +79,21 @@ class Job:
         return data
 
 
-def lost_error(message: str, node_id: str | None = None) -> dict[str, Any]:
-    """The error of a job whose worker died under it as often as it may."""
+def job_error(error_type: str, message: str, node_id: str | None = None) -> dict[str, Any]:
+    """A job's error that no node raised (its worker broke, died, or was replaced)."""
     return {
         "node_id": node_id,
         "node_type": None,
-        "error_type": LOST,
+        "error_type": error_type,
         "message": message,
         "traceback": "",
         "inputs": {},
     }
+
+
+def lost_error(message: str, node_id: str | None = None) -> dict[str, Any]:
+    """The error of a job whose worker died under it as often as it may."""
+    return job_error(LOST, message, node_id)
 
 
 def job_from_row(row: sqlite3.Row) -> Job:

@@ -6,8 +6,10 @@ Three rules, in this order of strength:
    jobs in queue order), so one client's hundred jobs do not shut out another's one.
 3. Model affinity: an idle worker that already holds a job's models takes it; when
    no idle worker holds the next job's models, up to ``lookahead`` later jobs are
-   searched for one that fits an idle worker (as SwarmUI and InvokeAI do), and
-   otherwise the least recently used idle worker loads them.
+   searched for one that fits an idle worker (as SwarmUI and InvokeAI do), then for
+   one whose models nobody holds; otherwise the least recently used idle worker
+   loads them, unless a busy worker holds them and only a few jobs (``share_after``
+   per holder) wait for them: that worker takes them when done, without a load.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Policy:
     lookahead: int = 32
     max_wait: float = 120.0  # seconds before a job may no longer be passed over
     affinity: bool = True  # False: plain fair FIFO on the LRU worker (the bench baseline)
+    share_after: int = 2  # jobs per busy holder of a model before an idle worker loads it too
 
 
 def choice_values(
@@ -100,7 +103,7 @@ def assign(
     """Pairs (job id, worker name) to start now, and the round-robin cursor after them.
     ``busy``: the models of the workers that are running jobs."""
     free = sorted(idle, key=lambda w: (w.last_used, w.name))  # least recently used first
-    taken: set[str] = set().union(*busy)  # models a busy worker holds (or is loading)
+    holders = list(busy)  # the models of each busy worker, and of each worker given a job
     pending = list(waiting)
     picks: list[tuple[str, str]] = []
     while free and pending:
@@ -111,12 +114,14 @@ def assign(
         if policy.affinity and head.models:
             worker = _holder(head, free)
             if worker is None and policy.lookahead > 0 and not aged:
-                job, worker = _better_pick(head, order[: policy.lookahead], free, taken)
+                job, worker = _better_pick(head, order[: policy.lookahead], free, holders)
+                if job is head and _wait_for_holder(head, pending, holders, policy):
+                    break  # a busy worker will take it (and all else waits for a holder)
         worker = worker or free[0]
         picks.append((job.id, worker.name))
         free.remove(worker)
         pending.remove(job)
-        taken |= job.models
+        holders.append(worker.models | job.models)
         last_client = job.client_id
     return picks, last_client
 
@@ -129,19 +134,31 @@ def _holder(job: Waiting, free: Sequence[Idle]) -> Idle | None:
 
 
 def _better_pick(
-    head: Waiting, window: Sequence[Waiting], free: Sequence[Idle], taken: set[str]
+    head: Waiting, window: Sequence[Waiting], free: Sequence[Idle], holders: list[frozenset[str]]
 ) -> tuple[Waiting, Idle | None]:
     """No idle worker holds the head's models. Prefer a job in the window that an idle
-    worker holds the models for (no load); else, when a busy worker already holds the
-    head's models (it will take the head when done), a job whose models nobody holds
-    (it needs a load anyway); else the head itself, on the LRU worker."""
+    worker holds the models for (no load); else, when a busy worker holds the head's
+    models (it will take the head when done), a job whose models nobody holds (it
+    needs a load anyway) or that needs none; else the head itself."""
     for job in window:
         worker = _holder(job, free)
         if worker is not None:
             return job, worker
-    if head.models <= taken:
-        held = taken.union(*(w.models for w in free))
-        fresh = next((j for j in window if j.models and not j.models <= held), None)
+    if any(head.models <= h for h in holders):
+        held = set().union(*holders, *(w.models for w in free))
+        fresh = next((j for j in window if not j.models or not j.models <= held), None)
         if fresh is not None:
             return fresh, None
     return head, None
+
+
+def _wait_for_holder(
+    head: Waiting, pending: Sequence[Waiting], holders: list[frozenset[str]], policy: Policy
+) -> bool:
+    """True when busy workers hold the head's models and too few jobs wait for them
+    to be worth loading a second copy."""
+    count = sum(head.models <= h for h in holders)
+    if not count:
+        return False
+    wanting = sum(j.models == head.models for j in pending)
+    return wanting <= policy.share_after * count

@@ -153,3 +153,15 @@ def test_two_checkpoints_in_alternating_pairs_load_once_per_worker():
     assert simulate(pattern, 2, Policy()) == 2
     assert simulate(pattern, 2, Policy(affinity=False)) >= 8  # FIFO: a load for most jobs
     assert simulate([A, B] * 8, 2, Policy()) == 2
+
+
+def test_a_second_copy_is_loaded_only_for_a_backlog():
+    # A busy worker holds A; an idle one holds B. Two A jobs: the busy one takes them in turn.
+    two = jobs(("c", A), ("c", A))
+    assert assign(two, [Idle("wb", B)], now=101.0, busy=[A])[0] == []
+    # A backlog of A jobs is worth a second load; a job without models never waits.
+    assert assign(jobs(*[("c", A)] * 3), [Idle("wb", B)], now=101.0, busy=[A])[0] == [("j0", "wb")]
+    plain = jobs(("c", A), ("c", frozenset()))
+    assert assign(plain, [Idle("wb", B)], now=101.0, busy=[A])[0] == [("j1", "wb")]
+    # ...and the age bound still wins.
+    assert assign(two, [Idle("wb", B)], now=1000.0, busy=[A])[0] == [("j0", "wb")]

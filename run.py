@@ -19,6 +19,7 @@ from typing import Any
 
 from graph.cli_progress import ProgressPrinter
 from graph.executor import Engine, RunResult
+from graph.node import NodeDeclarationError
 from graph.registry import Registry
 from graph.schema import describe_node, registry_schema
 from graph.validate import Problem
@@ -111,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(workflow_json_schema(), indent=2))
         return 0
     configure_process(args.threads)
-    registry = make_registry(args.node_package)
+    try:
+        registry = make_registry(args.node_package)
+    except NodeDeclarationError as exc:  # a node package that cannot run as declared
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 2
     workspace = Workspace.at(args.data, args.models, allow_pickle=args.allow_pickle)
     if args.out:
         workspace = workspace.with_output(args.out)

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from graph.node import NodeDeclarationError
 from nodes.sd.runtime import configure_process
 from service import make_app
 from service.config import BUILD_HINT, Budgets, ConfigError, ServerConfig
@@ -89,11 +90,30 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--max-pixels",
         type=int,
         default=b.max_pixels,
-        help="budget: width*height*batch of any node",
+        help="budget: width*height*batch of what any one node makes",
     )
     p.add_argument("--max-steps", type=int, default=b.max_steps)
     p.add_argument("--max-nodes", type=int, default=b.max_nodes)
     p.add_argument("--max-prompt-chars", type=int, default=b.max_prompt_chars)
+    p.add_argument(
+        "--max-total-steps",
+        type=int,
+        default=b.max_total_steps,
+        help="budget: sampling steps summed over a workflow",
+    )
+    p.add_argument(
+        "--max-work",
+        type=int,
+        default=b.max_work,
+        help="budget: steps x width x height x batch summed over a workflow",
+    )
+    p.add_argument(
+        "--job-timeout",
+        type=float,
+        default=d.job_timeout,
+        metavar="SECONDS",
+        help="interrupt and fail a job running longer than this (0: no limit)",
+    )
     p.add_argument(
         "--threads", type=int, help="torch CPU threads, per worker (default: torch's choice)"
     )
@@ -131,7 +151,15 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         max_queue=a.max_queue,
         cache_budget=int(a.cache_gb * 1024**3),
         max_upload_bytes=int(a.max_upload_mb * 1024**2),
-        budgets=Budgets(a.max_pixels, a.max_steps, a.max_nodes, a.max_prompt_chars),
+        job_timeout=a.job_timeout or None,
+        budgets=Budgets(
+            a.max_pixels,
+            a.max_steps,
+            a.max_nodes,
+            a.max_prompt_chars,
+            a.max_total_steps,
+            a.max_work,
+        ),
         workers=a.workers,
         ray_address=a.ray_address,
         worker_threads=a.threads,
@@ -152,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         app = make_app(config)
-    except ConfigError as exc:  # e.g. --workers ray without Ray installed
+    except (ConfigError, NodeDeclarationError) as exc:  # bad nodes; --workers ray without Ray
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not (config.web_dist / "index.html").is_file():

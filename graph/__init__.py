@@ -3,6 +3,7 @@ caching and execution. It knows nothing of torch or Stable Diffusion."""
 
 from graph.cache import OutputCache
 from graph.context import CancelToken, Interrupted, Resources, RunContext
+from graph.cost import Cost, CostInputs
 from graph.executor import Engine, RunResult
 from graph.node import Choice, Node, Widget
 from graph.registry import Registry, choice_source
@@ -14,6 +15,8 @@ from graph.workspace import PathOutsideFolder, Workspace, confined_path
 __all__ = [
     "CancelToken",
     "Choice",
+    "Cost",
+    "CostInputs",
     "Engine",
     "Interrupted",
     "InvalidWorkflow",

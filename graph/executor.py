@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from graph.events import (
     RunFinished,
     RunStarted,
 )
+from graph.failure import failure
 from graph.plan import Plan, consumers, dumps_inputs, make_plan
 from graph.registry import Registry
 from graph.validate import Checked, CheckedNode, InvalidWorkflow, Problem, validate
@@ -167,14 +167,12 @@ class Engine:
         t_start: float,
     ) -> RunResult:
         result.status = "error"
-        result.error = {
-            "node_id": node.id if node else None,
-            "node_type": node.spec.type if node else None,
-            "error_type": type(exc).__name__,
-            "message": str(exc) or type(exc).__name__,
-            "traceback": "".join(traceback.format_exception(exc)),
-            "inputs": dumps_inputs(node) if node else {},
-        }
+        result.error = failure(
+            exc,
+            node_id=node.id if node else None,
+            node_type=node.spec.type if node else None,
+            inputs=dumps_inputs(node) if node else None,
+        )
         emit(RunError(result.run_id, **result.error))
         result.seconds = time.perf_counter() - t_start
         emit(RunFinished(result.run_id, "error", result.seconds))

@@ -16,6 +16,7 @@ that declaration by `NodeSpec`.
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from graph.cost import Cost, CostInputs
 from graph.types import SocketType
 
 _MISSING: Any = ...
@@ -188,6 +190,50 @@ class NodeSpec:
         )
 
 
+class NodeDeclarationError(TypeError):
+    """A node class whose declaration cannot be run as written (raised at registry load)."""
+
+
+def run_signature_problems(spec: NodeSpec) -> list[str]:
+    """Where ``run()`` and the declared inputs disagree.
+
+    The executor calls ``run(ctx, **inputs)`` with every literal (defaults filled in)
+    and every linked input, so each declared input must be a parameter, each parameter
+    after ``ctx`` a declared input, and an optional link a parameter with a default."""
+    cls = spec.cls
+    if cls.run is Node.run:
+        return ["it does not define run()"]
+    params = list(inspect.signature(cls.run).parameters.values())[2:]  # self, ctx
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return []  # run(ctx, **inputs) takes whatever is declared
+    named = {
+        p.name: p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    problems = []
+    missing = [n for n in spec.inputs if n not in named]
+    if missing:
+        problems.append(f"declared inputs missing from run(): {', '.join(missing)}")
+    extra = [n for n, p in named.items() if n not in spec.inputs and p.default is p.empty]
+    if extra:
+        problems.append(f"run() parameters that are not declared inputs: {', '.join(extra)}")
+    unfilled = [
+        n
+        for n, inp in spec.inputs.items()
+        if inp.socket is not None
+        and not inp.required
+        and n in named
+        and named[n].default is inspect.Parameter.empty
+    ]
+    if unfilled:
+        problems.append(
+            f"optional links without a default in run() (not passed when unlinked): "
+            f"{', '.join(unfilled)}"
+        )
+    return problems
+
+
 class Node:
     """Base class of every node. Subclasses declare inputs as annotations."""
 
@@ -208,6 +254,15 @@ class Node:
     def run(self, ctx: Any, **inputs: Any) -> dict[str, Any]:
         """Do the work; return a value for every declared output."""
         raise NotImplementedError
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        """What running this node costs (graph/cost.py), from its literal values and the
+        pixels its links carry; budgets are checked on it before a job is queued.
+
+        The default costs nothing of its own and carries its largest linked input's
+        pixels to every output. Nodes that make images or latents, or sample, say so."""
+        return Cost()
 
     @classmethod
     def fingerprint(cls, workspace: Any, inputs: dict[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from graph.node import Node, NodeSpec
+from graph.node import Node, NodeDeclarationError, NodeSpec, run_signature_problems
 from graph.types import SocketType, all_socket_types, can_connect
 
 ChoiceLister = Callable[[Any], list[str]]
@@ -70,7 +70,14 @@ class Registry:
                 self.choice_sources[name] = value
 
     def add(self, cls: type[Node]) -> None:
+        """Register a node type; NodeDeclarationError when its run() and its declared
+        inputs disagree (caught here, at start-up, not when a workflow first runs it)."""
         spec = cls.spec
+        problems = run_signature_problems(spec)
+        if problems:
+            raise NodeDeclarationError(
+                f"node {spec.type} ({cls.__module__}.{cls.__qualname__}): " + "; ".join(problems)
+            )
         other = self.nodes.get(spec.type)
         if other is not None and other.cls is not cls:
             raise ValueError(

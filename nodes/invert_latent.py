@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
-from nodes.sample import progress_callback
+from nodes.sample import progress_callback, sampling_cost
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
 from nodes.sd.sampling import invert
 from nodes.types import Conditioning as ConditioningType
@@ -27,6 +28,10 @@ class InvertLatent(Node):
     negative: ConditioningType | None = None
     steps: int = Widget(50, ge=1, le=500)
     cfg: float = Widget(1.0, ge=0.0, le=100.0, step=0.1)
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        return sampling_cost(inputs)
 
     def run(
         self,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from graph.cost import Cost, CostInputs
 from graph.node import Choice, Node
 from graph.registry import choice_source
-from graph.workspace import Workspace
-from nodes.sd.images import list_images, load_image
+from graph.workspace import Workspace, open_regular
+from nodes.sd.images import image_size, list_images, load_image
 from nodes.types import Image
 
 
@@ -26,10 +27,18 @@ class LoadImage(Node):
     file: str = Choice("input_images")
 
     @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        """The file's size from its header: an uploaded image counts like an empty latent."""
+        if inputs.workspace is None:
+            return Cost(outputs={"image": 0})
+        w, h = image_size(inputs.workspace.file("input", inputs.values["file"]))
+        return Cost(pixels=w * h, outputs={"image": w * h}, pixels_field="file")
+
+    @classmethod
     def fingerprint(cls, workspace: Workspace, inputs: dict[str, Any]) -> str | None:
         """The file's content hash: replacing the file under the same name re-runs the node."""
         digest = hashlib.sha256()
-        with workspace.file("input", inputs["file"]).open("rb") as fh:
+        with open_regular(workspace.file("input", inputs["file"])) as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()

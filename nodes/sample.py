@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
 from nodes.sd.preview import latent_preview
@@ -26,6 +27,16 @@ def progress_callback(ctx: Any) -> Any:
     return on_step
 
 
+def sampling_cost(inputs: CostInputs) -> Cost:
+    """Every step runs the U-Net over the whole latent it is given."""
+    return Cost(
+        pixels=inputs.linked_pixels("latent"),
+        steps=inputs.values["steps"],
+        pixels_field="latent",
+        steps_field="steps",
+    )
+
+
 class Sample(Node):
     """Generate latents: txt2img at denoise 1, img2img (noise the input) below 1."""
 
@@ -41,6 +52,10 @@ class Sample(Node):
     sampler: SamplerName = "euler"
     schedule: ScheduleName = "normal"
     denoise: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        return sampling_cost(inputs)
 
     def run(
         self,

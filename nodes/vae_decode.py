@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from graph.cost import Cost, CostInputs
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
 from nodes.types import Image, Latent, Vae
@@ -27,6 +28,11 @@ class VAEDecode(Node):
     OUTPUTS = {"image": Image}
     vae: Vae
     latent: Latent
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        """The VAE works on every pixel once; the size passes through."""
+        return Cost(pixels=inputs.linked_pixels("latent"), pixels_field="latent")
 
     def run(self, ctx: Any, vae: VaeHandle, latent: LatentBatch) -> dict[str, Any]:
         ctx.check_interrupted()

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from graph.cost import Cost, CostInputs
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
 from nodes.types import Image, Latent, Vae
@@ -40,6 +41,11 @@ class VAEEncode(Node):
     OUTPUTS = {"latent": Latent}
     vae: Vae
     image: Image
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        """The VAE works on every pixel once; the size passes through."""
+        return Cost(pixels=inputs.linked_pixels("image"), pixels_field="image")
 
     def run(self, ctx: Any, vae: VaeHandle, image: torch.Tensor) -> dict[str, Any]:
         ctx.check_interrupted()

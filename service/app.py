@@ -13,6 +13,7 @@ from graph.executor import Engine
 from graph.registry import Registry
 from graph.workspace import Workspace
 from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
@@ -65,7 +66,12 @@ def make_app(
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
     app[SERVICES] = Services(
-        config, engine, workers[0], Hub(config.ws_queue_limit), workers=workers
+        config,
+        engine,
+        workers[0],
+        Hub(config.ws_queue_limit),
+        ClientIds.at(config.data_dir),
+        workers=workers,
     )
     for table in (
         routes_jobs.routes,
@@ -113,6 +119,7 @@ async def _start(app: web.Application) -> None:
         notify_all,
         models_of=lambda workflow: model_keys(workflow, registry),
         policy=Policy(cfg.schedule_lookahead, cfg.schedule_max_wait),
+        job_timeout=cfg.job_timeout,
     )
     svc.dispatcher.start()
 

@@ -21,10 +21,12 @@ class ConfigError(ValueError):
 class Budgets:
     """Cross-field resource limits checked before a job is queued (400 budget_exceeded)."""
 
-    max_pixels: int = 2048 * 2048 * 4  # width * height * batch_size of any one node
-    max_steps: int = 200  # any input named "steps"
+    max_pixels: int = 2048 * 2048 * 4  # width * height * batch of what any one node makes
+    max_steps: int = 200  # steps of any one node (as the node declares them: Node.cost)
     max_nodes: int = 500
     max_prompt_chars: int = 8000  # any string input
+    max_total_steps: int = 2000  # steps summed over the workflow
+    max_work: int = 2048 * 2048 * 4 * 200  # pixel-steps summed over the workflow
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ServerConfig:
     lease_seconds: float = 30.0  # a job of a server silent this long is released
     schedule_lookahead: int = 32  # queued jobs searched for a model-affinity match
     schedule_max_wait: float = 120.0  # seconds before a job may no longer be passed over
+    job_timeout: float | None = 3600.0  # seconds a job may run before it is interrupted
 
     @property
     def db_path(self) -> Path:

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.job_record import job_error
+from graph.failure import failure
+from service.deadline import JobDeadline
 from service.messages import with_urls
 from service.node_states import settle_nodes, track_node
 from service.scheduler import Idle, Policy, Waiting, assign
@@ -57,6 +58,7 @@ class Dispatcher:
         models_of: ModelsOf | None = None,
         policy: Policy | None = None,
         replace_grace: float = 10.0,
+        job_timeout: float | None = None,
     ) -> None:
         self.store = store
         listed = [workers] if not isinstance(workers, Sequence) else list(workers)
@@ -64,6 +66,7 @@ class Dispatcher:
         if len(set(names)) != len(names):
             raise ValueError(f"worker names must be unique: {names}")
         self.slots = [Slot(w) for w in listed]
+        self.job_timeout = job_timeout  # seconds a job may run before it is interrupted
         self._notify = notify
         self._notify_all = notify_all
         self._models_of = models_of or (lambda workflow: frozenset())
@@ -303,25 +306,37 @@ class Dispatcher:
                     log.exception("could not record node states of job %s", job.id)
             self._notify(job.client_id, message)
 
+        # past the limit: interrupt; a job that ignores it gets its worker replaced
+        deadline = JobDeadline(self.job_timeout, lambda: self.stop_or_replace(job.id))
         try:
-            outcome = worker.run(JobRequest(job.id, job.workflow), on_message)
+            with deadline:
+                outcome = worker.run(JobRequest(job.id, job.workflow), on_message)
         except WorkerLost as exc:
             slot.models.clear()  # it starts cold
             self._lost(slot, job, nodes, str(exc) or "the worker stopped")
             return
         except Exception as exc:  # the worker itself broke: fail the job, keep serving
             log.exception("worker %s failed on job %s", worker.name, job.id)
-            error = job_error(type(exc).__name__, str(exc) or type(exc).__name__)
+            error = failure(exc, with_traceback=False)
             self._notify(job.client_id, {"type": "error", "job": job.id, **error})
             outcome = JobOutcome("error", 0.0, error=error)
+        if deadline.expired:
+            outcome = deadline.outcome(outcome)
+            if outcome.error and outcome.error["error_type"] == "timeout":
+                self._notify(job.client_id, {"type": "error", "job": job.id, **outcome.error})
         slot.models[:] = [*self._models(job), *slot.models][:KEEP_MODEL_HINTS]
-        self._finish(job, nodes, outcome, final.get("seconds", outcome.seconds))
+        self._finish(job, nodes, outcome, final.get("seconds", outcome.seconds), deadline.expired)
 
     def _finish(
-        self, job: Job, nodes: dict[str, dict[str, Any]], outcome: JobOutcome, seconds: float
+        self,
+        job: Job,
+        nodes: dict[str, dict[str, Any]],
+        outcome: JobOutcome,
+        seconds: float,
+        timed_out: bool = False,
     ) -> None:
         nodes.update(outcome.nodes)
-        settle_nodes(nodes, outcome.status)
+        settle_nodes(nodes, "interrupted" if timed_out else outcome.status)
         try:
             self.store.finish(
                 job.id,
@@ -348,7 +363,11 @@ class Dispatcher:
         at = next((n for n, s in nodes.items() if s["status"] == "running"), None)
         where = f"worker {slot.worker.name}: {message}"
         if slot.replacing is not None:
-            error = job_error(slot.replacing, f"{where}; the worker was restarted", at)
+            error = failure(
+                error_type=slot.replacing,
+                message=f"{where}: the job did not stop when interrupted; its worker was restarted",
+                node_id=at,
+            )
             self._notify(job.client_id, {"type": "error", "job": job.id, **error})
             self._finish(job, nodes, JobOutcome("error", 0.0, error=error), 0.0)
             return

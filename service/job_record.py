@@ -7,6 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from graph.failure import failure
+
 FINISHED = ("ok", "error", "interrupted", "cancelled")
 LOST = "worker_lost"
 
@@ -79,21 +81,9 @@ class Job:
         return data
 
 
-def job_error(error_type: str, message: str, node_id: str | None = None) -> dict[str, Any]:
-    """A job's error that no node raised (its worker broke, died, or was replaced)."""
-    return {
-        "node_id": node_id,
-        "node_type": None,
-        "error_type": error_type,
-        "message": message,
-        "traceback": "",
-        "inputs": {},
-    }
-
-
 def lost_error(message: str, node_id: str | None = None) -> dict[str, Any]:
     """The error of a job whose worker died under it as often as it may."""
-    return job_error(LOST, message, node_id)
+    return failure(error_type=LOST, message=message, node_id=node_id)
 
 
 def job_from_row(row: sqlite3.Row) -> Job:

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from graph.pngmeta import read_png_text
 from graph.workflow import WorkflowFormatError, parse_workflow
-from graph.workspace import PathOutsideFolder
+from graph.workspace import PathOutsideFolder, is_regular_file
 from service.errors import ApiError
 from service.state import services
 
@@ -126,7 +126,7 @@ def store_upload(folder: Path, data: bytes, suffix: str) -> str:
     """Write under a name chosen from the content (the client's name is never a path)."""
     name = hashlib.sha256(data).hexdigest()[:24] + suffix
     target = folder / name
-    if not target.exists():
+    if not is_regular_file(target):  # missing, or a FIFO/device planted under this name
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
         try:
             with os.fdopen(fd, "wb") as f:

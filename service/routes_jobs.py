@@ -1,11 +1,13 @@
-"""POST/GET/DELETE /api/jobs: validate like the CLI, apply budgets, queue, report."""
+"""POST/GET/DELETE /api/jobs: validate like the CLI, apply budgets, queue, report.
+
+Jobs are private to the client id that queued them (service/clients.py): another
+client's job answers 404 exactly like a missing one."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
-import re
 from typing import Any
 
 from aiohttp import web
@@ -13,12 +15,12 @@ from aiohttp import web
 from graph.validate import Problem
 from graph.workflow import WorkflowFormatError, parse_workflow
 from service.budgets import check_budgets, check_node_count
+from service.clients import HEADER, Caller, caller
 from service.errors import ApiError
 from service.state import services
-from service.store import FINISHED, IdempotencyConflict
+from service.store import FINISHED, IdempotencyConflict, Job
 
 routes = web.RouteTableDef()
-CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 STATUSES = ("queued", "running", *FINISHED)
 
 
@@ -49,9 +51,9 @@ async def submit(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     if "workflow" not in body:
         raise ApiError(400, "no_workflow", 'the body must carry the workflow as {"workflow": ...}')
-    client_id = body.get("client_id") or ""
-    if not isinstance(client_id, str) or (client_id and not CLIENT_ID.match(client_id)):
-        raise ApiError(400, "bad_client_id", "client_id must be 1-64 of A-Z a-z 0-9 _ -")
+    client_id = body.get("client_id") or request.headers.get(HEADER)
+    # no id: the server issues one (returned below); one it did not issue: 400
+    client_id = svc.clients.issue() if client_id is None else svc.clients.check(client_id)
     key = body.get("idempotency_key", request.headers.get("Idempotency-Key"))
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
         raise ApiError(400, "bad_idempotency_key", "idempotency_key must be a short string")
@@ -72,7 +74,9 @@ async def submit(request: web.Request) -> web.Response:
             f"the workflow has {len(checked.problems)} problem(s)",
             _problems(checked.problems),
         )
-    over = check_budgets(checked, svc.config.budgets)
+    over = await asyncio.to_thread(  # sizing input images reads their headers
+        check_budgets, checked, svc.config.budgets, svc.engine.workspace
+    )
     if over:
         raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
 
@@ -98,7 +102,31 @@ async def submit(request: web.Request) -> web.Response:
         svc.hub.send(client_id, {"type": "queued", "job": job.id})
         svc.queue.wake()
         svc.queue.broadcast_status()
-    return web.json_response({"id": job.id, "status": job.status})
+    return web.json_response({"id": job.id, "status": job.status, "client_id": client_id})
+
+
+@routes.post("/api/clients")
+async def new_client(request: web.Request) -> web.Response:
+    """A client id for this browser or script; one already issued by this server is
+    confirmed (sent back unchanged), anything else gets a fresh one."""
+    svc = services(request)
+    body = await read_json(request, 4096) if request.can_read_body else {}
+    old = body.get("client_id") if isinstance(body, dict) else None
+    client_id = old if svc.clients.valid(old) else svc.clients.issue()
+    return web.json_response({"client_id": client_id})
+
+
+def _caller(request: web.Request) -> Caller:
+    svc = services(request)
+    return caller(request, svc.clients, svc.config.auth_token)
+
+
+def _owned_job(request: web.Request) -> Job:
+    """The job of the URL if the caller may see it; 404 alike for missing and foreign."""
+    job = services(request).jobs.get(request.match_info["id"])
+    if job is None or not _caller(request).owns(job.client_id):
+        raise ApiError(404, "not_found", "no such job")
+    return job
 
 
 @routes.get("/api/jobs")
@@ -112,21 +140,30 @@ async def list_jobs(request: web.Request) -> web.Response:
     statuses = tuple(s for s in q.get("status", "").split(",") if s)
     if any(s not in STATUSES for s in statuses):
         raise ApiError(400, "bad_query", f"status must be among {', '.join(STATUSES)}")
-    jobs, cursor = services(request).jobs.page(limit, before, q.get("client_id"), statuses)
+    who = _caller(request)
+    if who.operator:
+        owner = q.get("client_id")  # the operator sees every job, or one client's
+    elif who.client_id is None:
+        raise ApiError(
+            400,
+            "no_client_id",
+            f"jobs are private to their client: send the {HEADER} header (POST /api/clients "
+            "issues an id)",
+        )
+    else:
+        owner = who.client_id
+    jobs, cursor = services(request).jobs.page(limit, before, owner, statuses)
     return web.json_response({"jobs": [j.summary() for j in jobs], "next": cursor})
 
 
 @routes.get("/api/jobs/{id}")
 async def get_job(request: web.Request) -> web.Response:
-    job = services(request).jobs.get(request.match_info["id"])
-    if job is None:
-        raise ApiError(404, "not_found", "no such job")
-    return web.json_response(job.detail())
+    return web.json_response(_owned_job(request).detail())
 
 
 @routes.delete("/api/jobs/{id}")
 async def cancel_job(request: web.Request) -> web.Response:
-    job_id = request.match_info["id"]
+    job_id = _owned_job(request).id
     status = services(request).queue.cancel(job_id)
     if status is None:
         raise ApiError(404, "not_found", "no such job")

@@ -5,29 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
-import secrets
 
 from aiohttp import WSMsgType, web
 
-from service.errors import ApiError
+from service.clients import HEADER
 from service.state import services
 
 routes = web.RouteTableDef()
-# Client ids are capabilities (whoever knows one sees its jobs' events): a client may
-# keep its own across reconnects, but it must be long enough not to be guessed.
-CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_INCOMING = 64 * 1024
 
 
 @routes.get("/api/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     svc = services(request)
-    client_id = request.query.get("client_id") or request.query.get("clientId")
-    if client_id is None:
-        client_id = secrets.token_urlsafe(16)
-    elif not CLIENT_ID.match(client_id):
-        raise ApiError(400, "bad_client_id", "client_id must be 8-64 of A-Z a-z 0-9 _ -")
+    # Client ids are capabilities (whoever holds one gets its jobs' events), so only ids
+    # this server issued (service/clients.py) subscribe; without one, one is issued.
+    client_id = (
+        request.query.get("client_id")
+        or request.query.get("clientId")
+        or request.headers.get(HEADER)  # scripts; browsers cannot set websocket headers
+    )
+    client_id = svc.clients.issue() if client_id is None else svc.clients.check(client_id)
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_INCOMING)
     await ws.prepare(request)
     box = svc.hub.connect(client_id, ws)

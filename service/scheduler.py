@@ -8,8 +8,9 @@ Three rules, in this order of strength:
    no idle worker holds the next job's models, up to ``lookahead`` later jobs are
    searched for one that fits an idle worker (as SwarmUI and InvokeAI do), then for
    one whose models nobody holds; otherwise the least recently used idle worker
-   loads them, unless a busy worker holds them and only a few jobs (``share_after``
-   per holder) wait for them: that worker takes them when done, without a load.
+   loads them, unless every idle worker holds other models, a busy worker holds
+   these, and only a few jobs (``share_after`` per holder) wait for them: then that
+   worker takes them when done, without a load.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def assign(
             worker = _holder(head, free)
             if worker is None and policy.lookahead > 0 and not aged:
                 job, worker = _better_pick(head, order[: policy.lookahead], free, holders)
-                if job is head and _wait_for_holder(head, pending, holders, policy):
+                cold = any(not w.models for w in free)  # a load there evicts nothing
+                if job is head and not cold and _wait_for_holder(head, pending, holders, policy):
                     break  # a busy worker will take it (and all else waits for a holder)
         worker = worker or free[0]
         picks.append((job.id, worker.name))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from graph.executor import Engine
+from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
@@ -20,6 +21,7 @@ class Services:
     engine: Engine
     worker: Worker  # the first of `workers` (the only one in process)
     hub: Hub
+    clients: ClientIds  # issues and verifies client ids (job ownership)
     workers: list[Worker] = field(default_factory=list)
     store: JobStore | None = None  # opened on start-up
     dispatcher: Dispatcher | None = None

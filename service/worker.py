@@ -16,7 +16,6 @@ import gc
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 
 from graph.context import CancelToken
 from graph.executor import Engine
+from graph.failure import failure
 from graph.validate import InvalidWorkflow
 from graph.workflow import WorkflowFormatError, parse_workflow
 from service.messages import EventEncoder
@@ -182,14 +182,7 @@ class InProcessWorker:
     def _failed(
         job: JobRequest, emit: MessageSink, exc: BaseException, t0: float, details: Any = None
     ) -> JobOutcome:
-        error = {
-            "node_id": None,
-            "node_type": None,
-            "error_type": type(exc).__name__,
-            "message": str(exc) or type(exc).__name__,
-            "traceback": "".join(traceback.format_exception(exc)),
-            "inputs": {},
-        }
+        error = failure(exc)
         if details:
             error["details"] = details
         seconds = time.perf_counter() - t0

@@ -16,7 +16,10 @@ from aiohttp import web
 from PIL import Image
 
 from graph import Choice, Engine, Node, Registry, SocketType, Widget, Workspace, choice_source
+from graph.cost import Cost, CostInputs
 from service import ServerConfig, make_app
+from service.clients import HEADER
+from service.state import SERVICES
 
 CHECKPOINTS = ["tiny.safetensors", "other.safetensors"]
 
@@ -55,6 +58,12 @@ class TLatent(Node):
     height: int = Widget(64, ge=8, le=16384, multiple_of=8)
     batch_size: int = Widget(1, ge=1, le=4096)
 
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        v = inputs.values
+        pixels = v["width"] * v["height"] * v["batch_size"]
+        return Cost(pixels=pixels, outputs={"latent": pixels}, pixels_field="width")
+
     def run(self, ctx: Any, width: int, height: int, batch_size: int) -> dict[str, Any]:
         return {"latent": f"{width}x{height}x{batch_size}"}
 
@@ -70,6 +79,10 @@ class TSample(Node):
     seed: int = Widget(0, ge=0, seed=True)
     steps: int = Widget(3, ge=1, le=10000)
     delay: float = Widget(0.0, ge=0.0, le=5.0)
+
+    @classmethod
+    def cost(cls, inputs: CostInputs) -> Cost:
+        return Cost(inputs.linked_pixels("latent"), inputs.values["steps"], None, "latent", "steps")
 
     def run(
         self, ctx: Any, model: str, cond: str, latent: str, seed: int, steps: int, delay: float
@@ -278,12 +291,26 @@ async def wait_status(
         await asyncio.sleep(0.02)
 
 
+async def owned_client(
+    aiohttp_client: Any, app: web.Application, client_id: str | None = None, **kwargs: Any
+) -> Any:
+    """A test client acting as one browser: every request (the websocket included)
+    carries a client id the app issued (or ``client_id``), in ``client.client_id``."""
+    client_id = client_id or app[SERVICES].clients.issue()
+    headers = {HEADER: client_id, **kwargs.pop("headers", {})}
+    client = await aiohttp_client(app, headers=headers, **kwargs)
+    client.client_id = client_id
+    return client
+
+
 async def submit(
-    client: Any, workflow: dict[str, Any], client_id: str = "client-a1", **extra: Any
+    client: Any, workflow: dict[str, Any], client_id: str | None = None, **extra: Any
 ) -> str:
-    resp = await client.post(
-        "/api/jobs", json={"workflow": workflow, "client_id": client_id, **extra}
-    )
+    """Queue a job as ``client_id`` (default: the id the client's requests carry)."""
+    body = {"workflow": workflow, **extra}
+    if client_id is not None:
+        body["client_id"] = client_id
+    resp = await client.post("/api/jobs", json=body)
     body = await resp.json()
     assert resp.status == 200, body
     return str(body["id"])

@@ -163,5 +163,7 @@ def test_a_second_copy_is_loaded_only_for_a_backlog():
     assert assign(jobs(*[("c", A)] * 3), [Idle("wb", B)], now=101.0, busy=[A])[0] == [("j0", "wb")]
     plain = jobs(("c", A), ("c", frozenset()))
     assert assign(plain, [Idle("wb", B)], now=101.0, busy=[A])[0] == [("j1", "wb")]
+    # A cold worker (holding nothing) evicts nothing by loading: it takes the job at once.
+    assert assign(two, [Idle("cold")], now=101.0, busy=[A])[0] == [("j0", "cold")]
     # ...and the age bound still wins.
     assert assign(two, [Idle("wb", B)], now=1000.0, busy=[A])[0] == [("j0", "wb")]

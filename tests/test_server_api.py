@@ -13,6 +13,7 @@ from tests.server_testkit import (
     NODES,
     make_config,
     make_test_app,
+    owned_client,
     submit,
     txt2img,
     wait_status,
@@ -20,7 +21,7 @@ from tests.server_testkit import (
 
 
 async def _client(aiohttp_client, tmp_path, **overrides):
-    return await aiohttp_client(make_test_app(make_config(tmp_path, **overrides)))
+    return await owned_client(aiohttp_client, make_test_app(make_config(tmp_path, **overrides)))
 
 
 def _png(size=(16, 16), workflow: str | None = None) -> bytes:
@@ -101,8 +102,9 @@ async def test_submit_get_and_page_jobs(aiohttp_client, tmp_path):
     assert [j["id"] for j in page2["jobs"]] == ids[::-1][2:4]
     page3 = await (await client.get(f"/api/jobs?limit=2&before={page2['next']}")).json()
     assert [j["id"] for j in page3["jobs"]] == [ids[0]] and page3["next"] is None
-    mine = await (await client.get("/api/jobs?client_id=someone-else")).json()
-    assert mine["jobs"] == []
+    other = (await (await client.post("/api/clients")).json())["client_id"]
+    theirs = await (await client.get("/api/jobs", headers={"X-Client-Id": other})).json()
+    assert theirs["jobs"] == []
     detail = await (await client.get(f"/api/jobs/{ids[0]}")).json()
     assert detail["workflow"]["nodes"]["sample"]["inputs"]["seed"] == 0
     assert (await client.get("/api/jobs/unknown")).status == 404
@@ -196,13 +198,14 @@ async def test_body_limits_and_malformed_json(aiohttp_client, tmp_path):
 async def test_idempotency_key(aiohttp_client, tmp_path):
     client = await _client(aiohttp_client, tmp_path)
     first = await submit(client, txt2img(), idempotency_key="k-1")
+    other = (await (await client.post("/api/clients")).json())["client_id"]
     again = await submit(client, txt2img(), idempotency_key="k-1")
     assert first == again
     resp = await client.post(
         "/api/jobs",
-        json={"workflow": txt2img(seed=5), "client_id": "client-a1", "idempotency_key": "k-1"},
+        json={"workflow": txt2img(), "client_id": other, "idempotency_key": "k-1"},
     )
-    assert resp.status == 409
+    assert resp.status == 409  # another client may not take over the key
     via_header = await client.post(
         "/api/jobs", json={"workflow": txt2img(seed=7)}, headers={"Idempotency-Key": "k-2"}
     )

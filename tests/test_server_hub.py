@@ -12,6 +12,7 @@ from tests.server_testkit import (
     make_test_app,
     messages_until_finished,
     next_message,
+    owned_client,
     submit,
     txt2img,
     wait_status,
@@ -88,12 +89,12 @@ async def test_hub_routes_by_client():
 
 
 async def test_client_that_never_reads_does_not_slow_the_queue(aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_test_app(make_config(tmp_path, ws_queue_limit=8)))
-    lazy = await client.ws_connect("/api/ws?client_id=client-lazy")  # never read until the end
+    client = await owned_client(
+        aiohttp_client, make_test_app(make_config(tmp_path, ws_queue_limit=8))
+    )
+    lazy = await client.ws_connect("/api/ws")  # never read until the end
     t0 = time.monotonic()
-    jobs = [
-        await submit(client, txt2img(seed=s, steps=150), client_id="client-lazy") for s in range(3)
-    ]
+    jobs = [await submit(client, txt2img(seed=s, steps=150)) for s in range(3)]
     for job in jobs:
         await wait_status(client, job, ("ok",))
     assert time.monotonic() - t0 < 10
@@ -102,7 +103,7 @@ async def test_client_that_never_reads_does_not_slow_the_queue(aiohttp_client, t
     assert finals == jobs
     await lazy.close()
     # a fresh connection still works
-    ws = await client.ws_connect("/api/ws?client_id=client-lazy")
+    ws = await client.ws_connect("/api/ws")
     assert (await next_message(ws))["type"] == "snapshot"
     await ws.close()
 

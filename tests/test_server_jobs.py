@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from service import make_app
+from service.state import SERVICES
 from service.store import JobStore
 from service.worker import InProcessWorker
 from tests.server_testkit import (
@@ -15,6 +16,7 @@ from tests.server_testkit import (
     make_test_app,
     messages_until_finished,
     next_message,
+    owned_client,
     submit,
     txt2img,
     wait_status,
@@ -22,11 +24,11 @@ from tests.server_testkit import (
 
 
 async def test_websocket_event_sequence_of_a_job(aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
+    ws = await client.ws_connect("/api/ws")
     snapshot = await next_message(ws)
     assert snapshot["type"] == "snapshot"
-    assert snapshot["client_id"] == "client-a1"
+    assert snapshot["client_id"] == client.client_id
     assert snapshot["queue"] == [] and snapshot["running"] == []
 
     job = await submit(client, txt2img(steps=3))
@@ -67,8 +69,8 @@ async def test_websocket_event_sequence_of_a_job(aiohttp_client, tmp_path):
 async def test_interrupt_running_job_mid_sampling(aiohttp_client, tmp_path):
     config = make_config(tmp_path)
     engine = make_engine(config)
-    client = await aiohttp_client(make_test_app(config, engine))
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    client = await owned_client(aiohttp_client, make_test_app(config, engine))
+    ws = await client.ws_connect("/api/ws")
     await next_message(ws)
     job = await submit(client, txt2img(steps=200, delay=0.02))
     while True:  # wait for sampling to be under way
@@ -95,8 +97,8 @@ async def test_interrupt_running_job_mid_sampling(aiohttp_client, tmp_path):
 
 
 async def test_cancel_queued_job(aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
+    ws = await client.ws_connect("/api/ws")
     await next_message(ws)
     blocker = await submit(client, txt2img(steps=100, delay=0.02))
     waiting = await submit(client, txt2img(seed=2))
@@ -119,13 +121,14 @@ async def test_cancel_queued_job(aiohttp_client, tmp_path):
 
 
 async def test_two_clients_see_only_their_own_jobs(aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
-    ws_a = await client.ws_connect("/api/ws?client_id=client-aaaa")
-    ws_b = await client.ws_connect("/api/ws?client_id=client-bbbb")
+    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
+    a, b = [(await (await client.post("/api/clients")).json())["client_id"] for _ in "ab"]
+    ws_a = await client.ws_connect(f"/api/ws?client_id={a}")
+    ws_b = await client.ws_connect(f"/api/ws?client_id={b}")
     await next_message(ws_a)
     await next_message(ws_b)
-    job_a = await submit(client, txt2img(seed=1), client_id="client-aaaa")
-    job_b = await submit(client, txt2img(seed=2), client_id="client-bbbb")
+    job_a = await submit(client, txt2img(seed=1), client_id=a)
+    job_b = await submit(client, txt2img(seed=2), client_id=b)
     got_a = await messages_until_finished(ws_a, job_a)
     got_b = await messages_until_finished(ws_b, job_b)
     assert {m["job"] for m in got_a if "job" in m} == {job_a}
@@ -144,7 +147,7 @@ async def test_two_clients_see_only_their_own_jobs(aiohttp_client, tmp_path):
 
 
 async def test_server_issues_client_id_and_refuses_guessable_ones(aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
+    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
     ws = await client.ws_connect("/api/ws")
     issued = (await next_message(ws))["client_id"]
     assert len(issued) >= 16
@@ -154,10 +157,10 @@ async def test_server_issues_client_id_and_refuses_guessable_ones(aiohttp_client
 
 
 async def test_reconnect_snapshot_reports_missed_final_state(aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
-    job = await submit(client, txt2img(), client_id="client-late")
+    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
+    job = await submit(client, txt2img())
     await wait_status(client, job, ("ok",))
-    ws = await client.ws_connect("/api/ws?client_id=client-late")
+    ws = await client.ws_connect("/api/ws")
     snapshot = await next_message(ws)
     assert snapshot["type"] == "snapshot"
     assert [(j["id"], j["status"]) for j in snapshot["jobs"]] == [(job, "ok")]
@@ -165,8 +168,8 @@ async def test_reconnect_snapshot_reports_missed_final_state(aiohttp_client, tmp
 
 
 async def test_cache_survives_between_jobs_seed_only_change(aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
+    ws = await client.ws_connect("/api/ws")
     await next_message(ws)
     first = await submit(client, txt2img(seed=1))
     await messages_until_finished(ws, first)
@@ -194,8 +197,8 @@ async def test_cache_survives_between_jobs_seed_only_change(aiohttp_client, tmp_
 
 
 async def test_failing_node_fails_only_its_job(aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_test_app(make_config(tmp_path)))
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
+    ws = await client.ws_connect("/api/ws")
     await next_message(ws)
     bad = await submit(client, failing())
     got = await messages_until_finished(ws, bad)
@@ -220,7 +223,7 @@ async def test_failing_node_fails_only_its_job(aiohttp_client, tmp_path):
 async def test_out_of_memory_releases_models_and_cache(aiohttp_client, tmp_path):
     config = make_config(tmp_path)
     engine = make_engine(config)
-    client = await aiohttp_client(make_test_app(config, engine))
+    client = await owned_client(aiohttp_client, make_test_app(config, engine))
     job = await submit(client, failing("TOom"))
     detail = await wait_status(client, job, ("error",))
     assert detail["error"]["error_type"] == "OutOfMemoryError"
@@ -234,7 +237,7 @@ async def test_out_of_memory_releases_models_and_cache(aiohttp_client, tmp_path)
 
 async def test_queue_and_history_survive_restart(aiohttp_client, tmp_path):
     config = make_config(tmp_path)
-    client = await aiohttp_client(make_test_app(config))
+    client = await owned_client(aiohttp_client, make_test_app(config))
     done = await submit(client, txt2img(seed=1))
     await wait_status(client, done, ("ok",))
     blocker = await submit(client, txt2img(seed=2, steps=150, delay=0.03))
@@ -242,7 +245,8 @@ async def test_queue_and_history_survive_restart(aiohttp_client, tmp_path):
     waiting = [await submit(client, txt2img(seed=s)) for s in (3, 4)]
     await client.close()  # graceful stop: the running job is interrupted, the rest wait
 
-    client2 = await aiohttp_client(make_test_app(config))
+    # the same browser after the restart: its id is still valid (the secret is on disk)
+    client2 = await owned_client(aiohttp_client, make_test_app(config), client.client_id)
     for job in waiting:
         assert (await wait_status(client2, job, ("ok",)))["status"] == "ok"
     assert (await (await client2.get(f"/api/jobs/{blocker}")).json())["status"] == "interrupted"
@@ -255,10 +259,13 @@ async def test_queue_and_history_survive_restart(aiohttp_client, tmp_path):
 
 async def test_a_job_running_at_a_crash_runs_again_once_then_fails(aiohttp_client, tmp_path):
     config = make_config(tmp_path)
+    engine = make_engine(config)
+    app = make_test_app(config, engine)
+    owner = app[SERVICES].clients.issue()
     store = JobStore(config.db_path)
-    crashed, _ = store.add(txt2img(seed=9), "client-a1")
-    twice, _ = store.add(txt2img(seed=11), "client-a1")
-    later, _ = store.add(txt2img(seed=10), "client-a1")
+    crashed, _ = store.add(txt2img(seed=9), owner)
+    twice, _ = store.add(txt2img(seed=11), owner)
+    later, _ = store.add(txt2img(seed=10), owner)
     assert store.claim_next().id == crashed.id  # then the process dies without finishing
     store.close()
     store = JobStore(config.db_path)
@@ -266,8 +273,7 @@ async def test_a_job_running_at_a_crash_runs_again_once_then_fails(aiohttp_clien
     assert store.claim(twice.id).attempts == 1
     store.close()
 
-    engine = make_engine(config)
-    client = await aiohttp_client(make_test_app(config, engine))
+    client = await owned_client(aiohttp_client, app, owner)
     assert (await wait_status(client, later.id, ("ok",)))["status"] == "ok"
     detail = await wait_status(client, crashed.id, ("error",))
     assert detail["error"]["error_type"] == "worker_lost"  # two attempts, none finished
@@ -277,7 +283,9 @@ async def test_a_job_running_at_a_crash_runs_again_once_then_fails(aiohttp_clien
 
 
 async def test_history_is_bounded(aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_test_app(make_config(tmp_path, history_limit=3)))
+    client = await owned_client(
+        aiohttp_client, make_test_app(make_config(tmp_path, history_limit=3))
+    )
     jobs = [await submit(client, txt2img(seed=s, steps=1)) for s in range(6)]
     await wait_status(client, jobs[-1], ("ok",))
     listed = [j["id"] for j in (await (await client.get("/api/jobs")).json())["jobs"]]
@@ -303,8 +311,8 @@ async def test_a_broken_worker_fails_the_job_not_the_server(aiohttp_client, tmp_
     config = make_config(tmp_path)
     engine = make_engine(config)
     app = make_app(config, engine=engine, worker=BrokenOnceWorker(engine))
-    client = await aiohttp_client(app)
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    client = await owned_client(aiohttp_client, app)
+    ws = await client.ws_connect("/api/ws")
     await next_message(ws)
     bad = await submit(client, txt2img())
     got = await messages_until_finished(ws, bad)

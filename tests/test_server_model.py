@@ -12,7 +12,13 @@ from aiohttp import FormData
 
 from graph import Registry
 from service import make_app
-from tests.server_testkit import make_config, messages_until_finished, next_message, submit
+from tests.server_testkit import (
+    make_config,
+    messages_until_finished,
+    next_message,
+    owned_client,
+    submit,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 if (
@@ -31,7 +37,7 @@ def sd_registry() -> Registry:
 
 async def _client(aiohttp_client, tmp_path, registry):
     config = make_config(tmp_path, workflows_dir=REPO / "workflows")
-    return await aiohttp_client(make_app(config, registry=registry))
+    return await owned_client(aiohttp_client, make_app(config, registry=registry))
 
 
 async def _workflow(client, steps: int, seed: int) -> dict:
@@ -47,10 +53,10 @@ async def test_real_job_events_cache_and_png_roundtrip(aiohttp_client, tmp_path,
     models = await (await client.get("/api/models")).json()
     assert "builtin/tiny-random" in models["checkpoints"]
     assert {"LoadCheckpoint", "Sample", "SaveImage"} <= set(schema["nodes"])
-    ws = await client.ws_connect("/api/ws?client_id=client-real")
+    ws = await client.ws_connect("/api/ws")
     await next_message(ws)
 
-    job = await submit(client, await _workflow(client, steps=3, seed=1), client_id="client-real")
+    job = await submit(client, await _workflow(client, steps=3, seed=1))
     got = await messages_until_finished(ws, job, timeout=120)
     kinds = [m["type"] for m in got if m.get("job") == job]
     assert kinds[:2] == ["queued", "run_started"] and kinds[-1] == "run_finished"
@@ -65,7 +71,7 @@ async def test_real_job_events_cache_and_png_roundtrip(aiohttp_client, tmp_path,
     assert png.startswith(b"\x89PNG")
 
     # a seed-only change runs sampling, decoding and saving; the rest comes from the cache
-    again = await submit(client, await _workflow(client, steps=3, seed=2), client_id="client-real")
+    again = await submit(client, await _workflow(client, steps=3, seed=2))
     got = await messages_until_finished(ws, again, timeout=120)
     started = next(m for m in got if m["type"] == "run_started")
     assert started["to_run"] == ["sample", "decode", "save"]
@@ -83,9 +89,9 @@ async def test_real_job_events_cache_and_png_roundtrip(aiohttp_client, tmp_path,
 @pytest.mark.slow
 async def test_real_job_interrupted_mid_sampling(aiohttp_client, tmp_path, sd_registry):
     client = await _client(aiohttp_client, tmp_path, sd_registry)
-    ws = await client.ws_connect("/api/ws?client_id=client-real")
+    ws = await client.ws_connect("/api/ws")
     await next_message(ws)
-    job = await submit(client, await _workflow(client, steps=150, seed=3), client_id="client-real")
+    job = await submit(client, await _workflow(client, steps=150, seed=3))
     while True:
         m = await next_message(ws, 120)
         if m["type"] == "progress" and m["step"] >= 2:
@@ -126,7 +132,7 @@ async def test_uploaded_image_feeds_load_image(aiohttp_client, tmp_path, sd_regi
     }
     nodes["sample"]["inputs"].update(latent={"node": "encode", "output": "latent"}, denoise=0.5)
     del nodes["latent"]
-    job = await submit(client, wf, client_id="client-real")
+    job = await submit(client, wf)
     detail = None
     for _ in range(600):
         detail = await (await client.get(f"/api/jobs/{job}")).json()
@@ -148,7 +154,7 @@ async def test_cli_and_server_write_the_same_png_bytes(aiohttp_client, tmp_path,
     server (pixels and the embedded workflow alike)."""
     client = await _client(aiohttp_client, tmp_path / "srv", sd_registry)
     workflow = await _workflow(client, steps=3, seed=7)
-    job = await submit(client, workflow, client_id="client-det")
+    job = await submit(client, workflow)
     for _ in range(600):
         detail = await (await client.get(f"/api/jobs/{job}")).json()
         if detail["status"] not in ("queued", "running"):

@@ -24,11 +24,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _call(port: int, path: str, body: dict | None = None) -> dict:
+def _call(port: int, path: str, body: dict | None = None, client_id: str = "") -> dict:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if client_id:
+        headers["X-Client-Id"] = client_id
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -69,11 +70,14 @@ def test_server_process_serves_and_stops_gracefully(tmp_path):
                 time.sleep(0.2)
         assert models == {"checkpoints": CHECKPOINTS}
         wf = txt2img(steps=150, delay=0.05)
-        running = _call(port, "/api/jobs", {"workflow": wf, "client_id": "proc-client"})["id"]
+        first = _call(port, "/api/jobs", {"workflow": wf})  # the server issues a client id
+        running, me = first["id"], first["client_id"]
         wf = txt2img(seed=7)
-        waiting = _call(port, "/api/jobs", {"workflow": wf, "client_id": "proc-client"})["id"]
+        waiting = _call(port, "/api/jobs", {"workflow": wf, "client_id": me})["id"]
         while (
-            _call(port, f"/api/jobs/{running}")["nodes"].get("sample", {}).get("status")
+            _call(port, f"/api/jobs/{running}", client_id=me)["nodes"]
+            .get("sample", {})
+            .get("status")
             != "running"
         ):
             assert time.monotonic() < deadline

@@ -15,13 +15,20 @@ from PIL import Image
 
 import server
 from service import ConfigError
-from tests.server_testkit import make_config, make_test_app, submit, txt2img, wait_status
+from tests.server_testkit import (
+    make_config,
+    make_test_app,
+    owned_client,
+    submit,
+    txt2img,
+    wait_status,
+)
 
 SECRET = "TOP-SECRET-CONTENT"
 
 
 async def _client(aiohttp_client, tmp_path, **overrides):
-    return await aiohttp_client(make_test_app(make_config(tmp_path, **overrides)))
+    return await owned_client(aiohttp_client, make_test_app(make_config(tmp_path, **overrides)))
 
 
 async def raw_request(client, line: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -78,7 +85,7 @@ async def test_cross_origin_state_changes_are_refused(aiohttp_client, tmp_path, 
     form.add_field("file", b"x", filename="a.png")
     assert (await client.post("/api/files/input", data=form, headers=headers)).status == 403
     with pytest.raises(WSServerHandshakeError) as err:
-        await client.ws_connect("/api/ws?client_id=client-a1", headers=headers)
+        await client.ws_connect("/api/ws", headers=headers)
     assert err.value.status == 403
     await client.delete(f"/api/jobs/{job}")
 
@@ -91,7 +98,7 @@ async def test_same_origin_and_configured_origins_pass(aiohttp_client, tmp_path)
             "/api/jobs", json={"workflow": txt2img()}, headers={"Origin": origin}
         )
         assert resp.status == 200, origin
-    ws = await client.ws_connect("/api/ws?client_id=client-a1", headers={"Origin": own})
+    ws = await client.ws_connect("/api/ws", headers={"Origin": own})
     await ws.close()
 
 
@@ -143,7 +150,7 @@ async def test_body_over_limit_is_413(aiohttp_client, tmp_path):
 
 async def test_websocket_oversized_frame_closes_1009(aiohttp_client, tmp_path):
     client = await _client(aiohttp_client, tmp_path)
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    ws = await client.ws_connect("/api/ws")
     await ws.receive_json()
     await ws.send_str("x" * 200_000)
     msg = await ws.receive()

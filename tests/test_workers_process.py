@@ -21,6 +21,7 @@ from tests.server_testkit import (
     make_config,
     messages_until_finished,
     next_message,
+    owned_client,
     submit,
     txt2img,
     wait_status,
@@ -57,10 +58,10 @@ async def wait_sampling(client, job: str, timeout: float = 60.0) -> dict:
 
 async def test_two_process_workers_share_the_queue_and_survive_a_crash(aiohttp_client, tmp_path):
     app = make_app(process_config(tmp_path))
-    client = await aiohttp_client(app)
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
-    await next_message(ws)
+    client = await owned_client(aiohttp_client, app)
     before = {w["name"]: w for w in await wait_ready(client)}
+    ws = await client.ws_connect("/api/ws")
+    await next_message(ws)
 
     # Two slow jobs run at the same time, one per worker; interrupting one leaves the other.
     slow = [await submit(client, txt2img(seed=s, steps=200, delay=0.02)) for s in (1, 2)]
@@ -165,7 +166,8 @@ def test_kill_9_of_the_server_loses_and_duplicates_nothing(tmp_path):
     server = _start_server(tmp_path, port)
     try:
         _poll(port, ready=2)
-        body = {"client_id": "proc-client"}
+        me = _call(port, "/api/clients", {})["client_id"]
+        body = {"client_id": me}
         slow = [
             _call(port, "/api/jobs", {**body, "workflow": txt2img(s, 100, 0.03, prefix=f"s{s}")})
             for s in (1, 2)
@@ -191,7 +193,7 @@ def test_kill_9_of_the_server_loses_and_duplicates_nothing(tmp_path):
         _poll(port, ready=1)
         deadline = time.monotonic() + 60
         while True:
-            jobs = _call(port, "/api/jobs?limit=50")["jobs"]
+            jobs = _call(port, "/api/jobs?limit=50", client_id=me)["jobs"]
             if all(j["status"] not in ("queued", "running") for j in jobs):
                 break
             assert time.monotonic() < deadline, jobs
@@ -218,10 +220,10 @@ def _alive(pid: int) -> bool:
 async def test_two_demo_model_jobs_sample_at_the_same_time(aiohttp_client, tmp_path):
     """The built-in demo model on two CPU worker processes (1 torch thread each)."""
     config = make_config(tmp_path, workers="process:2", node_packages=("nodes",), worker_threads=1)
-    client = await aiohttp_client(make_app(config))
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
+    client = await owned_client(aiohttp_client, make_app(config))
+    await wait_ready(client, timeout=120)  # (a websocket unread that long misses its pings)
+    ws = await client.ws_connect("/api/ws")
     await next_message(ws)
-    await wait_ready(client, timeout=120)
     doc = workflow_doc("txt2img", "builtin/shapes-demo")
     jobs = [await submit(client, doc) for _ in range(2)]  # same workflow and seed twice
     order: list[tuple[str, str]] = []

@@ -19,6 +19,7 @@ from tests.server_testkit import (
     make_config,
     messages_until_finished,
     next_message,
+    owned_client,
     submit,
     txt2img,
     wait_status,
@@ -62,10 +63,10 @@ def ray_config(tmp_path, **overrides):
 
 
 async def test_ray_workers_run_jobs_and_survive_a_lost_actor(cluster, aiohttp_client, tmp_path):
-    client = await aiohttp_client(make_app(ray_config(tmp_path)))
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
-    await next_message(ws)
+    client = await owned_client(aiohttp_client, make_app(ray_config(tmp_path)))
     before = {w["name"]: w for w in await wait_ready(client)}
+    ws = await client.ws_connect("/api/ws")
+    await next_message(ws)
     assert all(w["kind"] == "ray" and w["resources"] == {"num_cpus": 1} for w in before.values())
 
     slow = [await submit(client, txt2img(seed=s, steps=200, delay=0.02)) for s in (1, 2)]
@@ -117,10 +118,10 @@ async def test_ray_workers_run_jobs_and_survive_a_lost_actor(cluster, aiohttp_cl
 
 async def test_a_machine_lost_under_its_job(cluster, aiohttp_client, tmp_path):
     cluster_, nodes = cluster
-    client = await aiohttp_client(make_app(ray_config(tmp_path)))
-    ws = await client.ws_connect("/api/ws?client_id=client-a1")
-    await next_message(ws)
+    client = await owned_client(aiohttp_client, make_app(ray_config(tmp_path)))
     workers = {w["name"]: w for w in await wait_ready(client, timeout=60)}
+    ws = await client.ws_connect("/api/ws")
+    await next_message(ws)
     assert len({w["node"] for w in workers.values()}) == 2  # one actor per machine
     job = await submit(client, txt2img(seed=5, steps=200, delay=0.02, prefix="moved"))
     first = await wait_sampling(client, job)

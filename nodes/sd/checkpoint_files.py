@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import torch
 
+from graph.workspace import NotARegularFile, open_regular, require_regular_file
+
 Format = Literal["safetensors", "torch_zip", "pickle"]
 
 MAX_HEADER = 100_000_000  # the reference parser's limit
@@ -41,11 +43,12 @@ class FileIdentity:
         path = Path(path).resolve()
         st = path.stat()
         if not path.is_dir():
+            require_regular_file(path)
             return cls(str(path), st.st_size, st.st_mtime_ns)
         size, mtime = 0, st.st_mtime_ns
         for root, _dirs, files in os.walk(path):
             for f in files:
-                fs = (Path(root) / f).stat()
+                fs = require_regular_file(Path(root) / f).stat()
                 size += fs.st_size
                 mtime = max(mtime, fs.st_mtime_ns)
         return cls(str(path), size, mtime)
@@ -57,9 +60,12 @@ class FileIdentity:
 def sniff_format(path: Path) -> Format:
     """The container format from the first bytes; CheckpointError if none fits."""
     name = Path(path).name
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(9)
+    try:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(9)
+    except NotARegularFile as e:
+        raise CheckpointError(str(e)) from e
     if head[:4] == b"PK\x03\x04":
         return "torch_zip"
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 
 from graph.registry import choice_source
-from graph.workspace import PathOutsideFolder, confined_path
+from graph.workspace import NotARegularFile, PathOutsideFolder, confined_path, is_regular_file
 from nodes.sd.checkpoint_arch import detect
 from nodes.sd.checkpoint_build import build_from_diffusers_folder, build_from_ldm
 from nodes.sd.checkpoint_files import (
@@ -64,7 +64,7 @@ class Resolved:
             return FileIdentity(self.name, 0, BUILTIN_TINY_VERSION)
         try:
             return FileIdentity.of(self.path)
-        except OSError as e:
+        except (OSError, NotARegularFile) as e:
             raise CheckpointError(f"{self.name}: cannot read the checkpoint ({e})") from e
 
 
@@ -97,7 +97,7 @@ def _scan(folder: Path) -> list[str]:
             continue
         for f in files:
             p = here / f
-            if f.startswith(".") or not f.lower().endswith(EXTENSIONS):
+            if f.startswith(".") or not f.lower().endswith(EXTENSIONS) or not is_regular_file(p):
                 continue
             if base not in p.resolve().parents:
                 continue  # a symlink out of the folder
@@ -130,8 +130,10 @@ def resolve_checkpoint(workspace: Any, name: str) -> Resolved:
         if not (path / "model_index.json").is_file():
             raise CheckpointError(f"{name}: a folder without model_index.json (not diffusers)")
         return Resolved(name, "folder", path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{name}: no such checkpoint in {folder}")
+    if not is_regular_file(path):
+        raise CheckpointError(f"{name}: not a regular file (FIFO, device or socket); refused")
     return Resolved(name, "file", path)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, PngImagePlugin
 
-from graph.workspace import Workspace, confined_path
+from graph.workspace import Workspace, confined_path, is_regular_file, open_regular
 
 MAX_INPUT_PIXELS = 4096 * 4096  # larger inputs are refused before decoding
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -40,7 +40,7 @@ def load_image(path: Path, max_pixels: int | None = None) -> torch.Tensor:
     pixel is decoded (no decompression bombs). EXIF orientation is applied; alpha is
     composited on white."""
     max_pixels = MAX_INPUT_PIXELS if max_pixels is None else max_pixels
-    with Image.open(path) as im:
+    with open_regular(path) as fh, Image.open(fh) as im:
         w, h = im.size
         if w * h > max_pixels:
             raise ImageTooLarge(
@@ -55,9 +55,15 @@ def load_image(path: Path, max_pixels: int | None = None) -> torch.Tensor:
         return from_pil(im.convert("RGB"))
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding pixels."""
+    with open_regular(path) as fh, Image.open(fh) as im:
+        return im.size
+
+
 def list_images(folder: Path) -> list[str]:
-    """Image files under ``folder`` (recursive, hidden entries skipped), as relative
-    POSIX names, sorted."""
+    """Regular image files under ``folder`` (recursive, hidden entries skipped), as
+    relative POSIX names, sorted."""
     if not folder.is_dir():
         return []
     names = []
@@ -66,6 +72,8 @@ def list_images(folder: Path) -> list[str]:
         for f in files:
             if f.startswith(".") or not f.lower().endswith(IMAGE_SUFFIXES):
                 continue
+            if not is_regular_file(Path(root, f)):
+                continue  # FIFOs, devices, sockets: never offered, never read
             names.append(Path(root, f).relative_to(folder).as_posix())
     return sorted(names)
 

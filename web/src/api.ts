@@ -1,4 +1,5 @@
 // Thin fetch wrappers over the server API; errors carry the server's error object.
+import { clientHeaders } from "./clientId";
 import type { Schema, ServerEvent, Workflow } from "./types";
 
 export class ApiError extends Error {
@@ -46,10 +47,18 @@ export const api = {
   workflow: (name: string) => call<Workflow>(`/api/workflows/${encodeURIComponent(name)}`),
   submit: (workflow: Workflow, clientId: string) =>
     call<{ id: string }>("/api/jobs", json("POST", { workflow, client_id: clientId })),
-  jobs: (limit = 30) => call<{ jobs: JobSummary[]; next: string | null }>(`/api/jobs?limit=${limit}`),
-  job: (id: string) => call<JobSummary>(`/api/jobs/${encodeURIComponent(id)}`),
+  // jobs are private to this tab's client id (clientId.ts)
+  jobs: (limit = 30) =>
+    call<{ jobs: JobSummary[]; next: string | null }>(`/api/jobs?limit=${limit}`, {
+      headers: clientHeaders(),
+    }),
+  job: (id: string) =>
+    call<JobSummary>(`/api/jobs/${encodeURIComponent(id)}`, { headers: clientHeaders() }),
   cancel: (id: string) =>
-    call<{ id: string; status: string }>(`/api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" }),
+    call<{ id: string; status: string }>(`/api/jobs/${encodeURIComponent(id)}`, {
+      method: "DELETE",
+      headers: clientHeaders(),
+    }),
   /** Upload an image; with store=false the server only reads its embedded workflow. */
   upload: (file: File, store = true) => {
     const form = new FormData();

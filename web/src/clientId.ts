@@ -1,17 +1,50 @@
-// This tab's client id: the websocket and job submissions use it to find the tab's own jobs.
+// This tab's client id, issued by the server: jobs, their events and the job list are
+// private to it (docs/api.md, "Jobs"), so it must come from POST /api/clients.
 
-/** One client id per tab, kept across reloads so the tab sees its own jobs again. */
-export const clientId = ((): string => {
-  const key = "sdgraph.client_id";
-  const fresh = () =>
-    typeof crypto.randomUUID === "function"
-      ? crypto.randomUUID()
-      : Math.random().toString(36).slice(2) + Date.now().toString(36);
+const KEY = "sdgraph.client_id";
+
+/** The id in use (a live binding: set by obtainClientId before the app renders). */
+export let clientId = "";
+
+function stored(): string | null {
   try {
-    const id = sessionStorage.getItem(key) || fresh();
-    sessionStorage.setItem(key, id);
-    return id;
+    return sessionStorage.getItem(KEY);
   } catch {
-    return fresh();
+    return null;
   }
-})();
+}
+
+/** Ask the server for an id, sending the one this tab kept across reloads: the server
+ * confirms it if it issued it, else (new data folder, forged value) gives a fresh one. */
+export async function obtainClientId(): Promise<string> {
+  let delay = 250;
+  for (;;) {
+    try {
+      const res = await fetch("/api/clients", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ client_id: clientId || stored() }),
+      });
+      if (res.ok) {
+        const body = (await res.json()) as { client_id: string };
+        clientId = body.client_id;
+        try {
+          sessionStorage.setItem(KEY, clientId);
+        } catch {
+          /* private mode: the id lasts as long as the tab */
+        }
+        return clientId;
+      }
+      if (res.status < 500) throw new Error(`POST /api/clients answered ${res.status}`);
+    } catch (err) {
+      if (delay > 4000) throw err;
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay *= 2;
+  }
+}
+
+/** Headers that identify this tab to the job endpoints. */
+export function clientHeaders(): Record<string, string> {
+  return clientId ? { "X-Client-Id": clientId } : {};
+}

@@ -31,6 +31,7 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 from nodes.sd.runtime import configure_process  # noqa: E402
 from service import ServerConfig, make_app  # noqa: E402
+from service.clients import HEADER  # noqa: E402
 from service.scheduler import Policy  # noqa: E402
 from service.state import SERVICES  # noqa: E402
 from tests.sd_workflows import workflow_doc  # noqa: E402
@@ -44,12 +45,13 @@ def job(seed: int, steps: int, checkpoint: str = CHECKPOINTS[0]) -> dict[str, An
     return doc
 
 
-async def wait_all(client: TestClient, ids: list[str]) -> list[dict[str, Any]]:
+async def wait_all(client: TestClient, ids: list[str], owner: str) -> list[dict[str, Any]]:
     details: dict[str, dict[str, Any]] = {}
     while len(details) < len(ids):
         for job_id in ids:
             if job_id not in details:
-                d = await (await client.get(f"/api/jobs/{job_id}")).json()
+                resp = await client.get(f"/api/jobs/{job_id}", headers={HEADER: owner})
+                d = await resp.json()
                 if d["status"] not in ("queued", "running"):
                     assert d["status"] == "ok", d["error"]
                     details[job_id] = d
@@ -85,23 +87,26 @@ async def measure(
             await wait_ready(client, workers)
             start_s = time.perf_counter() - t0
             svc = app[SERVICES]
+            owner = svc.clients.issue()
 
             def queue(docs: list[dict[str, Any]]) -> list[str]:
                 """A batch queued in one go (straight into the store, then one wake-up)."""
-                ids = [svc.jobs.add(doc, "bench")[0].id for doc in docs]
+                ids = [svc.jobs.add(doc, owner)[0].id for doc in docs]
                 svc.queue.wake()
                 return ids
 
             if policy is not None:
                 svc.queue.policy = policy
                 pattern = [CHECKPOINTS[(i // 2) % 2] for i in range(args.jobs)]
-                done = await wait_all(client, queue([job(i, 4, c) for i, c in enumerate(pattern)]))
+                docs = [job(i, 4, c) for i, c in enumerate(pattern)]
+                done = await wait_all(client, queue(docs), owner)
                 loads = sum(d["nodes"]["checkpoint"]["status"] == "executed" for d in done)
                 return {"start_s": start_s, "loads": loads}
             # warm-up: enough jobs that every worker loads the model
-            await wait_all(client, queue([job(10_000 + i, args.steps) for i in range(3 * workers)]))
+            warm = [job(10_000 + i, args.steps) for i in range(3 * workers)]
+            await wait_all(client, queue(warm), owner)
             t0 = time.perf_counter()
-            await wait_all(client, queue([job(i, args.steps) for i in range(args.jobs)]))
+            await wait_all(client, queue([job(i, args.steps) for i in range(args.jobs)]), owner)
             seconds = time.perf_counter() - t0
     return {"start_s": start_s, "jobs_per_min": args.jobs / seconds * 60}
 

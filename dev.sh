@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
 #   ./dev.sh run    install everything, build the canvas, start the server on 127.0.0.1:8188
-#   ./dev.sh test   install everything (chromium too, when root), lint, run the tests
+#   ./dev.sh test   install everything (chromium too, when root), build the test canvas
+#                   (web/dist-test, with the test hook), lint, run the tests
 # Extra arguments go to server.py (run) or pytest (test).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,8 +26,14 @@ web_build() {
   if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
     (cd web && npm ci --no-audit --no-fund --loglevel=error)
   fi
-  if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/package.json web/tsconfig.json web/vite.config.ts -newer web/dist/index.html 2>/dev/null | head -n 1)" ]; then
-    (cd web && npm run build --silent)
+  web_bundle dist build
+}
+
+# web_bundle OUTDIR SCRIPT: rebuild web/OUTDIR with `npm run SCRIPT` when a source is newer.
+web_bundle() {
+  local out="web/$1"
+  if [ ! -f "$out/index.html" ] || [ -n "$(find web/src web/index.html web/package.json web/tsconfig.json web/vite.config.ts -newer "$out/index.html" 2>/dev/null | head -n 1)" ]; then
+    (cd web && npm run "$2" --silent)
   fi
 }
 
@@ -47,6 +54,7 @@ case "$cmd" in
   test)
     python_deps requirements-test.txt
     web_build
+    web_bundle dist-test build:test  # the browser tests' build: with the window.__app test hook
     chromium_for_tests
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .

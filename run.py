@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from graph import jsondoc
 from graph.cli_progress import ProgressPrinter
 from graph.executor import Engine, RunResult
 from graph.node import NodeDeclarationError
@@ -42,8 +43,8 @@ class UsageError(Exception):
 def parse_value(text: str) -> Any:
     """A JSON value when it parses as one, else the text itself."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return jsondoc.loads(text)
+    except ValueError:  # not JSON, or out of jsondoc's bounds: the text as given
         return text
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from graph.node import NodeDeclarationError
 from nodes.sd.runtime import configure_process
 from service import make_app
+from service.accesslog import RedactingAccessLogger
 from service.config import BUILD_HINT, Budgets, ConfigError, ServerConfig
+from service.store import StoreUnusable, check_database_file
 from service.workers import parse_spec
 
 __all__ = ["ServerConfig", "main", "make_app"]  # tests may use server.make_app(config)
@@ -190,8 +192,20 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     host = f"[{config.host}]" if ":" in config.host else config.host
-    print(f"serving on http://{host}:{config.port}/ (data: {config.data_dir})", flush=True)
-    web.run_app(app, host=config.host, port=config.port, print=None)
+    try:
+        if config.db_path.exists():  # the quick checks before saying "serving"
+            check_database_file(config.db_path)
+        print(f"serving on http://{host}:{config.port}/ (data: {config.data_dir})", flush=True)
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            print=None,
+            access_log_class=RedactingAccessLogger,
+        )
+    except StoreUnusable as exc:  # found at start-up: say what to do, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

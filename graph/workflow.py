@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from graph import jsondoc
+from graph.pngmeta import PngTextError, read_png_text
+
 FORMAT_VERSION = 1
 
 
@@ -57,7 +60,13 @@ def as_link(value: Any) -> tuple[str, str] | None:
 
 
 def parse_workflow(data: Any) -> Workflow:
-    """Parse a decoded JSON document, with a readable error for an unknown version."""
+    """Parse a decoded JSON document, with a readable error for an unknown version.
+    Documents deeper or with longer integers than `graph.jsondoc` allows are refused
+    here too, whatever their source."""
+    try:
+        jsondoc.check(data)
+    except jsondoc.DocumentTooComplex as exc:
+        raise WorkflowFormatError(f"not a valid workflow: {exc}") from None
     if isinstance(data, dict) and "version" in data and data["version"] != FORMAT_VERSION:
         raise WorkflowFormatError(
             f"unsupported workflow version {data['version']!r}; this engine reads version "
@@ -78,17 +87,20 @@ def load_workflow_file(path: str | Path) -> Workflow:
     path = Path(path)
     raw = path.read_bytes()
     if raw.startswith(b"\x89PNG\r\n\x1a\n"):
-        from graph.pngmeta import read_png_text
-
-        text = read_png_text(raw).get("workflow")
+        try:
+            text = read_png_text(raw, keys=("workflow",)).get("workflow")
+        except PngTextError as exc:
+            raise WorkflowFormatError(f"{path}: {exc}") from None
         if text is None:
             raise WorkflowFormatError(f"{path}: this PNG carries no embedded workflow")
     else:
-        text = raw.decode("utf-8")
+        text = raw
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = jsondoc.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WorkflowFormatError(f"{path}: malformed JSON: {exc}") from None
+    except jsondoc.DocumentTooComplex as exc:
+        raise WorkflowFormatError(f"{path}: {exc}") from None
     return parse_workflow(data)
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+MAX_PART_BYTES = 255  # NAME_MAX of Linux, macOS and Windows file systems
+MAX_NAME_BYTES = 1024  # a relative name, well under PATH_MAX with its folder
 
 
 class PathOutsideFolder(ValueError):
@@ -77,8 +81,19 @@ def confined_path(folder: Path, name: str) -> Path:
     parts = name.replace("\\", "/").split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise PathOutsideFolder(f"{name!r} is not a plain file name inside {folder.name}/")
+    try:
+        encoded = [os.fsencode(p) for p in parts]
+    except UnicodeError:
+        raise PathOutsideFolder(f"{name!r} cannot be a file name here") from None
+    if sum(len(p) + 1 for p in encoded) > MAX_NAME_BYTES or any(
+        len(p) > MAX_PART_BYTES for p in encoded
+    ):  # the OS would refuse it (ENAMETOOLONG) at the first stat
+        raise PathOutsideFolder(f"{name[:40]!r}... is too long for a file name")
     base = folder.resolve()
-    target = (base / name).resolve()
+    try:
+        target = (base / name).resolve()
+    except (OSError, RuntimeError) as exc:  # symlink loops, unreadable folders
+        raise PathOutsideFolder(f"{name!r} cannot be resolved: {exc}") from None
     if target != base and base not in target.parents:
         raise PathOutsideFolder(f"{name!r} resolves outside {folder.name}/")
     return target
@@ -115,6 +130,21 @@ class Workspace:
         for d in (self.input_dir, self.output_dir, self.temp_dir):
             d.mkdir(parents=True, exist_ok=True)
         return self
+
+    def clear_temp(self) -> int:
+        """Empty the temporary folder (PreviewImage's files of an earlier process);
+        the number of entries removed. Links are removed, never followed."""
+        removed = 0
+        if not self.temp_dir.is_dir():
+            return removed
+        for entry in os.scandir(self.temp_dir):
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def folder(self, kind: str) -> Path:
         folders = {"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir}

@@ -44,5 +44,7 @@ class InvertLatent(Node):
         negative: Conditioning | None = None,
     ) -> dict[str, Any]:
         ctx.check_interrupted()
-        out = invert(model, conditioning, negative, latent, steps, cfg, progress_callback(ctx))
+        out = invert(
+            model, conditioning, negative, latent, steps, cfg, progress_callback(ctx, model)
+        )
         return {"latent": out}

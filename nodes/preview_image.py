@@ -15,8 +15,9 @@ class PreviewImage(Node):
     """Show images without keeping them: PNGs in the temp folder (fast compression).
 
     Cacheable like every other node: an identical rerun reports the same temporary
-    files, which stay valid for the life of the process (the temp folder is only
-    cleared when a server or CLI starts, and then the cache is new too)."""
+    files, which stay valid for the life of the process (the server empties the temp
+    folder when it starts, and then the cache is new too; `run.py` leaves it, since a
+    server may be using the same data folder)."""
 
     CATEGORY = "image"
     OUTPUT_NODE = True

@@ -18,11 +18,17 @@ from nodes.types import Latent, Model
 SEED_MAX = 2**64 - 1
 
 
-def progress_callback(ctx: Any) -> Any:
-    """Per-step progress with a latent preview; ctx.progress raises when interrupted."""
+def progress_callback(ctx: Any, model: ModelHandle | None = None) -> Any:
+    """Per-step progress with a preview (the model's own previewer where it has one, made
+    when its checkpoint loaded); ctx.progress raises when interrupted."""
+    previewer = getattr(model, "preview", None)
 
     def on_step(step: int, total: int, latents: torch.Tensor) -> None:
-        ctx.progress(step / total, step, total, preview=latent_preview(latents))
+        if previewer is None:
+            preview = latent_preview(latents)
+        else:
+            preview = previewer(latents) if previewer.due(step, total) else None
+        ctx.progress(step / total, step, total, preview=preview)
 
     return on_step
 
@@ -73,5 +79,5 @@ class Sample(Node):
     ) -> dict[str, Any]:
         settings = SampleSettings(seed, steps, cfg, sampler, schedule, denoise)
         ctx.check_interrupted()
-        out = sample(model, positive, negative, latent, settings, progress_callback(ctx))
+        out = sample(model, positive, negative, latent, settings, progress_callback(ctx, model))
         return {"latent": LatentBatch(out)}  # stays on the model's device

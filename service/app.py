@@ -13,6 +13,7 @@ from graph.executor import Engine
 from graph.registry import Registry
 from graph.workspace import Workspace
 from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from service.accesslog import quiet_client_errors
 from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
@@ -58,6 +59,7 @@ def make_app(
     """Build the server. Tests inject an engine (or a registry of test nodes); the
     queue database opens and the worker thread starts when the app starts."""
     config = config or ServerConfig()
+    quiet_client_errors()
     engine = engine or make_engine(config, registry)
     engine.workspace.ensure()
     workers = [worker] if worker is not None else build_workers(config, engine)
@@ -97,6 +99,9 @@ async def _start(app: web.Application) -> None:
         max_attempts=cfg.max_attempts,
         lease_seconds=cfg.lease_seconds,
     )
+    cleared = await asyncio.to_thread(svc.engine.workspace.clear_temp)
+    if cleared:
+        log.info("cleared %d preview file(s) of an earlier run from the temp folder", cleared)
     if svc.store.recovered:
         log.warning(
             "jobs left running by a stopped server: %s",

@@ -22,9 +22,9 @@ from typing import Any
 from graph.failure import failure
 from service.deadline import JobDeadline
 from service.messages import with_urls
-from service.node_states import settle_nodes, track_node
+from service.node_states import track_node
 from service.scheduler import Idle, Policy, Waiting, assign
-from service.store import Job, JobStore
+from service.store import Job, JobStore, settle_nodes
 from service.worker import JobOutcome, JobRequest, Worker, WorkerLost
 
 log = logging.getLogger(__name__)
@@ -380,7 +380,7 @@ class Dispatcher:
             )
             self.broadcast_status()
         elif status == "error":
-            settle_nodes(nodes, "error")
+            settle_nodes(nodes, "interrupted")  # as the store recorded it
             self.store.set_nodes(job.id, nodes)
             stored = self.store.get(job.id)
             error = stored.error if stored is not None and stored.error else {}

@@ -1,4 +1,5 @@
-"""Per-node states of a job, as the dispatcher stores them while the job runs."""
+"""Per-node states of a job, as the dispatcher stores them while the job runs
+(`service.store.settle_nodes` closes them when the job ends)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,3 @@ def track_node(nodes: dict[str, dict[str, Any]], message: dict[str, Any]) -> boo
     else:
         return False
     return True
-
-
-def settle_nodes(nodes: dict[str, dict[str, Any]], status: str) -> None:
-    """Nodes still running or pending when the job ended did not finish."""
-    for state in nodes.values():
-        if state["status"] == "running":
-            state["status"] = "interrupted" if status == "interrupted" else "error"
-        elif state["status"] == "pending":
-            state["status"] = "skipped"

@@ -10,13 +10,15 @@ import json
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from PIL import Image, UnidentifiedImageError
 
-from graph.pngmeta import read_png_text
+from graph import jsondoc
+from graph.pngmeta import PngTextError, read_png_text, without_text
 from graph.workflow import WorkflowFormatError, parse_workflow
 from graph.workspace import PathOutsideFolder, is_regular_file
 from service.errors import ApiError
@@ -58,20 +60,31 @@ async def get_file(request: web.Request) -> web.StreamResponse:
 
 
 async def _read_part(request: web.Request, limit: int) -> tuple[bytes, str | None]:
+    """The ``file`` field of a multipart form; every part read before it counts
+    towards ``limit`` too (a chunked body has no Content-Length to check first)."""
+    too_large = ApiError(413, "body_too_large", f"uploads are limited to {limit} bytes")
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
-        raise ApiError(413, "body_too_large", f"uploads are limited to {limit} bytes")
+        raise too_large
     if not request.content_type.startswith("multipart/"):
         raise ApiError(400, "bad_upload", "send multipart/form-data with a 'file' field")
-    reader = await request.multipart()
-    async for part in reader:
-        if getattr(part, "name", None) != "file":
-            continue
-        data = bytearray()
-        while chunk := await part.read_chunk(1 << 16):  # type: ignore[union-attr]
-            data += chunk
-            if len(data) > limit:
-                raise ApiError(413, "body_too_large", f"uploads are limited to {limit} bytes")
-        return bytes(data), getattr(part, "filename", None)
+    total = 0
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                raise ApiError(400, "bad_upload", "nested multipart forms are not accepted")
+            wanted = part.name == "file"
+            data = bytearray()
+            while chunk := await part.read_chunk(1 << 16):
+                total += len(chunk)
+                if total > limit:
+                    raise too_large
+                if wanted:
+                    data += chunk
+            if wanted:
+                return bytes(data), part.filename
+    except (ValueError, AssertionError) as exc:  # aiohttp's reader on a malformed form
+        raise ApiError(400, "bad_upload", f"the form cannot be read: {exc}") from None
     raise ApiError(400, "bad_upload", "the form has no 'file' field")
 
 
@@ -80,7 +93,7 @@ def inspect_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(io.BytesIO(without_text(data))) as im:  # text is read apart
                 fmt, (w, h) = im.format or "", im.size
                 if fmt not in UPLOAD_FORMATS:
                     raise ApiError(
@@ -109,17 +122,34 @@ def inspect_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
 def embedded_workflow(data: bytes, limit: int) -> tuple[dict[str, Any] | None, str | None]:
     """The workflow a PNG carries (parsed as data, never run), or an error message."""
     try:
-        text = read_png_text(data).get("workflow")
-    except Exception:
-        return None, None
+        text = read_png_text(data, keys=("workflow",), max_bytes=limit).get("workflow")
+    except PngTextError as exc:
+        return None, f"the embedded workflow cannot be read: {exc}"
     if text is None:
         return None, None
-    if len(text) > limit:
-        return None, "the embedded workflow is too large"
     try:
-        return parse_workflow(json.loads(text)).model_dump(mode="json"), None
-    except (json.JSONDecodeError, WorkflowFormatError, RecursionError) as exc:
+        return parse_workflow(jsondoc.loads(text)).model_dump(mode="json"), None
+    except (json.JSONDecodeError, WorkflowFormatError, jsondoc.DocumentTooComplex) as exc:
         return None, f"the embedded workflow is not valid: {exc}"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What an uploaded file turned out to be."""
+
+    format: str
+    width: int
+    height: int
+    workflow: dict[str, Any] | None
+    workflow_error: str | None
+
+
+def examine_upload(data: bytes, max_pixels: int, max_workflow_bytes: int) -> Upload:
+    """Check the image and read its workflow: CPU work, run in a worker thread so
+    the event loop keeps answering while a large upload is parsed."""
+    fmt, w, h = inspect_image(data, max_pixels)
+    workflow, error = embedded_workflow(data, max_workflow_bytes) if fmt == "PNG" else (None, None)
+    return Upload(fmt, w, h, workflow, error)
 
 
 def store_upload(folder: Path, data: bytes, suffix: str) -> str:
@@ -143,25 +173,22 @@ async def upload(request: web.Request) -> web.Response:
     svc = services(request)
     cfg = svc.config
     data, original = await _read_part(request, cfg.max_upload_bytes)
-    fmt, w, h = await asyncio.to_thread(inspect_image, data, cfg.max_upload_pixels)
-    workflow, workflow_error = (None, None)
-    if fmt == "PNG":
-        workflow, workflow_error = embedded_workflow(data, cfg.max_body_bytes)
+    found = await asyncio.to_thread(examine_upload, data, cfg.max_upload_pixels, cfg.max_body_bytes)
     keep = request.query.get("store", "true").lower() not in ("0", "false", "no")
     name = None
     if keep:
         folder = svc.engine.workspace.folder("input")
         folder.mkdir(parents=True, exist_ok=True)
-        name = store_upload(folder, data, UPLOAD_FORMATS[fmt])
+        name = await asyncio.to_thread(store_upload, folder, data, UPLOAD_FORMATS[found.format])
     return web.json_response(
         {
             "name": name,
             "url": None if name is None else f"/api/files/input/{name}",
-            "format": fmt.lower(),
-            "width": w,
-            "height": h,
+            "format": found.format.lower(),
+            "width": found.width,
+            "height": found.height,
             "original_name": original,
-            "workflow": workflow,
-            "workflow_error": workflow_error,
+            "workflow": found.workflow,
+            "workflow_error": found.workflow_error,
         }
     )

@@ -12,11 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
+from graph import jsondoc
 from graph.validate import Problem
-from graph.workflow import WorkflowFormatError, parse_workflow
+from graph.workflow import Workflow, WorkflowFormatError, parse_workflow
 from service.budgets import check_budgets, check_node_count
 from service.clients import HEADER, Caller, caller
 from service.errors import ApiError
+from service.params import query_int
 from service.state import services
 from service.store import FINISHED, IdempotencyConflict, Job
 
@@ -33,10 +35,19 @@ async def read_json(request: web.Request, limit: int) -> Any:
         body += chunk
         if len(body) > limit:
             raise ApiError(413, "body_too_large", f"request bodies are limited to {limit} bytes")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    try:  # a 5 MB body takes a second to decode and check: not on the event loop
+        return await asyncio.to_thread(jsondoc.loads, body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    except jsondoc.DocumentTooComplex as exc:
+        raise ApiError(400, "invalid_json", f"the body is not accepted: {exc}") from None
+
+
+def _stored_form(workflow: Workflow, client_id: str) -> tuple[dict[str, Any], str]:
+    """The workflow as stored, and the digest that ties an idempotency key to it."""
+    data = workflow.model_dump(mode="json")
+    digest = hashlib.sha256(json.dumps([data, client_id], sort_keys=True).encode()).hexdigest()
+    return data, digest
 
 
 def _problems(problems: list[Problem]) -> list[dict[str, Any]]:
@@ -59,7 +70,7 @@ async def submit(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_idempotency_key", "idempotency_key must be a short string")
 
     try:
-        workflow = parse_workflow(body["workflow"])
+        workflow = await asyncio.to_thread(parse_workflow, body["workflow"])
     except WorkflowFormatError as exc:
         problem = Problem(None, None, "bad_format", str(exc))
         raise ApiError(400, "invalid_workflow", str(exc), [problem.to_json()]) from None
@@ -80,8 +91,7 @@ async def submit(request: web.Request) -> web.Response:
     if over:
         raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
 
-    data = workflow.model_dump(mode="json")
-    digest = hashlib.sha256(json.dumps([data, client_id], sort_keys=True).encode()).hexdigest()
+    data, digest = await asyncio.to_thread(_stored_form, workflow, client_id)  # ~1 s at 5 MB
     store = svc.jobs
     if key is None or store.get_by_key(key) is None:
         queued = store.count("queued")
@@ -93,7 +103,7 @@ async def submit(request: web.Request) -> web.Response:
                 headers={"Retry-After": "5"},
             )
     try:
-        job, created = store.add(data, client_id, key, digest)
+        job, created = await asyncio.to_thread(store.add, data, client_id, key, digest)
     except IdempotencyConflict:
         raise ApiError(
             409, "idempotency_conflict", "this idempotency_key was used with a different request"
@@ -132,11 +142,8 @@ def _owned_job(request: web.Request) -> Job:
 @routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     q = request.query
-    try:
-        limit = min(max(int(q.get("limit", "50")), 1), 200)
-        before = int(q["before"]) if q.get("before") else None
-    except ValueError:
-        raise ApiError(400, "bad_query", "limit and before must be integers") from None
+    limit = query_int(request, "limit", 50, 1, 200, clamp=True) or 50
+    before = query_int(request, "before", None)
     statuses = tuple(s for s in q.get("status", "").split(",") if s)
     if any(s not in STATUSES for s in statuses):
         raise ApiError(400, "bad_query", f"status must be among {', '.join(STATUSES)}")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from dataclasses import asdict
 
 from aiohttp import web
 
+from graph import jsondoc
 from graph.schema import registry_schema
 from graph.workspace import PathOutsideFolder, confined_path
 from service.errors import ApiError
@@ -57,8 +57,8 @@ async def workflow(request: web.Request) -> web.Response:
     if not path.is_file():
         raise ApiError(404, "not_found", f"no workflow {name!r}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = jsondoc.loads(path.read_bytes())
+    except ValueError as exc:  # undecodable, malformed, or out of bounds
         raise ApiError(500, "broken_workflow_file", f"{path.name}: {exc}") from None
     return web.json_response(data)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
+from graph import jsondoc
 from service.clients import HEADER
 from service.state import services
 
@@ -43,9 +43,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
-            with contextlib.suppress(ValueError, AttributeError):
-                if json.loads(msg.data).get("type") == "ping":
-                    box.offer({"type": "pong"})
+            try:
+                data = jsondoc.loads(msg.data)
+            except ValueError:  # malformed, too deep, too long a number: end politely
+                await ws.close(code=WSCloseCode.INVALID_TEXT, message=b"expected a JSON message")
+                break
+            if isinstance(data, dict) and data.get("type") == "ping":
+                box.offer({"type": "pong"})
     finally:
         svc.hub.disconnect(client_id, box)
         pump.cancel()

@@ -89,10 +89,15 @@ def origin_allowed(request: web.Request, config: ServerConfig) -> bool:
         return False
     if origin.rstrip("/") in {o.rstrip("/") for o in config.allowed_origins}:
         return True
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
-    return parts.netloc.lower() == request.host.lower()
+    # Same origin = same scheme and host:port; https://host:PORT is another site
+    # than the http://host:PORT served here.
+    return parts.scheme == request.scheme and parts.netloc.lower() == request.host.lower()
 
 
 def _presented_token(request: web.Request) -> tuple[str | None, bool]:

@@ -12,6 +12,7 @@ beyond the history limit are pruned, oldest first; their output files stay on di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -23,6 +24,58 @@ from pathlib import Path
 from typing import Any
 
 from service.job_record import ADDED_COLUMNS, FINISHED, SCHEMA, Job, job_from_row, lost_error
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class StoreUnusable(Exception):
+    """The job database exists but cannot be used; it is never replaced silently,
+    since the queue and the history live in it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        super().__init__(
+            f"the job database {path} cannot be used: {reason}. It holds the queue and "
+            "the history, so it is not replaced. Restore it from a backup, or move it "
+            f"aside to start with an empty queue: mv {path} {path}.broken-{stamp} "
+            "(with its -wal and -shm files, if any)"
+        )
+        self.path = path
+        self.reason = reason
+
+
+def check_database_file(path: Path) -> None:
+    """Refuse, before SQLite touches it, a file that is not a SQLite database (SQLite
+    would silently turn an empty file into a new database)."""
+    if not path.is_file():
+        raise StoreUnusable(path, "it is not a regular file")
+    with path.open("rb") as fh:
+        header = fh.read(len(SQLITE_HEADER))
+    if not header:
+        raise StoreUnusable(path, "the file is empty (0 bytes)")
+    if header != SQLITE_HEADER:
+        raise StoreUnusable(path, "the file is not a SQLite database")
+
+
+def _check_contents(db: sqlite3.Connection) -> None:
+    """A database that is damaged, or is not ours, is refused rather than reused."""
+    problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError("the integrity check failed: " + "; ".join(problems[:3]))
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "jobs" not in tables:
+        raise sqlite3.DatabaseError("it holds no jobs table (is it another program's database?)")
+
+
+def settle_nodes(nodes: dict[str, dict[str, Any]], status: str) -> None:
+    """Nodes still running or pending when their job ended did not finish."""
+    for state in nodes.values():
+        if not isinstance(state, dict):
+            continue
+        if state.get("status") == "running":
+            state["status"] = "interrupted" if status == "interrupted" else "error"
+        elif state.get("status") == "pending":
+            state["status"] = "skipped"
 
 
 class IdempotencyConflict(Exception):
@@ -70,17 +123,27 @@ class JobStore:
         self.lease_seconds = lease_seconds
         self.owner = _owner_token()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=10.0
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA busy_timeout=10000")  # another server may hold the write lock
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._migrate()
-        self.recovered = self.recover_lost()
-        self.prune()
+        existed = path.exists() or path.is_symlink()
+        if existed:
+            check_database_file(path)
+        try:
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+            self._db.row_factory = sqlite3.Row
+            if existed:
+                _check_contents(self._db)
+            self._db.execute("PRAGMA busy_timeout=10000")  # another server may hold the lock
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._migrate()
+            self.recovered = self.recover_lost()
+            self.prune()
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            raise StoreUnusable(path, str(exc)) from None
 
     def _migrate(self) -> None:
         with self._lock:
@@ -161,10 +224,16 @@ class JobStore:
         now = time.time()
         tries = self.max_attempts
         error = lost_error(f"{message} ({tries} attempt(s), none finished)", node_id)
+        found = self._db.execute("SELECT nodes FROM jobs WHERE id=?", (job_id,)).fetchone()
+        try:
+            nodes = json.loads(found[0]) if found is not None else {}
+        except ValueError:
+            nodes = {}
+        settle_nodes(nodes, "interrupted")  # cut off where it ran
         row = self._db.execute(
             "UPDATE jobs SET status='error', finished=?, seconds=COALESCE(?-started, 0), "
-            "error=?, lease_until=NULL WHERE id=? AND status='running' RETURNING status",
-            (now, now, json.dumps(error), job_id),
+            "error=?, nodes=?, lease_until=NULL WHERE id=? AND status='running' RETURNING status",
+            (now, now, json.dumps(error), json.dumps(nodes), job_id),
         ).fetchone()
         return "" if row is None else "error"
 

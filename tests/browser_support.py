@@ -2,12 +2,14 @@
 
 The PyPI playwright package's async API drives Debian's chromium (no `playwright
 install`); the real server (`server.make_app`) runs in the test's event loop via
-pytest-aiohttp, over a temporary data folder, serving the built canvas (web/dist).
+pytest-aiohttp, over a temporary data folder, serving the canvas's test build (web/dist-test,
+built by `npm run build:test`: the production build has no ``window.__app`` test hook).
 Import the fixtures into a test module: ``from tests.browser_support import canvas_fixture``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DIST = ROOT / "web" / "dist"
+DIST = ROOT / "web" / "dist-test"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -42,6 +44,7 @@ class Canvas:
     errors: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)  # console errors and warnings
     allowed: list[re.Pattern[str]] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)  # types of the dialogs shown (accepted)
 
     def allow(self, pattern: str) -> None:
         """Expect a failing response (e.g. the 400 of a validation test)."""
@@ -71,6 +74,14 @@ class Canvas:
             timeout=timeout,
         )
         return await handle.json_value()
+
+    async def request(self, method: str, path: str, data: Any = None) -> Any:
+        """An API call as this page's client (its issued id), e.g. to read its jobs."""
+        headers = {"X-Client-Id": await self.app("app.clientId")}
+        kw: dict[str, Any] = {"headers": headers}
+        if data is not None:
+            kw["data"] = data
+        return await self.page.request.fetch(f"{self.url}{path}", method=method, **kw)
 
     def node(self, node_id: str) -> Any:
         return self.page.locator(f'.react-flow__node[data-id="{node_id}"]')
@@ -104,7 +115,8 @@ class Canvas:
 def require_dist() -> None:
     if not (DIST / "index.html").is_file():
         pytest.fail(
-            "web/dist is missing: build the canvas first (cd web && npm ci && npm run build)",
+            "web/dist-test is missing: build the canvas's test build first"
+            " (cd web && npm ci && npm run build:test; ./dev.sh test does it)",
             pytrace=False,
         )
 
@@ -148,6 +160,8 @@ async def canvas_fixture(live_url: str, request: pytest.FixtureRequest) -> Async
             "console",
             lambda m: m.type in ("error", "warning") and c.console.append(f"{m.type}: {m.text}"),
         )
+        dialogs = c.dialogs
+        page.on("dialog", lambda d: (dialogs.append(d.type), asyncio.ensure_future(d.accept())))
         page.on(
             "response",
             lambda r: r.status >= 400 and c.errors.append(f"{r.status} {r.request.method} {r.url}"),
@@ -164,3 +178,8 @@ async def canvas_fixture(live_url: str, request: pytest.FixtureRequest) -> Async
 
 def default_workflow() -> dict[str, Any]:
     return json.loads((ROOT / "workflows" / "txt2img.json").read_text())
+
+
+async def layout_problems(page: Any) -> list[str]:
+    """Overlapping or cut-off text on the page as it is drawn now (tests/layout_problems.js)."""
+    return await page.evaluate((ROOT / "tests" / "layout_problems.js").read_text())

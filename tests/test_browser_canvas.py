@@ -1,6 +1,6 @@
 """The canvas in a real browser (chromium) against the real server and nodes.
 
-Skips only where chromium is missing; fails clearly when web/dist is not built."""
+Skips only where chromium is missing; fails clearly when web/dist-test is not built."""
 
 from __future__ import annotations
 
@@ -257,6 +257,9 @@ async def test_stop_interrupts_the_running_job(canvas: Canvas) -> None:
     steps = [e for e in await canvas.app("app.lastEvents(300)") if e["type"] == "progress"]
     assert steps and steps[-1]["step"] < 150
     assert await canvas.app("app.activeJobs()") == []
+    # The job's messages replace each other in order: "stopping..." never follows the end.
+    await canvas.page.wait_for_timeout(500)
+    assert await canvas.app("app.toasts()") == ["run interrupted"]
     assert canvas.unexpected_errors() == []
 
 
@@ -355,23 +358,24 @@ async def test_every_example_round_trips(canvas: Canvas) -> None:
 
 async def test_validation_error_is_shown_on_its_node_and_input(canvas: Canvas) -> None:
     canvas.allow(r"^400 POST .*/api/jobs$")
-    await canvas.node("sample").locator('input[name="steps"]').fill("0")
+    # Out of range for the server (the canvas checks only whole numbers and seeds itself).
+    await canvas.node("sample").locator('input[name="cfg"]').fill("150")
     await canvas.page.click("button:has-text('Run')")
     node = canvas.node("sample").locator(".gnode")
     await canvas.page.locator('.react-flow__node[data-id="sample"] .gnode.invalid').wait_for()
-    row = canvas.node("sample").locator('[data-field="steps"]')
+    row = canvas.node("sample").locator('[data-field="cfg"]')
     assert "invalid" in (await row.get_attribute("class")).split()
     message = await row.locator(".gnode-issue").inner_text()
     assert message.strip()
     outline = await node.evaluate("el => getComputedStyle(el).borderColor")
     assert outline == "rgb(239, 68, 68)"
     issues = await canvas.app("app.issues()")
-    assert [i["field"] for i in issues["sample"]] == ["steps"]
+    assert [i["field"] for i in issues["sample"]] == ["cfg"]
     assert await canvas.app("app.activeJobs()") == []
     assert await canvas.page.locator(".toast.error").count() == 1
     await canvas.shot("validation-error")
     # Fixing the value clears the mark on that input.
-    await canvas.node("sample").locator('input[name="steps"]').fill("5")
+    await canvas.node("sample").locator('input[name="cfg"]').fill("5")
     await canvas.page.locator('.react-flow__node[data-id="sample"] .gnode.invalid').wait_for(
         state="detached"
     )

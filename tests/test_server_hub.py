@@ -120,3 +120,36 @@ async def test_odd_values_do_not_end_the_stream():
     assert [m["type"] for m in sock.sent] == ["error", "run_finished"]
     box.close()
     await asyncio.wait_for(pump, 1)
+
+
+async def test_pongs_are_coalesced_and_dropped_first():
+    box = Outbox(StuckSocket(), limit=8)
+    box.offer({"type": "queued", "job": "j"})
+    for _ in range(10_000):
+        box.offer({"type": "pong"})
+    assert [m["type"] for m in box.pending] == ["queued", "pong"]
+    for i in range(20):
+        box.offer({"type": "run_finished", "job": f"j{i}", "status": "ok"})
+    assert "pong" not in [m["type"] for m in box.pending]
+
+
+class ClosableStuckSocket(StuckSocket):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed_with: int | None = None
+
+    async def close(self, code: int = 1000, message: bytes = b"") -> None:
+        self.closed_with = code
+
+
+async def test_a_stalled_client_is_disconnected_not_buffered_forever():
+    sock = ClosableStuckSocket()
+    box = Outbox(sock, limit=8)
+    for i in range(5_000):  # final events are never dropped: only a disconnect bounds them
+        box.offer({"type": "run_finished", "job": f"j{i}", "status": "ok"})
+        box.offer(_progress(f"j{i}", 1))
+    await asyncio.sleep(0)
+    assert box.stalled and box.pending == []
+    assert sock.closed_with == 1013  # try again later: the client reconnects for a snapshot
+    box.offer({"type": "queued", "job": "late"})
+    assert box.pending == []

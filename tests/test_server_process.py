@@ -24,9 +24,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _call(port: int, path: str, body: dict | None = None, client_id: str = "") -> dict:
+def _call(
+    port: int,
+    path: str,
+    body: dict | None = None,
+    client_id: str = "",
+    headers: dict | None = None,
+) -> dict:
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if client_id:
         headers["X-Client-Id"] = client_id
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers)

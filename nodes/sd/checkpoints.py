@@ -27,6 +27,7 @@ from nodes.sd.checkpoint_files import (
 )
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
 from nodes.sd.ldm_export import HINTS_KEY
+from nodes.sd.preview import make_previewer
 
 __all__ = [
     "BUILTIN_TINY",
@@ -211,6 +212,7 @@ def _place(c: dict[str, Any], device: torch.device, dtype: torch.dtype, identity
         dtype=dtype,
         identity=identity,
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
+        preview=make_previewer(vae, float(vae.config.scaling_factor)),
     )
     clip = ClipHandle(c["tokenizer"], c["text_encoder"], device, dtype, identity)
     vae_h = VaeHandle(vae, device, dtype, identity, scaling_factor=float(vae.config.scaling_factor))

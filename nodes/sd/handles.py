@@ -22,6 +22,7 @@ class ModelHandle:
     dtype: torch.dtype
     identity: str  # stable id of the loaded file (name, size, mtime, dtype, device)
     vae_scale_factor: int = 8
+    preview: Any = None  # latents -> PIL image for progress (nodes/sd/preview.py), or None
 
     def cache_nbytes(self) -> int:
         return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,8 @@ from graph.workspace import Workspace, confined_path, is_regular_file, open_regu
 
 MAX_INPUT_PIXELS = 4096 * 4096  # larger inputs are refused before decoding
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-COUNTER_DIGITS = 5
-MAX_COUNTER = 10**COUNTER_DIGITS - 1
+COUNTER_DIGITS = 5  # at least; 100000 and beyond get more digits
+PROBE_POWERS = 48  # numbers up to 2**48 are found without listing the folder
 
 
 class ImageTooLarge(ValueError):
@@ -78,15 +77,29 @@ def list_images(folder: Path) -> list[str]:
     return sorted(names)
 
 
+def _numbered(directory: Path, stem: str, counter: int) -> Path:
+    return directory / f"{stem}_{counter:0{COUNTER_DIGITS}d}_.png"
+
+
 def _counter_start(directory: Path, stem: str) -> int:
-    pattern = re.compile(re.escape(stem) + r"_(\d{" + str(COUNTER_DIGITS) + r",})_\.png$")
-    highest = 0
-    if directory.is_dir():
-        for entry in os.scandir(directory):
-            m = pattern.match(entry.name)
-            if m:
-                highest = max(highest, int(m.group(1)))
-    return highest + 1
+    """The number after the last of the run of numbered files already there, found
+    with ~50 probes (each power of two, then bisecting after the highest one present)
+    instead of listing a folder that may hold 100,000 files. Numbers below a run
+    (older files deleted) may be reused; an existing file is never overwritten."""
+    low = 0
+    for power in range(PROBE_POWERS):
+        if _numbered(directory, stem, 1 << power).exists():
+            low = 1 << power
+    if low == 0:
+        return 1
+    high = 2 * low  # absent: low is the highest power of two present
+    while high - low > 1:
+        mid = (low + high) // 2
+        if _numbered(directory, stem, mid).exists():
+            low = mid
+        else:
+            high = mid
+    return high
 
 
 def save_png(
@@ -108,11 +121,11 @@ def save_png(
     for key, value in text.items():
         info.add_text(key, value, zip=len(value) > 1024)
     counter = _counter_start(directory, stem)
-    while counter <= MAX_COUNTER:
-        path = directory / f"{stem}_{counter:0{COUNTER_DIGITS}d}_.png"
+    while True:
+        path = _numbered(directory, stem, counter)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
+        except FileExistsError:  # a concurrent writer took it
             counter += 1
             continue
         try:
@@ -122,4 +135,3 @@ def save_png(
             path.unlink(missing_ok=True)
             raise
         return path
-    raise FileExistsError(f"no free file name left for prefix {prefix!r} in {kind}/")

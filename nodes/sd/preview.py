@@ -1,15 +1,25 @@
-"""A cheap latent -> RGB preview for progress events (no VAE call).
+"""Live previews of sampling: the current denoised estimate as a small RGB image.
 
-SD 1.x / 2.x latents map to RGB roughly linearly; the factors are the widely used
-"latent2rgb" projection (as in ComfyUI's SD15 latent format), applied to the current
-denoised estimate in U-Net space."""
+A model gets its previewer when its checkpoint loads (``make_previewer``): where the VAE's
+decoder is small (the demo model) previews are real decodes; otherwise a linear
+latent -> RGB projection is fitted to this VAE once, at load time, by decoding a few latents
+(falling back to the SD 1.x factors widely used, e.g. in ComfyUI, if that fails). Previews
+are throttled, so they never cost more than a small share of a run; they touch no RNG, so
+the image a seed makes is unchanged."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+from typing import Any
+
 import torch
 from PIL import Image
+from torch.nn.functional import adaptive_avg_pool2d
 
-LATENT_RGB_FACTORS = torch.tensor(
+# SD 1.x latent -> RGB factors (as in ComfyUI's SD15 latent format), rows = latent channels.
+SD15_LATENT_RGB = torch.tensor(
     [
         [0.3512, 0.2297, 0.3227],
         [0.3250, 0.4974, 0.2350],
@@ -18,18 +28,99 @@ LATENT_RGB_FACTORS = torch.tensor(
     ]
 )
 MAX_SIDE = 256
+CHEAP_DECODER_PARAMS = 5_000_000  # decoders up to this size decode previews for real
+MIN_INTERVAL_S = 0.25  # at most four previews a second
+FIT_LATENT_SIDE = 16
+FIT_SAMPLES = 4
+
+
+def _to_image(rgb: torch.Tensor) -> Image.Image:
+    """[3, H, W] in [-1, 1] -> PIL RGB."""
+    arr = ((rgb.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def project(
+    latent: torch.Tensor, factors: torch.Tensor, bias: torch.Tensor | None = None
+) -> Image.Image:
+    """One latent [C, h, w] through a [C, 3] projection (+ bias [3]) as a PIL image."""
+    x = latent.detach().float().cpu()
+    c = factors.shape[0]
+    if x.shape[0] != c:
+        x = x[:c] if x.shape[0] > c else torch.cat([x, x.new_zeros(c - x.shape[0], *x.shape[1:])])
+    rgb = torch.einsum("chw,cr->rhw", x, factors)
+    if bias is not None:
+        rgb = rgb + bias[:, None, None]
+    return _to_image(rgb)
 
 
 def latent_preview(latents: torch.Tensor, max_side: int = MAX_SIDE) -> Image.Image:
-    """The first latent of a batch [B, 4, h, w] as a small PIL RGB image."""
-    x = latents[0].detach().float().cpu()
-    if x.shape[0] != LATENT_RGB_FACTORS.shape[0]:
-        x = x[:4] if x.shape[0] > 4 else torch.cat([x, x.new_zeros(4 - x.shape[0], *x.shape[1:])])
-    rgb = torch.einsum("chw,cr->hwr", x, LATENT_RGB_FACTORS)
-    rgb = ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
-    image = Image.fromarray(rgb, "RGB")
-    h, w = rgb.shape[:2]
-    scale = min(8, max(1, max_side // max(h, w)))
-    if scale > 1:
-        image = image.resize((w * scale, h * scale), Image.Resampling.NEAREST)
-    return image
+    """The first latent of a batch [B, 4, h, w] through the SD 1.x factors (no VAE at hand)."""
+    return project(latents[0], SD15_LATENT_RGB)
+
+
+def fit_projection(
+    vae: Any, scaling_factor: float, channels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares latent -> RGB map (+ bias) of this VAE, from decodes of random latents
+    (in U-Net space, as sampling sees them) against their images pooled to latent size."""
+    param = next(vae.parameters())
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(FIT_SAMPLES, channels, FIT_LATENT_SIDE, FIT_LATENT_SIDE, generator=gen)
+    with torch.no_grad():
+        img = vae.decode(z.to(param.device, param.dtype) / scaling_factor).sample.float().cpu()
+    img = adaptive_avg_pool2d(img, (FIT_LATENT_SIDE, FIT_LATENT_SIDE))
+    x = z.permute(0, 2, 3, 1).reshape(-1, channels)
+    x = torch.cat([x, torch.ones(x.shape[0], 1)], dim=1)
+    y = img.permute(0, 2, 3, 1).reshape(-1, 3)
+    sol = torch.linalg.lstsq(x, y).solution  # [C + 1, 3]
+    return sol[:channels], sol[channels]
+
+
+class Previewer:
+    """Latents -> preview image for one loaded model; None while throttled."""
+
+    def __init__(self, vae: Any, scaling_factor: float) -> None:
+        self.vae = vae
+        self.scaling_factor = scaling_factor
+        self.channels = int(getattr(vae.config, "latent_channels", 4))
+        self.decodes = sum(p.numel() for p in vae.decoder.parameters()) <= CHEAP_DECODER_PARAMS
+        self.factors, self.bias = SD15_LATENT_RGB, None
+        if not self.decodes:
+            # A dtype the device cannot run, say: keep the generic factors.
+            with contextlib.suppress(Exception):
+                self.factors, self.bias = fit_projection(vae, scaling_factor, self.channels)
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def due(self, step: int, total: int) -> bool:
+        """The first and last steps always; in between at most every MIN_INTERVAL_S."""
+        now = time.monotonic()
+        with self._lock:
+            if step in (1, total) or now - self._last >= MIN_INTERVAL_S:
+                self._last = now
+                return True
+        return False
+
+    def __call__(self, latents: torch.Tensor) -> Image.Image:
+        first = latents[:1].detach()
+        if self.decodes:
+            param = next(self.vae.parameters())
+            with torch.no_grad():
+                img = self.vae.decode(
+                    first.to(param.device, param.dtype) / self.scaling_factor
+                ).sample
+            return _to_image(img[0].float().cpu())
+        image = project(first[0], self.factors, self.bias)
+        side = max(image.size)
+        if side < MAX_SIDE // 2:  # small latents: smooth upscaling, the page scales the rest
+            k = max(1, (MAX_SIDE // 2) // side)
+            image = image.resize((image.width * k, image.height * k), Image.Resampling.BICUBIC)
+        return image
+
+
+def make_previewer(vae: Any, scaling_factor: float) -> Previewer | None:
+    """The previewer for a loaded VAE (None when it has no decoder to judge by)."""
+    if not hasattr(vae, "decoder") or not hasattr(vae, "decode"):
+        return None
+    return Previewer(vae, scaling_factor)

@@ -40,7 +40,8 @@ def test_vae_round_trip_shapes_and_crop(vae: VaeHandle) -> None:
 
 def test_save_image_numbers_files_and_embeds_workflow_and_parameters(engine: Engine) -> None:
     out = engine.workspace.output_dir
-    (out / "txt2img_00007_.png").write_bytes(b"taken")
+    for n in range(3, 8):  # a run of earlier files (1 and 2 deleted): numbering continues
+        (out / f"txt2img_{n:05d}_.png").write_bytes(b"taken")
     doc = with_inputs(
         workflow_doc("txt2img"),
         {"sample": {"steps": 3, "seed": 9}, "negative_tokens": {"text": "blurry, low quality"}},

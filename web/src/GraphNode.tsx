@@ -2,6 +2,7 @@
 import { Handle, Position, useUpdateNodeInternals, type NodeProps } from "@xyflow/react";
 import { memo, useEffect } from "react";
 import { useCanvas } from "./context";
+import { stringifyJson } from "./json";
 import type { FlowNode } from "./workflow";
 import { typeColor } from "./workflow";
 import { WidgetEditor } from "./widgets";
@@ -16,7 +17,7 @@ const STATUS_LABEL: Record<string, string> = {
 };
 
 function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
-  const { schema, runState, issues, setInput, setSeedControl, openImage } = useCanvas();
+  const { schema, runState, issues, setInput, setSeedControl, openImage, lastRun } = useCanvas();
   const spec = schema.nodes[data.type];
   const state = runState[id];
   const nodeIssues = issues[id] ?? [];
@@ -37,13 +38,16 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
   if (!spec) classes.push("unknown");
   if (nodeIssues.length) classes.push("invalid");
   if (state) classes.push(`st-${state.status}`);
+  if (data.ui?.collapsed) classes.push("collapsed");
 
   const images = (state?.files ?? []).filter((f) => /\.(png|jpe?g|webp)$/i.test(f.name));
 
   return (
     <div className={classes.join(" ")} data-node-type={data.type}>
-      <div className="gnode-head">
-        <span className="gnode-title">{spec?.title || data.type}</span>
+      <div className="gnode-head" style={data.ui?.color ? { background: data.ui.color, color: "#fff" } : undefined}>
+        <span className="gnode-title" title={data.ui?.title ? `${data.ui.title} (${data.type})` : undefined}>
+          {data.ui?.title || spec?.title || data.type}
+        </span>
         <span className="gnode-id">{id}</span>
         {state && (
           <span className={`gnode-status s-${state.status}`} data-status={state.status}>
@@ -102,7 +106,7 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
               </span>
               {inp.name in data.inputs && (
                 <div className="gnode-issue">
-                  broken link: {JSON.stringify(data.inputs[inp.name])} (no such node)
+                  broken link: {stringifyJson(data.inputs[inp.name])} (no such node)
                 </div>
               )}
               {bad.map((b, k) => (
@@ -122,6 +126,7 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
               onChange={(v) => setInput(id, inp.name, v)}
               seedRandomize={data.seedControl?.[inp.name]}
               onSeedRandomize={(on) => setSeedControl(id, inp.name, on)}
+              usedSeed={lastRun.seeds[id]?.[inp.name]}
             />
             {bad.map((b, k) => (
               <div className="gnode-issue" key={k}>
@@ -143,7 +148,7 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
         .map(([name, value]) => (
           <div className="gnode-row in extra" key={`xl-${name}`} data-field={name}>
             <span className="gnode-label">{name}</span>
-            <code className="gnode-raw">{JSON.stringify(value)}</code>
+            <code className="gnode-raw">{stringifyJson(value)}</code>
           </div>
         ))}
       {generalIssues.length > 0 && (
@@ -167,7 +172,9 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
         </div>
       )}
       {state?.status === "running" && state.preview && (
-        <img className="gnode-preview" src={state.preview} alt="preview" />
+        <div className="gnode-preview-box">
+          <img className="gnode-preview" src={state.preview} alt="live preview" />
+        </div>
       )}
       {state?.error && (
         <div className="gnode-error">
@@ -188,9 +195,11 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
               src={f.url}
               alt={f.name}
               className="gnode-result nodrag"
+              title={lastRun.label ? `made with ${lastRun.label}` : undefined}
               onDoubleClick={() => openImage(f.url)}
             />
           ))}
+          {state?.status === "done" && lastRun.label && <div className="gnode-result-seed">{lastRun.label}</div>}
         </div>
       )}
     </div>

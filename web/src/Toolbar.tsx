@@ -4,6 +4,8 @@ import type { Undo } from "./useUndo";
 
 type Props = {
   onRun: () => void;
+  batch: number;
+  onBatch: (n: number) => void;
   onStop: () => void;
   busy: boolean;
   onOpenFile: (file: File) => void;
@@ -12,6 +14,7 @@ type Props = {
   onExample: (name: string) => void;
   undo: Undo;
   title: string;
+  dirty: boolean;
   connected: boolean;
 };
 
@@ -23,6 +26,16 @@ export function Toolbar(p: Props) {
       <button className="primary" onClick={p.onRun} title="Queue this workflow (Ctrl+Enter)">
         ▶ Run
       </button>
+      <input
+        className="batch"
+        type="number"
+        min={1}
+        max={32}
+        value={p.batch}
+        aria-label="Batch count"
+        title="Runs per click (seeds set to randomize get a new one for each)"
+        onChange={(e) => p.onBatch(Math.max(1, Math.min(32, Math.round(Number(e.target.value) || 1))))}
+      />
       <button onClick={p.onStop} disabled={!p.busy} title="Interrupt the running job">
         ■ Stop
       </button>
@@ -35,6 +48,7 @@ export function Toolbar(p: Props) {
       </button>
       <select
         className="examples"
+        aria-label="Open an example workflow"
         value=""
         onChange={(e) => e.target.value && p.onExample(e.target.value)}
       >
@@ -46,13 +60,20 @@ export function Toolbar(p: Props) {
         ))}
       </select>
       <span className="sep" />
-      <button onClick={p.undo.undo} disabled={!p.undo.canUndo} title="Undo (Ctrl+Z)">
+      <button onClick={p.undo.undo} disabled={!p.undo.canUndo} title="Undo (Ctrl+Z)" aria-label="Undo">
         ↶
       </button>
-      <button onClick={p.undo.redo} disabled={!p.undo.canRedo} title="Redo (Ctrl+Shift+Z)">
+      <button onClick={p.undo.redo} disabled={!p.undo.canRedo} title="Redo (Ctrl+Shift+Z)" aria-label="Redo">
         ↷
       </button>
-      <span className="wf-title">{p.title}</span>
+      <span className="wf-title" title={p.dirty ? "unsaved changes (kept in this browser)" : "saved"}>
+        {p.dirty && (
+          <span className="dirty" aria-label="unsaved changes">
+            ●{" "}
+          </span>
+        )}
+        {p.title}
+      </span>
       <span className={`conn ${p.connected ? "on" : "off"}`} title="live events connection">
         {p.connected ? "● live" : "○ offline"}
       </span>

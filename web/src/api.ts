@@ -1,5 +1,6 @@
 // Thin fetch wrappers over the server API; errors carry the server's error object.
 import { clientHeaders } from "./clientId";
+import { parseJson, stringifyJson } from "./json";
 import type { Schema, ServerEvent, Workflow } from "./types";
 
 export class ApiError extends Error {
@@ -19,7 +20,7 @@ async function call<T>(path: string, init?: RequestInit): Promise<T> {
   let body: unknown = null;
   const text = await res.text();
   try {
-    body = text ? JSON.parse(text) : null;
+    body = text ? parseJson(text) : null;
   } catch {
     body = null;
   }
@@ -38,7 +39,7 @@ async function call<T>(path: string, init?: RequestInit): Promise<T> {
 const json = (method: string, body: unknown): RequestInit => ({
   method,
   headers: { "Content-Type": "application/json" },
-  body: JSON.stringify(body),
+  body: stringifyJson(body),
 });
 
 export const api = {

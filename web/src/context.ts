@@ -9,6 +9,8 @@ export type CanvasContext = {
   setInput: (nodeId: string, name: string, value: unknown) => void;
   setSeedControl: (nodeId: string, name: string, on: boolean) => void;
   openImage: (url: string) => void;
+  /** Seeds of the last submitted run (node -> input -> value) and their label. */
+  lastRun: { seeds: Record<string, Record<string, unknown>>; label: string };
 };
 
 export const Ctx = createContext<CanvasContext | null>(null);

@@ -3,8 +3,8 @@
 export type Widget = {
   kind: "number" | "seed" | "slider" | "text" | "textarea" | "select" | "toggle" | "model" | string;
   integer?: boolean;
-  min?: number | null;
-  max?: number | null;
+  min?: number | bigint | null;
+  max?: number | bigint | null;
   step?: number | null;
   choices?: unknown[];
   source?: string;

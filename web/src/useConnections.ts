@@ -1,12 +1,17 @@
 // Link handling: which links the canvas accepts, and what making one does to the graph.
 import type { Connection, Edge } from "@xyflow/react";
-import { useCallback } from "react";
+import { useCallback, useRef } from "react";
 import type { GraphState } from "./useGraphState";
 import { linkInputs, makeEdge, outputType } from "./workflow";
 
 export type Connections = {
   isValidConnection: (c: Connection | Edge) => boolean;
   onConnect: (c: Connection) => void;
+  /** Picking up a link by its end: dropped on an input that takes it, it moves there;
+   * dropped anywhere else, it is removed (detached). */
+  onReconnectStart: (e: unknown, edge: Edge) => void;
+  onReconnect: (old: Edge, c: Connection) => void;
+  onReconnectEnd: (e: unknown, edge: Edge) => void;
 };
 
 export function useConnections(
@@ -14,6 +19,7 @@ export function useConnections(
   clearField: (nodeId: string, field: string) => void,
 ): Connections {
   const { nodesRef, edgesRef, schemaRef, setNodes, setEdges } = graph;
+  const moving = useRef<{ id: string; moved: boolean } | null>(null); // the link picked up
 
   /** The only link rule: the server's `accepts` list, and one link per input. */
   const isValidConnection = useCallback(
@@ -25,7 +31,9 @@ export function useConnections(
       const spec = dst && schemaRef.current.nodes[dst.data.type];
       const input = spec && linkInputs(spec).find((i) => i.name === c.targetHandle);
       if (!type || !input || !(input.accepts ?? []).includes(type)) return false;
-      return !edgesRef.current.some((e) => e.target === c.target && e.targetHandle === c.targetHandle);
+      return !edgesRef.current.some(
+        (e) => e.id !== moving.current?.id && e.target === c.target && e.targetHandle === c.targetHandle,
+      );
     },
     [nodesRef, edgesRef, schemaRef],
   );
@@ -50,5 +58,26 @@ export function useConnections(
     [isValidConnection, setEdges, setNodes, clearField, schemaRef, nodesRef],
   );
 
-  return { isValidConnection, onConnect };
+  const onReconnectStart = useCallback((_e: unknown, edge: Edge) => {
+    moving.current = { id: edge.id, moved: false };
+  }, []);
+  const onReconnect = useCallback(
+    (old: Edge, c: Connection) => {
+      if (!isValidConnection(c)) return;
+      if (moving.current) moving.current.moved = true;
+      edgesRef.current = edgesRef.current.filter((e) => e.id !== old.id);
+      setEdges((eds) => eds.filter((e) => e.id !== old.id));
+      onConnect(c);
+    },
+    [isValidConnection, onConnect, setEdges, edgesRef],
+  );
+  const onReconnectEnd = useCallback(
+    (_e: unknown, edge: Edge) => {
+      if (moving.current && !moving.current.moved) setEdges((eds) => eds.filter((e) => e.id !== edge.id));
+      moving.current = null;
+    },
+    [setEdges],
+  );
+
+  return { isValidConnection, onConnect, onReconnectStart, onReconnect, onReconnectEnd };
 }

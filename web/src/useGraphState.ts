@@ -3,9 +3,10 @@
 import { useEdgesState, useNodesState, useReactFlow, type Edge, type OnEdgesChange, type OnNodesChange } from "@xyflow/react";
 import { useCallback, useRef, type Dispatch, type RefObject, type SetStateAction } from "react";
 import type { Schema, Workflow } from "./types";
-import { freshId, fromFlow, newNodeData, toFlow, type FlowNode } from "./workflow";
+import { randomSeed } from "./seeds";
+import { freeSpot } from "./placement";
+import { freshId, fromFlow, NODE_WIDTH, newNodeData, toFlow, type FlowNode, type NodeUi } from "./workflow";
 
-const MAX_SEED = 2 ** 48;
 
 export type GraphState = {
   nodes: FlowNode[];
@@ -27,6 +28,14 @@ export type GraphState = {
   addNode: (type: string, at?: { x: number; y: number }) => string | null;
   /** New random values for every seed input whose "randomize" control is on. */
   randomizeSeeds: () => void;
+  /** Starting values of new nodes per type (from the default workflow): the model it uses
+   * and that model's size, rather than the schema's test-model defaults. */
+  presetsRef: RefObject<Record<string, Record<string, unknown>>>;
+  /** Select every node (Ctrl+A). */
+  selectAll: () => void;
+  /** Change a node's layout-only look (title, colour, collapsed). */
+  setNodeUi: (nodeId: string, patch: NodeUi) => void;
+  removeNode: (nodeId: string) => void;
 };
 
 export function useGraphState(
@@ -43,6 +52,7 @@ export function useGraphState(
   edgesRef.current = edges;
   const schemaRef = useRef(schema);
   schemaRef.current = schema;
+  const presetsRef = useRef<Record<string, Record<string, unknown>>>({});
 
   const currentWorkflow = useCallback(
     (withViewport = true): Workflow =>
@@ -93,40 +103,66 @@ export function useGraphState(
       let position = at;
       if (!position) {
         const r = canvasRef.current?.getBoundingClientRect();
-        const jitter = (nodesRef.current.length % 5) * 24;
-        position = rf.screenToFlowPosition({
-          x: (r ? r.left + r.width / 2 : 400) - 130 + jitter,
-          y: (r ? r.top + r.height / 3 : 300) + jitter,
+        const centre = rf.screenToFlowPosition({
+          x: r ? r.left + r.width / 2 : 400,
+          y: r ? r.top + r.height / 2 : 300,
         });
+        const height = 50 + spec.inputs.length * 28 + spec.outputs.length * 22;
+        position = freeSpot(nodesRef.current, centre, { w: NODE_WIDTH, h: height });
       }
       const id = freshId(type, new Set(nodesRef.current.map((n) => n.id)));
-      const node: FlowNode = { id, type: "graph", position, data: newNodeData(spec), selected: true };
-      setNodes((nds) => [...nds.map((n) => (n.selected ? { ...n, selected: false } : n)), node]);
+      const data = newNodeData(spec, presetsRef.current[type]);
+      const node: FlowNode = { id, type: "graph", position, data, selected: true };
+      const next = [...nodesRef.current.map((n) => (n.selected ? { ...n, selected: false } : n)), node];
+      nodesRef.current = next; // a link made right after (node search) sees the node
+      setNodes(next);
       return id;
     },
     [rf, setNodes, canvasRef],
   );
 
   const randomizeSeeds = useCallback(() => {
-    setNodes((nds) =>
-      nds.map((n) => {
-        const spec = schemaRef.current.nodes[n.data.type];
-        if (!spec) return n;
-        const changes: Record<string, number> = {};
-        for (const inp of spec.inputs) {
-          if (inp.widget?.kind !== "seed" || n.data.seedControl?.[inp.name] === false) continue;
-          const lo = inp.widget.min ?? 0;
-          const hi = Math.min(inp.widget.max ?? MAX_SEED, MAX_SEED);
-          changes[inp.name] = lo + Math.floor(Math.random() * (hi - lo + 1));
-        }
-        return Object.keys(changes).length
-          ? { ...n, data: { ...n.data, inputs: { ...n.data.inputs, ...changes } } }
-          : n;
-      }),
-    );
+    const picked: Record<string, Record<string, number | bigint>> = {};
+    for (const n of nodesRef.current) {
+      const spec = schemaRef.current.nodes[n.data.type];
+      for (const inp of spec?.inputs ?? []) {
+        if (inp.widget?.kind !== "seed" || n.data.seedControl?.[inp.name] === false) continue;
+        if (!(inp.name in n.data.inputs)) continue; // linked
+        (picked[n.id] ??= {})[inp.name] = randomSeed(inp);
+      }
+    }
+    const apply = (nds: FlowNode[]) =>
+      nds.map((n) =>
+        picked[n.id] ? { ...n, data: { ...n.data, inputs: { ...n.data.inputs, ...picked[n.id] } } } : n,
+      );
+    // The ref changes at once: a batch's next run, submitted before React re-renders, reads
+    // the new seeds.
+    nodesRef.current = apply(nodesRef.current);
+    setNodes(apply);
   }, [setNodes]);
 
+  const selectAll = useCallback(
+    () => setNodes((nds) => nds.map((n) => (n.selected ? n : { ...n, selected: true }))),
+    [setNodes],
+  );
+
+  const setNodeUi = useCallback(
+    (nodeId: string, patch: NodeUi) =>
+      setNodes((nds) =>
+        nds.map((n) => (n.id === nodeId ? { ...n, data: { ...n.data, ui: { ...n.data.ui, ...patch } } } : n)),
+      ),
+    [setNodes],
+  );
+  const removeNode = useCallback(
+    (nodeId: string) => void rf.deleteElements({ nodes: [{ id: nodeId }] }),
+    [rf],
+  );
+
   return {
+    setNodeUi,
+    removeNode,
+    presetsRef,
+    selectAll,
     nodes,
     edges,
     setNodes,

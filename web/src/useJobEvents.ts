@@ -1,6 +1,7 @@
 // The websocket for this tab's client_id: per-node run state, active jobs, last events.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { eventJob } from "./api";
+import { parseJson } from "./json";
 import type { FileRef, NodeRunState, ServerEvent } from "./types";
 
 const KEEP_EVENTS = 300;
@@ -8,24 +9,64 @@ const KEEP_EVENTS = 300;
 export type JobEvents = {
   runState: Record<string, NodeRunState>;
   active: string[];
-  running: string[];
+  running: string | null;
+  /** Every running job, all clients (several run at once with several workers). */
+  runningAll: string[];
+  /** The worker running each job, from the server's status. */
   workerOf: Record<string, string>;
   connected: boolean;
   events: React.RefObject<ServerEvent[]>;
   addActive: (id: string) => void;
   resetRunState: () => void;
+  /** The job has ended (its run_finished arrived, or the server no longer has it running). */
+  isFinished: (id: string) => boolean;
 };
 
-type Hooks = { onRunFinished: (ev: ServerEvent) => void; onRunError: (ev: ServerEvent) => void };
+type Hooks = {
+  onRunFinished: (ev: ServerEvent) => void;
+  onRunError: (ev: ServerEvent) => void;
+  /** Each (re)connect's snapshot and each queue change: what happened while this tab was not
+   * listening, or in other tabs, is in history. */
+  onSnapshot?: (ev: ServerEvent) => void;
+};
+
+/** The ids of running jobs in a snapshot/status (`running` is an id, or a list of them). */
+function runningIds(ev: ServerEvent): string[] {
+  const r = ev.running;
+  if (typeof r === "string") return [r];
+  return Array.isArray(r) ? r.filter((x): x is string => typeof x === "string") : [];
+}
+
+/** job id -> worker name, from a snapshot/status `workers` list. */
+function workersOf(ev: ServerEvent): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (Array.isArray(ev.workers))
+    for (const w of ev.workers as { name?: unknown; job?: unknown }[])
+      if (typeof w?.job === "string" && typeof w.name === "string") out[w.job] = w.name;
+  return out;
+}
+
+/** Run state once its job has ended: nodes that never started lose their state, the one cut
+ * short shows it, and no preview stays. */
+function settled(rs: Record<string, NodeRunState>): Record<string, NodeRunState> {
+  const next: Record<string, NodeRunState> = {};
+  for (const [id, s] of Object.entries(rs)) {
+    if (s.status === "queued") continue;
+    next[id] = s.status === "running" ? { ...s, status: "interrupted", preview: null } : s;
+  }
+  return next;
+}
 
 export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
   const [runState, setRunState] = useState<Record<string, NodeRunState>>({});
   const [active, setActive] = useState<string[]>([]);
-  const [running, setRunning] = useState<string[]>([]);
+  const [running, setRunning] = useState<string | null>(null);
+  const [runningAll, setRunningAll] = useState<string[]>([]);
   const [workerOf, setWorkerOf] = useState<Record<string, string>>({});
   const [connected, setConnected] = useState(false);
   const events = useRef<ServerEvent[]>([]);
   const finished = useRef<Set<string>>(new Set());
+  const runJob = useRef<string | null>(null); // the job runState shows
   const hooksRef = useRef(hooks);
   hooksRef.current = hooks;
 
@@ -39,41 +80,44 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
     switch (ev.type) {
       case "snapshot": {
         // The queue is global; this tab's own jobs come in `jobs` when the server sends them.
-        // Several jobs may run at once (one per worker).
+        // Sent on every (re)connect: the server's state replaces whatever this tab still
+        // showed (after a restart, the job it was following is gone).
         const queue = Array.isArray(ev.queue) ? (ev.queue as string[]) : [];
-        const run = runningOf(ev);
+        const runs = runningIds(ev);
         const mine = Array.isArray(ev.jobs)
           ? (ev.jobs as { id: string; status: string }[])
               .filter((j) => j.status === "queued" || j.status === "running")
               .map((j) => j.id)
-          : [...run, ...queue];
+          : [...runs, ...queue];
         setActive(mine);
-        setRunning(run.filter((j) => mine.includes(j)));
+        setRunning(runs.find((r) => mine.includes(r)) ?? null);
+        setRunningAll(runs);
         setWorkerOf(workersOf(ev));
+        if (runJob.current && !runs.includes(runJob.current)) {
+          finished.current.add(runJob.current);
+          runJob.current = null;
+          setRunState(settled);
+        }
+        hooksRef.current.onSnapshot?.(ev);
         break;
       }
       case "status": {
         // Global queue changed: drop own jobs that are neither queued nor running any more.
         const queue = Array.isArray(ev.queue) ? (ev.queue as string[]) : [];
-        const run = runningOf(ev);
-        setActive((a) => a.filter((j) => run.includes(j) || queue.includes(j)));
-        setRunning((r) => r.filter((j) => run.includes(j)));
+        const runs = runningIds(ev);
+        setActive((a) => a.filter((j) => runs.includes(j) || queue.includes(j)));
+        setRunning((r) => (r && runs.includes(r) ? r : null));
+        setRunningAll(runs);
         setWorkerOf(workersOf(ev));
+        hooksRef.current.onSnapshot?.(ev); // other tabs' jobs start and end: history changed
         break;
       }
-      case "requeued":
-        // Its worker died: the job waits for another run.
-        if (job) setRunning((r) => r.filter((x) => x !== job));
-        break;
       case "queued":
         if (job) setActive((a) => (a.includes(job) ? a : [...a, job]));
         break;
       case "run_started": {
-        if (job) setRunning((r) => (r.includes(job) ? r : [...r, job]));
-        if (job && typeof ev.worker === "string") {
-          const worker = ev.worker;
-          setWorkerOf((w) => ({ ...w, [job]: worker }));
-        }
+        if (job) setRunning(job);
+        runJob.current = job;
         const toRun = (ev.to_run as string[]) ?? [];
         const cached = (ev.cached as string[]) ?? [];
         setRunState((rs) => {
@@ -122,17 +166,10 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
         break;
       case "run_finished":
         if (job) finished.current.add(job);
-        if (job) setRunning((r) => r.filter((x) => x !== job));
+        if (job) setRunning((r) => (r === job ? null : r));
         if (job) setActive((a) => a.filter((x) => x !== job));
-        // Nodes that never started lose their state; the one cut short shows it.
-        setRunState((rs) => {
-          const next: Record<string, NodeRunState> = {};
-          for (const [id, s] of Object.entries(rs)) {
-            if (s.status === "queued") continue;
-            next[id] = s.status === "running" ? { ...s, status: "interrupted", preview: null } : s;
-          }
-          return next;
-        });
+        if (job && runJob.current === job) runJob.current = null;
+        setRunState(settled);
         hooksRef.current.onRunFinished(ev);
         break;
     }
@@ -152,7 +189,7 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
       };
       ws.onmessage = (m) => {
         try {
-          handle(JSON.parse(String(m.data)) as ServerEvent);
+          handle(parseJson(String(m.data)) as ServerEvent);
         } catch {
           /* ignore a malformed frame */
         }
@@ -180,19 +217,17 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
     [],
   );
   const resetRunState = useCallback(() => setRunState({}), []);
-  return { runState, active, running, workerOf, connected, events, addActive, resetRunState };
-}
-
-function runningOf(ev: ServerEvent): string[] {
-  if (Array.isArray(ev.running))
-    return (ev.running as unknown[]).filter((j): j is string => typeof j === "string");
-  return typeof ev.running === "string" ? [ev.running] : [];
-}
-
-function workersOf(ev: ServerEvent): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (Array.isArray(ev.workers))
-    for (const w of ev.workers as { name?: unknown; job?: unknown }[])
-      if (typeof w?.job === "string" && typeof w.name === "string") out[w.job] = w.name;
-  return out;
+  const isFinished = useCallback((id: string) => finished.current.has(id), []);
+  return {
+    runState,
+    active,
+    running,
+    runningAll,
+    workerOf,
+    connected,
+    events,
+    addActive,
+    resetRunState,
+    isFinished,
+  };
 }

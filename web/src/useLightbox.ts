@@ -3,7 +3,10 @@
 import { useEffect, useState, type Dispatch, type SetStateAction } from "react";
 import { api, type JobSummary } from "./api";
 
-export type LightboxState = { url: string; job?: JobSummary } | null;
+/** One image of the history, with the job that made it. */
+export type ShownImage = { url: string; job?: JobSummary };
+/** The open image; `list`/`index` when it came from the history (arrows step through it). */
+export type LightboxState = (ShownImage & { list?: ShownImage[]; index?: number }) | null;
 
 export function useLightbox(): [LightboxState, Dispatch<SetStateAction<LightboxState>>] {
   const [lightbox, setLightbox] = useState<LightboxState>(null);

@@ -7,6 +7,7 @@ import type { Issues } from "./useIssues";
 import type { GraphState } from "./useGraphState";
 import type { JobEvents } from "./useJobEvents";
 import type { Toasts } from "./useToasts";
+import type { Workflow } from "./types";
 
 export type RunControl = {
   /** Submit the current graph; returns the job id, or null when the server refused it. */
@@ -19,6 +20,8 @@ export function useRunControl(
   jobs: JobEvents,
   issues: Pick<Issues, "show" | "clear">,
   toast: Toasts["toast"],
+  /** Told of each accepted job with the workflow as submitted (its seeds are the ones used). */
+  onSubmitted: (id: string, workflow: Workflow) => void = () => undefined,
 ): RunControl {
   const { currentWorkflow, randomizeSeeds } = graph;
   const { show: showIssues, clear: clearIssues } = issues;
@@ -29,6 +32,7 @@ export function useRunControl(
       const { id } = await api.submit(wf, clientId);
       clearIssues();
       jobs.addActive(id);
+      onSubmitted(id, wf);
       randomizeSeeds();
       return id;
     } catch (e) {
@@ -38,22 +42,27 @@ export function useRunControl(
           "error",
           `${e.message}${count ? ` (${count} problem${count > 1 ? "s" : ""} marked on the nodes)` : ""}` +
             loose.map((d) => `; ${d?.message ?? JSON.stringify(d)}`).join(""),
+          "issues",
         );
       } else toast("error", `run failed: ${String((e as Error).message ?? e)}`);
       return null;
     }
-  }, [currentWorkflow, jobs, randomizeSeeds, toast, showIssues, clearIssues]);
+  }, [currentWorkflow, jobs, randomizeSeeds, toast, showIssues, clearIssues, onSubmitted]);
 
   const cancel = useCallback(
     async (id: string) => {
+      // Said before asking, under the job's key: the job's own end ("run interrupted") replaces
+      // it, and a late answer for a job that has already ended says nothing.
+      const key = `job:${id}`;
+      toast("info", `stopping job ${id.slice(0, 8)}…`, key);
       try {
         const r = await api.cancel(id);
-        toast("info", r.status === "running" ? `stopping job ${id.slice(0, 8)}…` : `job ${id.slice(0, 8)}: ${r.status}`);
+        if (r.status !== "running" && !jobs.isFinished(id)) toast("info", `job ${id.slice(0, 8)}: ${r.status}`, key);
       } catch (e) {
-        toast("error", `cancel failed: ${String((e as Error).message ?? e)}`);
+        if (!jobs.isFinished(id)) toast("error", `cancel failed: ${String((e as Error).message ?? e)}`, key);
       }
     },
-    [toast],
+    [toast, jobs],
   );
 
   return { run, cancel };

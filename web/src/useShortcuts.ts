@@ -1,4 +1,7 @@
 // Keyboard shortcuts outside text fields (Delete/Backspace are React Flow's deleteKeyCode).
+// Inside a text field every key is the field's own: Ctrl+Z there is the browser's text undo
+// (typing is undone in runs, not character by character through node undo), Ctrl+A selects
+// its text.
 import { useEffect, useRef } from "react";
 
 type Actions = {
@@ -8,6 +11,7 @@ type Actions = {
   redo: () => void;
   save: () => void;
   run: () => void;
+  selectAll: () => void;
 };
 
 export function useShortcuts(actions: Actions): void {
@@ -28,6 +32,7 @@ export function useShortcuts(actions: Actions): void {
       else if (k === "y") a.redo();
       else if (k === "s") a.save();
       else if (k === "enter") a.run();
+      else if (k === "a") a.selectAll();
       else return;
       e.preventDefault();
     };

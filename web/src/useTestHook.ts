@@ -2,6 +2,7 @@
 // actions, so browser tests read and drive the editor without scraping the DOM.
 import { useEffect } from "react";
 import { clientId } from "./clientId";
+import type { Toast } from "./Overlays";
 import type { Schema, ValidationIssue, Workflow } from "./types";
 import type { JobEvents } from "./useJobEvents";
 import type { RunControl } from "./useRunControl";
@@ -9,6 +10,7 @@ import type { Undo } from "./useUndo";
 import { checkWorkflowShape } from "./workflow";
 
 type Editor = {
+  toasts: Toast[];
   schema: Schema;
   currentWorkflow: () => Workflow;
   loadWorkflow: (doc: Workflow) => void;
@@ -22,9 +24,11 @@ type Editor = {
   openFile: (file: File) => Promise<void>;
 };
 
-/** Refreshed after every render, so the getters always read this render's state. */
+/** Refreshed after every render, so the getters always read this render's state. Only in the
+ * test build (`vite build --mode test`, web/dist-test): production bundles leave it out. */
 export function useTestHook(e: Editor): void {
   useEffect(() => {
+    if (import.meta.env.MODE !== "test") return;
     (window as unknown as { __app: unknown }).__app = {
       ready: true,
       clientId,
@@ -44,6 +48,7 @@ export function useTestHook(e: Editor): void {
       undo: e.undo.undo,
       redo: e.undo.redo,
       openFile: e.openFile,
+      toasts: () => e.toasts.map((t) => t.text),
     };
   });
 }

@@ -7,7 +7,8 @@ import type { Workflow } from "./types";
 import type { GraphState } from "./useGraphState";
 import type { JobEvents } from "./useJobEvents";
 import type { Toasts } from "./useToasts";
-import type { Undo } from "./useUndo";
+import { readAutosave, type Undo } from "./useUndo";
+import { parseJson, stringifyJson } from "./json";
 import { checkWorkflowShape } from "./workflow";
 
 export type WorkflowFiles = {
@@ -28,6 +29,8 @@ type Deps = {
   undo: Undo;
   toast: Toasts["toast"];
   reloadSchema: () => void;
+  /** The open document's name (kept by the editor, so undo can restore it). */
+  naming: { title: string; setTitle: (title: string) => void };
 };
 
 export function useWorkflowFiles({
@@ -38,10 +41,11 @@ export function useWorkflowFiles({
   undo,
   toast,
   reloadSchema,
+  naming,
 }: Deps): WorkflowFiles {
   const { apply, currentWorkflow, schemaRef } = graph;
   const [examples, setExamples] = useState<string[]>([]);
-  const [title, setTitle] = useState("untitled");
+  const { title, setTitle } = naming;
 
   const loadWorkflow = useCallback(
     (doc: Workflow, name?: string) => {
@@ -50,16 +54,27 @@ export function useWorkflowFiles({
       jobs.resetRunState();
       if (name) setTitle(name);
       showLoaded(flow.viewport);
-      undo.commitNow();
+      undo.markClean();
       const unknown = [...new Set(flow.nodes.filter((n) => !schemaRef.current.nodes[n.data.type]).map((n) => n.data.type))];
       if (unknown.length) toast("error", `Unknown node types kept as placeholders: ${unknown.join(", ")}`);
     },
-    [apply, jobs, showLoaded, toast, undo, clearIssues, schemaRef],
+    [apply, jobs, showLoaded, toast, undo, clearIssues, schemaRef, setTitle],
   );
 
-  // Start with the default workflow (txt2img) and the list of examples.
+  // Start with what was open in this browser (autosaved), else the default workflow (txt2img).
   useEffect(() => {
     let live = true;
+    let restored = false;
+    const saved = readAutosave();
+    if (saved) {
+      try {
+        loadWorkflow(checkWorkflowShape(saved.doc), saved.title);
+        if (saved.dirty) undo.markClean(false);
+        restored = true;
+      } catch {
+        /* a damaged autosave: start from the default workflow */
+      }
+    }
     api
       .workflows()
       .then(async (r) => {
@@ -67,7 +82,7 @@ export function useWorkflowFiles({
         const names = r.workflows ?? [];
         setExamples(names);
         const first = names.includes("txt2img") ? "txt2img" : names[0];
-        if (first) loadWorkflow(checkWorkflowShape(await api.workflow(first)), first);
+        if (first && !restored) loadWorkflow(checkWorkflowShape(await api.workflow(first)), first);
       })
       .catch((e) => toast("error", `could not load the default workflow: ${e.message ?? e}`));
     return () => {
@@ -81,7 +96,7 @@ export function useWorkflowFiles({
       try {
         const isJson = file.type === "application/json" || /\.json$/i.test(file.name);
         if (isJson) {
-          const doc = checkWorkflowShape(JSON.parse(await file.text()));
+          const doc = checkWorkflowShape(parseJson(await file.text()));
           loadWorkflow(doc, file.name.replace(/\.json$/i, ""));
           toast("info", `opened ${file.name}`);
           return;
@@ -120,13 +135,14 @@ export function useWorkflowFiles({
   );
 
   const save = useCallback(() => {
-    const blob = new Blob([JSON.stringify(currentWorkflow(), null, 2) + "\n"], { type: "application/json" });
+    const blob = new Blob([stringifyJson(currentWorkflow(), 2) + "\n"], { type: "application/json" });
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
     a.download = `${title || "workflow"}.json`;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-  }, [currentWorkflow, title]);
+    undo.markClean();
+  }, [currentWorkflow, title, undo]);
 
   return { title, examples, loadWorkflow, openFile, openExample, save };
 }

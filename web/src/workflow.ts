@@ -13,7 +13,21 @@ export type NodeData = {
   /** Link inputs/outputs referenced by the file but absent from the schema (or unknown type). */
   extraInputs: string[];
   extraOutputs: string[];
+  /** Layout-only look, saved under `ui.nodes`: a title, a header colour, collapsed. */
+  ui?: NodeUi;
 };
+
+export type NodeUi = { title?: string; color?: string; collapsed?: boolean };
+
+function cleanUi(u: unknown): NodeUi | undefined {
+  if (!u || typeof u !== "object") return undefined;
+  const v = u as Record<string, unknown>;
+  const out: NodeUi = {};
+  if (typeof v.title === "string" && v.title.trim()) out.title = v.title;
+  if (typeof v.color === "string" && /^#[0-9a-fA-F]{6}$/.test(v.color)) out.color = v.color;
+  if (v.collapsed === true) out.collapsed = true;
+  return Object.keys(out).length ? out : undefined;
+}
 
 export type FlowNode = Node<NodeData, "graph">;
 
@@ -108,11 +122,17 @@ function autoLayout(doc: Workflow): Record<string, { x: number; y: number }> {
   return out;
 }
 
-export function newNodeData(spec: NodeSchema): NodeData {
+/** A new node's data; `preset` values (literals of the same type in the default workflow)
+ * win over schema defaults where the input still offers them. */
+export function newNodeData(spec: NodeSchema, preset?: Record<string, unknown>): NodeData {
   const inputs: Record<string, unknown> = {};
   const seedControl: Record<string, boolean> = {};
   for (const inp of literalInputs(spec)) {
-    inputs[inp.name] = initialValue(inp);
+    const p = preset?.[inp.name];
+    const usable =
+      p !== undefined && !asLink(p) && (!inp.widget?.choices || inp.widget.choices.includes(p));
+    const kind = inp.widget?.kind ?? "";
+    inputs[inp.name] = usable && !["seed", "text", "textarea"].includes(kind) ? p : initialValue(inp);
     if (inp.widget?.kind === "seed") seedControl[inp.name] = true;
   }
   return { type: spec.type, inputs, seedControl, extraInputs: [], extraOutputs: [] };
@@ -125,6 +145,7 @@ export function toFlow(
 ): { nodes: FlowNode[]; edges: Edge[]; viewport: Viewport | null } {
   const positions = { ...autoLayout(doc), ...(doc.ui?.positions ?? {}) };
   const control = (doc.ui?.seed_control ?? {}) as Record<string, Record<string, boolean>>;
+  const looks = (doc.ui?.nodes ?? {}) as Record<string, unknown>;
   const usedOutputs: Record<string, Set<string>> = {};
   for (const entry of Object.values(doc.nodes)) {
     for (const v of Object.values(entry.inputs ?? {})) {
@@ -163,7 +184,7 @@ export function toFlow(
       id,
       type: "graph",
       position: { x: Number(pos.x) || 0, y: Number(pos.y) || 0 },
-      data: { type: entry.type, inputs, seedControl, extraInputs, extraOutputs },
+      data: { type: entry.type, inputs, seedControl, extraInputs, extraOutputs, ui: cleanUi(looks[id]) },
     });
   }
   const edges = links.map(([s, o, t, i]) => makeEdge(schema, nodes, s, o, t, i));
@@ -189,7 +210,10 @@ export function fromFlow(
   }
   const out: Workflow = { version: 1, nodes: {}, ui: { positions: {} } };
   const seedControl: Record<string, Record<string, boolean>> = {};
+  const looks: Record<string, NodeUi> = {};
   for (const n of nodes) {
+    const look = cleanUi(n.data.ui);
+    if (look) looks[n.id] = look;
     const spec = schema.nodes[n.data.type];
     const links = incoming[n.id] ?? {};
     const inputs: Record<string, unknown> = {};
@@ -205,6 +229,7 @@ export function fromFlow(
     if (off.length) seedControl[n.id] = Object.fromEntries(off);
   }
   if (Object.keys(seedControl).length) out.ui!.seed_control = seedControl;
+  if (Object.keys(looks).length) out.ui!.nodes = looks;
   if (viewport) {
     out.ui!.viewport = {
       x: Math.round(viewport.x),

@@ -1,0 +1,103 @@
+// The right-click menu of a node: rename, collapse, header colour, delete. What it changes is
+// layout only (stored under the workflow's `ui.nodes`), so runs are unaffected.
+import { useEffect, useRef, useState } from "react";
+import type { NodeUi } from "./workflow";
+
+export const NODE_COLOURS = ["#7f1d1d", "#78350f", "#14532d", "#1e3a8a", "#581c87", "#374151"];
+
+type Props = {
+  x: number;
+  y: number;
+  nodeId: string;
+  ui: NodeUi;
+  defaultTitle: string;
+  onChange: (patch: NodeUi) => void;
+  onDelete: () => void;
+  onClose: () => void;
+};
+
+export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, onClose }: Props) {
+  const [renaming, setRenaming] = useState(false);
+  const [title, setTitle] = useState(ui.title ?? defaultTitle);
+  const first = useRef<HTMLButtonElement>(null);
+  useEffect(() => first.current?.focus(), []);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && onClose();
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [onClose]);
+  const left = Math.min(x, window.innerWidth - 210);
+  const top = Math.min(y, window.innerHeight - 230);
+  return (
+    <div className="node-search-backdrop" onMouseDown={onClose} onContextMenu={(e) => e.preventDefault()}>
+      <div
+        className="node-menu"
+        role="menu"
+        aria-label={`Node ${nodeId}`}
+        style={{ left, top }}
+        onMouseDown={(e) => e.stopPropagation()}
+      >
+        {renaming ? (
+          <input
+            autoFocus
+            aria-label="Node title"
+            value={title}
+            onChange={(e) => setTitle(e.target.value)}
+            onKeyDown={(e) => {
+              if (e.key === "Enter") {
+                onChange({ title: title.trim() && title.trim() !== defaultTitle ? title.trim() : undefined });
+                onClose();
+              }
+            }}
+          />
+        ) : (
+          <button ref={first} role="menuitem" onClick={() => setRenaming(true)}>
+            Rename…
+          </button>
+        )}
+        <button
+          role="menuitem"
+          onClick={() => {
+            onChange({ collapsed: ui.collapsed ? undefined : true });
+            onClose();
+          }}
+        >
+          {ui.collapsed ? "Expand" : "Collapse"}
+        </button>
+        <div className="node-menu-colours" role="group" aria-label="Header colour">
+          {NODE_COLOURS.map((c) => (
+            <button
+              key={c}
+              className="swatch"
+              aria-label={`colour ${c}`}
+              style={{ background: c }}
+              onClick={() => {
+                onChange({ color: c });
+                onClose();
+              }}
+            />
+          ))}
+          <button
+            className="swatch none"
+            aria-label="no colour"
+            onClick={() => {
+              onChange({ color: undefined });
+              onClose();
+            }}
+          >
+            ∅
+          </button>
+        </div>
+        <button
+          role="menuitem"
+          onClick={() => {
+            onDelete();
+            onClose();
+          }}
+        >
+          Delete
+        </button>
+      </div>
+    </div>
+  );
+}

@@ -1,9 +1,13 @@
 """Run workflow files headlessly.
 
     python run.py WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--vary NODE.INPUT=V1,V2 ...]
-                  [--out DIR] [--json]
+                  [--out DIR] [--json] [--model-memory SIZE] [--gpu-memory [DEVICE=]SIZE]
     python run.py --nodes [--json]      list the node types
     python run.py --schema              JSON Schema of the workflow file format
+    python run.py --convert IN OUT [--export comfyui-api]
+                                        ComfyUI/A1111 file -> ours (or ours -> ComfyUI API)
+
+WORKFLOW may be ours, ComfyUI API or UI JSON, or a PNG from SaveImage, ComfyUI or A1111.
 
 Exit codes: 0 every run ok; 2 invalid workflow or arguments (nothing ran); 1 a run failed.
 """
@@ -19,18 +23,23 @@ from typing import Any
 
 from graph import jsondoc
 from graph.cli_progress import ProgressPrinter
+from graph.context import Resources
 from graph.executor import Engine, RunResult
+from graph.memory import add_memory_options, memory_budgets
+from graph.models import ModelStore
 from graph.node import NodeDeclarationError
 from graph.registry import Registry
 from graph.schema import describe_node, registry_schema
 from graph.validate import Problem
+from graph.versions import migrate
 from graph.workflow import (
     WorkflowFormatError,
-    load_workflow_file,
     parse_workflow,
     workflow_json_schema,
 )
 from graph.workspace import Workspace
+from importers import ImportRefused, export_comfyui_api, import_file
+from model_index import index_for, model_inputs, record_models, resolve_models
 from nodes.sd.runtime import configure_process
 
 ROOT = Path(__file__).resolve().parent
@@ -96,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true", help="load pickle checkpoints")
     p.add_argument("--cache-bytes", type=int, default=4 * 1024**3, help="output cache budget")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_memory_options(p)
+    p.add_argument("--convert", nargs=2, metavar=("IN", "OUT"), help="convert a workflow file")
+    p.add_argument(
+        "--export",
+        choices=["sdgraph", "comfyui-api"],
+        default="sdgraph",
+        help="--convert's output format (default: ours)",
+    )
     p.add_argument("--node-package", action="append", default=[], help=argparse.SUPPRESS)
     return p
 
@@ -114,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     configure_process(args.threads)
     try:
+        budgets = memory_budgets(args.model_memory, args.gpu_memory)
+    except ValueError as exc:
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 2
+    try:
         registry = make_registry(args.node_package)
     except NodeDeclarationError as exc:  # a node package that cannot run as declared
         print(f"run.py: {exc}", file=sys.stderr)
@@ -121,20 +143,31 @@ def main(argv: list[str] | None = None) -> int:
     workspace = Workspace.at(args.data, args.models, allow_pickle=args.allow_pickle)
     if args.out:
         workspace = workspace.with_output(args.out)
-    engine = Engine(registry, workspace.ensure(), cache_budget=args.cache_bytes)
+    resources = Resources(ModelStore(budgets))
+    engine = Engine(registry, workspace.ensure(), args.cache_bytes, resources)
     if args.nodes:
         if args.json:
             print(json.dumps(registry_schema(registry, engine.choices), indent=2))
         else:
             print("\n\n".join(describe_node(s) for _, s in sorted(registry.nodes.items())))
         return 0
+    if args.convert:
+        return convert(args.convert[0], args.convert[1], args.export, registry, workspace)
     if not args.workflow:
         print("run.py: a workflow file is required (or --nodes / --schema)", file=sys.stderr)
         return 2
     try:
-        base = load_workflow_file(args.workflow).model_dump(exclude_none=True)
+        workflow, missing = read_workflow(args.workflow, registry, workspace)
+        if missing:  # model_missing, newer_version, no_migration: before anything runs
+            report_problems(missing, args.json)
+            return 2
+        base = workflow.model_dump(exclude_none=True)
         docs = expand_runs(base, args.set, args.vary)
         workflows = [parse_workflow(d) for d in docs]
+    except ImportRefused as exc:
+        report_problems(exc.problems, args.json)
+        print(f"run.py: {args.workflow}: cannot import this {exc.source} workflow", file=sys.stderr)
+        return 2
     except (OSError, WorkflowFormatError, UsageError) as exc:
         print(f"run.py: {exc}", file=sys.stderr)
         return 2
@@ -166,6 +199,47 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.status == "ok" for r in results) else 1
 
 
+def read_workflow(path: str, registry: Registry, workspace: Workspace) -> tuple[Any, list[Problem]]:
+    """Our Workflow from a file in any format we read, its model names resolved (by name,
+    else by content hash) and every local model's sha256 and size recorded; plus the
+    problems found on the way (model_missing, newer_version, no_migration). Notes go to stderr."""
+    result = import_file(path, set(registry.nodes))
+    index, inputs = index_for(workspace), model_inputs(registry)
+    workflow, outdated = migrate(result.workflow, registry)  # node versions (and stamps)
+    workflow, missing, notes = resolve_models(workflow, index, inputs)
+    for note in [*result.warnings, *notes]:
+        print(f"run.py: {path}: {note}", file=sys.stderr)
+    return record_models(workflow, index, inputs), [*outdated, *missing]
+
+
+def convert(source: str, target: str, fmt: str, registry: Registry, workspace: Workspace) -> int:
+    """--convert: write ``source`` as our format, or as ComfyUI API JSON."""
+    try:
+        workflow, missing = read_workflow(source, registry, workspace)
+        for problem in missing:
+            print(f"run.py: {problem}", file=sys.stderr)
+        if any(p.code != "model_missing" for p in missing):
+            return 2
+        if fmt == "comfyui-api":
+            defaults = {
+                name: {n: i.default for n, i in spec.inputs.items() if i.socket is None}
+                for name, spec in registry.nodes.items()
+            }
+            doc = export_comfyui_api(workflow, defaults)
+        else:
+            doc = workflow.model_dump(mode="json", exclude_none=True)
+        Path(target).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    except ImportRefused as exc:
+        report_problems(exc.problems, False)
+        print(f"run.py: cannot convert {source}", file=sys.stderr)
+        return 2
+    except (OSError, WorkflowFormatError) as exc:
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 2
+    print(target)
+    return 0
+
+
 def report_problems(problems: list[Problem], as_json: bool) -> None:
     if as_json:
         print(json.dumps({"errors": [p.to_json() for p in problems]}, indent=2))
@@ -180,6 +254,11 @@ def report_run(result: RunResult, workspace: Workspace) -> None:
         f"{result.status}: {executed} executed, {cached} cached, {result.seconds:.2f} s",
         file=sys.stderr,
     )
+    models = result.models
+    for verb, entries in (("loaded", models.get("loaded")), ("evicted", models.get("evicted"))):
+        if entries:
+            mib = sum(e["bytes"] for e in entries) / 1024**2
+            print(f"  {verb} {len(entries)} model component(s), {mib:.1f} MiB", file=sys.stderr)
     for f in result.files:
         print(workspace.folder(f["kind"]) / f["name"])
     if result.error:

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from graph.memory import add_memory_options, memory_budgets
 from graph.node import NodeDeclarationError
 from nodes.sd.runtime import configure_process
 from service import make_app
@@ -134,8 +135,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         default=d.max_attempts,
         help="runs of a job whose worker keeps dying before it fails with worker_lost",
     )
+    add_memory_options(p)
     a = p.parse_args(argv)
     configure_process(a.threads)
+    try:
+        model_budgets = memory_budgets(a.model_memory, a.gpu_memory)
+    except ValueError as exc:
+        p.error(str(exc))
     return ServerConfig(
         host=a.host,
         port=a.port,
@@ -152,6 +158,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         history_limit=a.history_limit,
         max_queue=a.max_queue,
         cache_budget=int(a.cache_gb * 1024**3),
+        model_budgets=model_budgets,
         max_upload_bytes=int(a.max_upload_mb * 1024**2),
         job_timeout=a.job_timeout or None,
         budgets=Budgets(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from graph.events import Event, Progress
+from graph.models import ModelStore
 from graph.workspace import Workspace
 
 T = TypeVar("T")
@@ -40,9 +41,11 @@ class CancelToken:
 
 
 class Resources:
-    """Process-lifetime objects shared by all nodes and runs (e.g. loaded models)."""
+    """Engine-lifetime objects shared by all nodes and runs: the bounded model store
+    (``models``, which owns every loaded model component) and small shared values."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: ModelStore | None = None) -> None:
+        self.models = models if models is not None else ModelStore()
         self._items: dict[Any, Any] = {}
         self._lock = threading.Lock()
 

@@ -79,6 +79,12 @@ class RunError(Event):
     error_type: str
     traceback: str
     inputs: dict[str, Any]
+    code: str | None = None  # a kind of failure clients handle, e.g. "out_of_memory"
+    hint: str | None = None  # what the user can do about it
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        return {k: v for k, v in data.items() if v is not None or k not in ("code", "hint")}
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from graph.events import (
     RunStarted,
 )
 from graph.failure import failure
+from graph.memory import OUT_OF_MEMORY, is_out_of_memory
 from graph.plan import Plan, consumers, dumps_inputs, make_plan
 from graph.registry import Registry
 from graph.validate import Checked, CheckedNode, InvalidWorkflow, Problem, validate
@@ -53,6 +55,7 @@ class RunResult:
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     files: list[dict[str, str]] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    models: dict[str, Any] = field(default_factory=dict)  # loaded / evicted during the run
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,7 @@ class RunResult:
             },
             "files": [f["name"] for f in self.files],
             "error": self.error,
+            "models": self.models,
         }
 
 
@@ -118,7 +122,15 @@ class Engine:
         cancel = cancel or CancelToken()
         run_id = run_id or uuid.uuid4().hex
         with self._lock:
-            return self._execute(checked, WorkflowDoc(workflow), emit, cancel, run_id)
+            with self.resources.models.job() as models:  # pins the models this run uses
+                result = self._execute(checked, WorkflowDoc(workflow), emit, cancel, run_id)
+            result.models = models.to_json()
+            return result
+
+    def free_memory(self) -> list[dict[str, Any]]:
+        """Drop cached outputs and every loaded model the running job does not use."""
+        self.cache.clear()
+        return self.resources.models.free_memory()
 
     def _fingerprint(self, node: CheckedNode) -> str | None:
         spec = node.spec
@@ -153,7 +165,13 @@ class Engine:
         except Interrupted:
             result.status = "interrupted"
         except _NodeFailed as failed:
-            return self._fail(result, nodes[failed.node_id], failed.exc, emit, t_start)
+            self._fail(result, nodes[failed.node_id], failed.exc, emit, t_start)
+            if is_out_of_memory(failed.exc):
+                # the failed node's locals and this run's values go before the release
+                traceback.clear_frames(failed.exc.__traceback__)
+                del run
+                self.free_memory()
+            return result
         result.seconds = time.perf_counter() - t_start
         emit(RunFinished(run_id, result.status, result.seconds))
         return result
@@ -173,6 +191,8 @@ class Engine:
             node_type=node.spec.type if node else None,
             inputs=dumps_inputs(node) if node else None,
         )
+        if node is not None and is_out_of_memory(exc):
+            result.error.update(OUT_OF_MEMORY)  # _execute releases memory next
         emit(RunError(result.run_id, **result.error))
         result.seconds = time.perf_counter() - t_start
         emit(RunFinished(result.run_id, "error", result.seconds))

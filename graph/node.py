@@ -240,6 +240,8 @@ class Node:
     TYPE: ClassVar[str | None] = None
     CATEGORY: ClassVar[str] = "misc"
     VERSION: ClassVar[int] = 1
+    # {old version: inputs -> inputs at old version + 1} (graph/versions.py)
+    MIGRATIONS: ClassVar[dict[int, Any]] = {}
     OUTPUT_NODE: ClassVar[bool] = False
     CACHEABLE: ClassVar[bool] = True
     OUTPUTS: ClassVar[dict[str, type[SocketType]]] = {}

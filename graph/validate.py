@@ -87,8 +87,13 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
     """Check node types, inputs, links, types, values, cycles and outputs.
 
     ``choices(source) -> list[str]`` supplies the allowed values of Choice inputs."""
+    from graph.versions import migrate  # versions imports Problem from here
+
     out = Checked()
     problems = out.problems
+    workflow, version_problems = migrate(workflow, registry)  # old files: node migrations
+    problems.extend(version_problems)
+    outdated = {p.node_id for p in version_problems}
     listed: dict[str, list[str]] = {}
     for node_id, entry in workflow.nodes.items():
         spec = registry.nodes.get(entry.type)
@@ -96,6 +101,8 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
             problems.append(
                 Problem(node_id, None, "unknown_node_type", f"unknown node type {entry.type!r}")
             )
+            continue
+        if node_id in outdated:
             continue
         literals: dict[str, Any] = {}
         links: dict[str, tuple[str, str]] = {}

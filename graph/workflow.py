@@ -32,6 +32,20 @@ class NodeEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str
     inputs: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = Field(default=None, ge=1)  # the node's VERSION when saved
+
+
+class ModelRef(BaseModel):
+    """The identity of a model file a node names, recorded when the workflow is saved, so
+    another machine can find the same file under any name (``models`` section, keyed by
+    ``NODE.INPUT``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str | None = None  # the models sub-folder: checkpoints, loras, vae, ...
+    name: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    size: int | None = Field(default=None, ge=0)
+    autov2: str | None = Field(default=None, pattern=r"^[0-9a-f]{10}$")
 
 
 class Workflow(BaseModel):
@@ -40,6 +54,7 @@ class Workflow(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: Literal[1] = 1
     nodes: dict[str, NodeEntry]
+    models: dict[str, ModelRef] | None = None
     ui: dict[str, Any] | None = None
 
 

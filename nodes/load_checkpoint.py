@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from graph.node import Choice, Node
-from nodes.sd.checkpoints import BUILTIN_TINY, checkpoint_fingerprint, load_checkpoint
+from model_index import index_for
+from nodes.sd.checkpoints import (
+    BUILTIN_TINY,
+    CheckpointError,
+    checkpoint_fingerprint,
+    load_checkpoint,
+    resolve_checkpoint,
+)
 from nodes.types import Clip, Model, Vae
 
 
@@ -24,5 +31,13 @@ class LoadCheckpoint(Node):
 
     @classmethod
     def fingerprint(cls, workspace: Any, inputs: dict[str, Any]) -> str | None:
-        """The file's size and mtime: replacing the file invalidates cached outputs."""
-        return checkpoint_fingerprint(workspace, str(inputs.get("name", BUILTIN_TINY)))
+        """The file's content hash (memoized by the model index): a replaced file, or a
+        copy with the same size and mtime but other bytes, invalidates cached outputs."""
+        name = str(inputs.get("name", BUILTIN_TINY))
+        try:
+            res = resolve_checkpoint(workspace, name)
+        except CheckpointError:
+            return "unresolved"
+        if res.kind == "file" and res.path is not None and not res.trusted:
+            return "sha256:" + index_for(workspace).sha256(res.path)
+        return checkpoint_fingerprint(workspace, name)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
+from nodes.sd.comfy_sampling import comfy_sample
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
 from nodes.sd.preview import latent_preview
 from nodes.sd.samplers import SamplerName, ScheduleName
@@ -44,7 +45,12 @@ def sampling_cost(inputs: CostInputs) -> Cost:
 
 
 class Sample(Node):
-    """Generate latents: txt2img at denoise 1, img2img (noise the input) below 1."""
+    """Generate latents: txt2img at denoise 1, img2img (noise the input) below 1.
+
+    convention: ``diffusers`` reproduces diffusers' pipelines; ``comfyui`` reproduces
+    ComfyUI's KSampler (its sigma schedules, noise scaling and timesteps; samplers euler,
+    euler_ancestral, dpmpp_2m, ddim), so an imported ComfyUI workflow gives its picture.
+    The schedules simple, sgm_uniform, ddim_uniform and beta exist only there."""
 
     CATEGORY = "sampling"
     OUTPUTS = {"latent": Latent}
@@ -58,6 +64,7 @@ class Sample(Node):
     sampler: SamplerName = "euler"
     schedule: ScheduleName = "normal"
     denoise: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
+    convention: Literal["diffusers", "comfyui"] = "diffusers"
 
     @classmethod
     def cost(cls, inputs: CostInputs) -> Cost:
@@ -76,8 +83,10 @@ class Sample(Node):
         sampler: str,
         schedule: str,
         denoise: float,
+        convention: str = "diffusers",
     ) -> dict[str, Any]:
         settings = SampleSettings(seed, steps, cfg, sampler, schedule, denoise)
         ctx.check_interrupted()
-        out = sample(model, positive, negative, latent, settings, progress_callback(ctx, model))
+        run = comfy_sample if convention == "comfyui" else sample
+        out = run(model, positive, negative, latent, settings, progress_callback(ctx, model))
         return {"latent": LatentBatch(out)}  # stays on the model's device

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from graph.node import Node, Widget
+from model_index import complete_models, index_for
 from nodes.sd.images import save_png, to_pil
 from nodes.sd.parameters import describe
 from nodes.types import Image
@@ -16,8 +17,10 @@ from nodes.types import Image
 def write_images(
     ctx: Any, kind: str, images: torch.Tensor, prefix: str, compress_level: int
 ) -> None:
-    """One PNG per batch item, each carrying the ``workflow`` and ``parameters`` chunks."""
-    workflow = json.dumps(ctx.workflow, separators=(",", ":"))
+    """One PNG per batch item, each carrying the ``workflow`` (with each model file's
+    sha256 and size) and ``parameters`` chunks."""
+    doc = complete_models(ctx.workflow, index_for(ctx.workspace))
+    workflow = json.dumps(doc, separators=(",", ":"))
     for image in to_pil(images):
         text = {
             "workflow": workflow,

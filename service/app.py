@@ -9,10 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
+from graph.context import Resources
 from graph.executor import Engine
+from graph.models import ModelStore
 from graph.registry import Registry
 from graph.workspace import Workspace
-from service import canvas, routes_files, routes_jobs, routes_meta, routes_ws
+from model_index import index_for
+from service import canvas, routes_files, routes_import, routes_jobs, routes_meta, routes_ws
 from service.accesslog import quiet_client_errors
 from service.clients import ClientIds
 from service.config import ServerConfig
@@ -34,7 +37,10 @@ def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engin
         config.data_dir, config.models_dir, allow_pickle=config.allow_pickle
     ).ensure()
     return Engine(
-        registry or load_registry(config.node_packages), workspace, cache_budget=config.cache_budget
+        registry or load_registry(config.node_packages),
+        workspace,
+        cache_budget=config.cache_budget,
+        resources=Resources(ModelStore(config.model_budgets)),
     )
 
 
@@ -77,6 +83,7 @@ def make_app(
     )
     for table in (
         routes_jobs.routes,
+        routes_import.routes,
         routes_files.routes,
         routes_meta.routes,
         routes_ws.routes,
@@ -127,6 +134,8 @@ async def _start(app: web.Application) -> None:
         job_timeout=cfg.job_timeout,
     )
     svc.dispatcher.start()
+    # first sight of the model files: hash them in the background
+    loop.run_in_executor(None, index_for(svc.engine.workspace).scan)
 
 
 async def _close_sockets(app: web.Application) -> None:

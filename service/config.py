@@ -49,6 +49,7 @@ class ServerConfig:
     max_upload_bytes: int = 32 * 1024 * 1024
     max_upload_pixels: int = 4096 * 4096
     cache_budget: int = DEFAULT_BUDGET
+    model_budgets: dict[str, int] = field(default_factory=dict)  # device -> bytes (models)
     budgets: Budgets = field(default_factory=Budgets)
     ws_queue_limit: int = 256  # pending messages per websocket before progress is dropped
     preview_size: int = 256  # longest side of progress preview images

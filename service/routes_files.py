@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import io
-import json
 import os
 import tempfile
 import warnings
@@ -19,8 +18,10 @@ from PIL import Image, UnidentifiedImageError
 
 from graph import jsondoc
 from graph.pngmeta import PngTextError, read_png_text, without_text
-from graph.workflow import WorkflowFormatError, parse_workflow
+from graph.workflow import WorkflowFormatError
 from graph.workspace import PathOutsideFolder, is_regular_file
+from importers.a1111 import looks_like_parameters
+from importers.sniff import import_png_text
 from service.errors import ApiError
 from service.state import services
 
@@ -119,18 +120,24 @@ def inspect_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     return fmt, w, h
 
 
-def embedded_workflow(data: bytes, limit: int) -> tuple[dict[str, Any] | None, str | None]:
-    """The workflow a PNG carries (parsed as data, never run), or an error message."""
+def embedded_workflow(
+    data: bytes, limit: int, known_types: set[str] | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The workflow a PNG carries (ours, ComfyUI's or A1111's; parsed as data, never run),
+    or an error message."""
     try:
-        text = read_png_text(data, keys=("workflow",), max_bytes=limit).get("workflow")
+        chunks = read_png_text(data, keys=("workflow", "prompt", "parameters"), max_bytes=limit)
     except PngTextError as exc:
         return None, f"the embedded workflow cannot be read: {exc}"
-    if text is None:
+    if not {"workflow", "prompt"} & chunks.keys() and not looks_like_parameters(
+        chunks.get("parameters", "")
+    ):
         return None, None
     try:
-        return parse_workflow(jsondoc.loads(text)).model_dump(mode="json"), None
-    except (json.JSONDecodeError, WorkflowFormatError, jsondoc.DocumentTooComplex) as exc:
+        result = import_png_text(chunks, known_types)
+    except (WorkflowFormatError, jsondoc.DocumentTooComplex) as exc:
         return None, f"the embedded workflow is not valid: {exc}"
+    return result.workflow.model_dump(mode="json", exclude_none=True), None
 
 
 @dataclass(frozen=True)
@@ -144,11 +151,15 @@ class Upload:
     workflow_error: str | None
 
 
-def examine_upload(data: bytes, max_pixels: int, max_workflow_bytes: int) -> Upload:
+def examine_upload(
+    data: bytes, max_pixels: int, max_workflow_bytes: int, known_types: set[str] | None = None
+) -> Upload:
     """Check the image and read its workflow: CPU work, run in a worker thread so
     the event loop keeps answering while a large upload is parsed."""
     fmt, w, h = inspect_image(data, max_pixels)
-    workflow, error = embedded_workflow(data, max_workflow_bytes) if fmt == "PNG" else (None, None)
+    workflow, error = (
+        embedded_workflow(data, max_workflow_bytes, known_types) if fmt == "PNG" else (None, None)
+    )
     return Upload(fmt, w, h, workflow, error)
 
 
@@ -173,7 +184,10 @@ async def upload(request: web.Request) -> web.Response:
     svc = services(request)
     cfg = svc.config
     data, original = await _read_part(request, cfg.max_upload_bytes)
-    found = await asyncio.to_thread(examine_upload, data, cfg.max_upload_pixels, cfg.max_body_bytes)
+    known = set(svc.engine.registry.nodes)
+    found = await asyncio.to_thread(
+        examine_upload, data, cfg.max_upload_pixels, cfg.max_body_bytes, known
+    )
     keep = request.query.get("store", "true").lower() not in ("0", "false", "no")
     name = None
     if keep:

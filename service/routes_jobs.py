@@ -14,11 +14,12 @@ from aiohttp import web
 
 from graph import jsondoc
 from graph.validate import Problem
-from graph.workflow import Workflow, WorkflowFormatError, parse_workflow
+from graph.workflow import Workflow
 from service.budgets import check_budgets, check_node_count
 from service.clients import HEADER, Caller, caller
 from service.errors import ApiError
 from service.params import query_int
+from service.routes_import import import_or_reject
 from service.state import services
 from service.store import FINISHED, IdempotencyConflict, Job
 
@@ -43,10 +44,11 @@ async def read_json(request: web.Request, limit: int) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not accepted: {exc}") from None
 
 
-def _stored_form(workflow: Workflow, client_id: str) -> tuple[dict[str, Any], str]:
-    """The workflow as stored, and the digest that ties an idempotency key to it."""
+def _stored_form(workflow: Workflow, client_id: str, sent: Any) -> tuple[dict[str, Any], str]:
+    """The workflow as stored, and the digest that ties an idempotency key to it (of the
+    workflow as sent: model hashes recorded on the way in may still have been pending)."""
     data = workflow.model_dump(mode="json")
-    digest = hashlib.sha256(json.dumps([data, client_id], sort_keys=True).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([sent, client_id], sort_keys=True).encode()).hexdigest()
     return data, digest
 
 
@@ -69,11 +71,8 @@ async def submit(request: web.Request) -> web.Response:
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
         raise ApiError(400, "bad_idempotency_key", "idempotency_key must be a short string")
 
-    try:
-        workflow = await asyncio.to_thread(parse_workflow, body["workflow"])
-    except WorkflowFormatError as exc:
-        problem = Problem(None, None, "bad_format", str(exc))
-        raise ApiError(400, "invalid_workflow", str(exc), [problem.to_json()]) from None
+    imported = await import_or_reject(body["workflow"], svc.engine)  # ours, or ComfyUI's converted
+    workflow = imported.workflow
     over = check_node_count(workflow, svc.config.budgets)
     if over:
         raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
@@ -91,7 +90,9 @@ async def submit(request: web.Request) -> web.Response:
     if over:
         raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
 
-    data, digest = await asyncio.to_thread(_stored_form, workflow, client_id)  # ~1 s at 5 MB
+    data, digest = await asyncio.to_thread(  # ~1 s at 5 MB
+        _stored_form, workflow, client_id, body["workflow"]
+    )
     store = svc.jobs
     if key is None or store.get_by_key(key) is None:
         queued = store.count("queued")
@@ -112,7 +113,10 @@ async def submit(request: web.Request) -> web.Response:
         svc.hub.send(client_id, {"type": "queued", "job": job.id})
         svc.queue.wake()
         svc.queue.broadcast_status()
-    return web.json_response({"id": job.id, "status": job.status, "client_id": client_id})
+    reply: dict[str, Any] = {"id": job.id, "status": job.status, "client_id": client_id}
+    if imported.warnings:
+        reply["import"] = {"source": imported.source, "warnings": imported.warnings}
+    return web.json_response(reply)
 
 
 @routes.post("/api/clients")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import asdict
+from typing import Any
 
 from aiohttp import web
 
 from graph import jsondoc
 from graph.schema import registry_schema
 from graph.workspace import PathOutsideFolder, confined_path
+from model_index import index_for
 from service.errors import ApiError
 from service.state import services
 
@@ -29,9 +31,13 @@ async def nodes(request: web.Request) -> web.Response:
 async def models(request: web.Request) -> web.Response:
     engine = services(request).engine
 
-    def listing() -> dict[str, list[str]]:
-        found = {name: engine.choices(name) for name in sorted(engine.registry.choice_sources)}
+    def listing() -> dict[str, Any]:
+        found: dict[str, Any] = {
+            name: engine.choices(name) for name in sorted(engine.registry.choice_sources)
+        }
         found.setdefault("checkpoints", [])
+        # every model file: size, family, sha256 and AutoV2 (null while hashing)
+        found["files"] = [f.to_json() for f in index_for(engine.workspace).scan()]
         return found
 
     return web.json_response(await asyncio.to_thread(listing))

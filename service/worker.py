@@ -12,8 +12,6 @@ same `InProcessWorker` inside a child process or a Ray actor and raise
 
 from __future__ import annotations
 
-import gc
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +28,6 @@ from service.messages import EventEncoder
 from service.previews import preview_data_url
 
 MessageSink = Callable[[dict[str, Any]], None]
-OOM_ERRORS = frozenset({"OutOfMemoryError", "MemoryError"})  # torch.cuda.OutOfMemoryError too
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ class Worker(Protocol):
     def loaded_models(self) -> list[str]: ...
 
     def free_memory(self) -> None:
-        """Drop cached outputs and loaded models (after running out of memory)."""
+        """Drop cached outputs and the loaded models no running job uses."""
         ...
 
     def stats(self) -> dict[str, Any]: ...
@@ -128,23 +125,20 @@ class InProcessWorker:
         return True
 
     def loaded_models(self) -> list[str]:
-        return [str(k) for k in self.engine.resources.keys()]  # noqa: SIM118 (not a dict)
+        return [e["name"] for e in self.engine.resources.models.entries()]
 
     def free_memory(self) -> None:
-        """Drop cached outputs and loaded models (after running out of memory)."""
-        self.engine.cache.clear()
-        self.engine.resources.drop(lambda key: True)
-        gc.collect()
-        torch = sys.modules.get("torch")  # only if the nodes loaded it; never imported here
-        if torch is not None and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        """Drop cached outputs and the loaded models no running job uses."""
+        self.engine.free_memory()
 
     def stats(self) -> dict[str, Any]:
         cache = self.engine.cache
+        models = self.engine.resources.models.snapshot()
         return {
             "name": self.name,
             "kind": "in-process",
-            "loaded_models": self.loaded_models(),
+            "loaded_models": [e["name"] for e in models["loaded"]],
+            "models": models,  # budgets, bytes used per device, each component held
             "cache": {"entries": len(cache), "bytes": cache.nbytes, "budget": cache.budget},
         }
 
@@ -164,12 +158,6 @@ class InProcessWorker:
         finally:
             with self._lock:
                 self._tokens.pop(job.id, None)
-        if result.error is not None and result.error.get("error_type") in OOM_ERRORS:
-            self.free_memory()
-            result.error["hint"] = (
-                "out of memory: cached outputs and loaded models were released; try a smaller "
-                "size or batch"
-            )
         nodes = {
             nid: {"status": rec.status, "seconds": round(rec.seconds, 6)}
             for nid, rec in result.nodes.items()

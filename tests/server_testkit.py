@@ -10,7 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from PIL import Image
@@ -37,7 +37,8 @@ class TLoad(Node):
     name: str = Choice("checkpoints")
 
     def run(self, ctx: Any, name: str) -> dict[str, Any]:
-        ctx.resources.get_or_create(("model", name), lambda: f"weights of {name}")
+        store, key = ctx.resources.models, ("model", name)
+        store.acquire(key, lambda: store.put(key, f"weights of {name}", 1000, "cpu", name))
         return {"model": f"model:{name}"}
 
 
@@ -123,19 +124,23 @@ class TBoom(Node):
         raise ValueError("corrupt model file: header too large")
 
 
-class OutOfMemoryError(RuntimeError):
-    """Named like torch.cuda.OutOfMemoryError."""
-
-
 class TOom(Node):
-    """Runs out of memory, like sampling too large an image on a small GPU."""
+    """Runs out of memory the way each device reports it: torch's CUDA error, torch's CPU
+    allocator (a plain RuntimeError), Python's MemoryError."""
 
     CATEGORY = "test"
     OUTPUTS = {"value": TValue}
     value: TValue
+    kind: Literal["cuda", "cpu", "python"] = "cuda"
 
-    def run(self, ctx: Any, value: str) -> dict[str, Any]:
-        raise OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    def run(self, ctx: Any, value: str, kind: str) -> dict[str, Any]:
+        if kind == "python":
+            raise MemoryError()
+        import torch  # only when it runs: the test kit itself stays torch-free
+
+        if kind == "cpu":
+            torch.empty(2**61, dtype=torch.uint8)  # 2 EiB: the CPU allocator refuses
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
 
 class TCrash(Node):
@@ -246,11 +251,11 @@ def txt2img(
     }
 
 
-def failing(node_type: str = "TBoom") -> dict[str, Any]:
+def failing(node_type: str = "TBoom", **inputs: Any) -> dict[str, Any]:
     wf = txt2img()
     wf["nodes"]["boom"] = {
         "type": node_type,
-        "inputs": {"value": {"node": "sample", "output": "latent"}},
+        "inputs": {"value": {"node": "sample", "output": "latent"}, **inputs},
     }
     wf["nodes"]["save"]["inputs"]["value"] = {"node": "boom", "output": "value"}
     return wf

@@ -144,6 +144,8 @@ async def test_editing_widgets_changes_the_workflow(canvas: Canvas) -> None:
     download = await info.value
     saved = json.loads(Path(await download.path()).read_text())
     assert download.suggested_filename == "txt2img.json"
+    # the server stamps each node's version (and would add model hashes; none for built-ins)
+    assert all(n.pop("version") >= 1 for n in saved["nodes"].values())
     assert saved == await canvas.workflow()
     assert set(saved) == {"version", "nodes", "ui"}
     assert set(saved["ui"]) == {"positions", "viewport", "seed_control"}

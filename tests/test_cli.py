@@ -165,3 +165,41 @@ def test_nodes_listing_text(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert code == 0
     assert "Scale (v1, math)" in out and "in  mode: STRING, one of exact|floor" in out
+
+
+def test_json_summary_says_what_was_loaded_and_evicted(tmp_path: Path) -> None:
+    wf = write(
+        tmp_path / "m.json",
+        {"m": n("FakeModel", name="a", nbytes=600), "s": n("Save", value=link("m"))},
+    )
+    code, doc, _ = cli(
+        tmp_path, str(wf), "--json", "--model-memory", "1000B", "--vary", "m.name=a,b,a"
+    )
+    assert code == 0
+    runs = [r["models"] for r in doc["runs"]]
+    assert [[e["name"] for e in r["loaded"]] for r in runs] == [["a"], ["b"], ["a"]]
+    assert [[e["name"] for e in r["evicted"]] for r in runs] == [[], ["a"], ["b"]]
+    assert runs[0]["loaded"][0]["bytes"] == 600 and runs[0]["loaded"][0]["device"] == "cpu"
+    code, _, err = cli(tmp_path, str(wf), "--model-memory", "lots")
+    assert code == 2 and "expected a size" in err
+
+
+@pytest.mark.parametrize("kind", ["python", "cpu"])
+def test_out_of_memory_fails_that_run_only(tmp_path: Path, kind: str) -> None:
+    wf = write(
+        tmp_path / "oom.json",
+        {
+            "m": n("FakeModel", name="a"),
+            "f": n("OutOfMemory", x=link("m"), kind=kind),
+            "s": n("Save", value=link("f")),
+        },
+    )
+    code, doc, _ = cli(tmp_path, str(wf), "--json", "--vary", "m.name=a,b")
+    assert code == 1
+    first, second = doc["runs"]
+    assert first["error"]["code"] == second["error"]["code"] == "out_of_memory"
+    assert first["error"]["error_type"] == ("MemoryError" if kind == "python" else "RuntimeError")
+    assert "out of memory" in first["error"]["hint"]
+    # the second run ran (and loaded its own model) after the first one's release
+    assert [e["name"] for e in second["models"]["loaded"]] == ["b"]
+    assert second["nodes"]["m"]["status"] == "executed"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from service import make_app
 from service.state import SERVICES
 from service.store import JobStore
@@ -13,6 +15,7 @@ from tests.server_testkit import (
     failing,
     make_config,
     make_engine,
+    make_registry,
     make_test_app,
     messages_until_finished,
     next_message,
@@ -90,7 +93,7 @@ async def test_interrupt_running_job_mid_sampling(aiohttp_client, tmp_path):
     assert detail["files"] == []
     # the model stays loaded and the next job runs
     status = await (await client.get("/api/status")).json()
-    assert str(("model", "tiny.safetensors")) in status["worker"]["loaded_models"]
+    assert "tiny.safetensors" in status["worker"]["loaded_models"]
     job2 = await submit(client, txt2img(steps=2))
     assert (await messages_until_finished(ws, job2))[-1]["status"] == "ok"
     await ws.close()
@@ -220,19 +223,50 @@ async def test_failing_node_fails_only_its_job(aiohttp_client, tmp_path):
     await ws.close()
 
 
-async def test_out_of_memory_releases_models_and_cache(aiohttp_client, tmp_path):
-    config = make_config(tmp_path)
-    engine = make_engine(config)
-    client = await owned_client(aiohttp_client, make_test_app(config, engine))
-    job = await submit(client, failing("TOom"))
-    detail = await wait_status(client, job, ("error",))
-    assert detail["error"]["error_type"] == "OutOfMemoryError"
-    assert "out of memory" in detail["error"]["hint"]
+@pytest.mark.parametrize(
+    ("kind", "error_type"),
+    [("cuda", "OutOfMemoryError"), ("cpu", "RuntimeError"), ("python", "MemoryError")],
+)
+async def test_out_of_memory_releases_unused_models_and_cache(
+    aiohttp_client, tmp_path, kind, error_type
+):
+    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
+    first = await submit(client, txt2img(ckpt="other.safetensors"))
+    await wait_status(client, first, ("ok",))
     status = await (await client.get("/api/status")).json()
-    assert status["worker"]["loaded_models"] == []
+    assert status["worker"]["cache"]["entries"] == 5
+    job = await submit(client, failing("TOom", kind=kind))
+    detail = await wait_status(client, job, ("error",))
+    error = detail["error"]
+    assert error["error_type"] == error_type and error["node_id"] == "boom"
+    assert error["code"] == "out_of_memory" and "lower the size or batch" in error["hint"]
+    status = await (await client.get("/api/status")).json()
+    # the model the failed job used stays; the one it did not use and the cache went
+    assert status["worker"]["loaded_models"] == ["tiny.safetensors"]
     assert status["worker"]["cache"]["entries"] == 0
-    again = await submit(client, txt2img())
+    again = await submit(client, txt2img(ckpt="other.safetensors"))
     assert (await wait_status(client, again, ("ok", "error")))["status"] == "ok"
+    status = await (await client.get("/api/status")).json()
+    assert status["worker"]["loaded_models"] == ["tiny.safetensors", "other.safetensors"]
+    models = status["worker"]["models"]
+    assert models["used"] == {"cpu": 2000} and models["budgets"]["cpu"] > 0
+    assert models["loaded"][1] == {
+        "name": "other.safetensors",
+        "device": "cpu",
+        "bytes": 1000,
+        "pinned": False,
+    }
+
+
+def test_model_memory_flags_reach_the_engine(tmp_path):
+    import server
+    from service.app import make_engine
+
+    config = server.parse_args(
+        ["--data", str(tmp_path), "--model-memory", "2G", "--gpu-memory", "cuda:1=512M"]
+    )
+    store = make_engine(config, make_registry()).resources.models
+    assert store.budget("cpu") == 2 * 1024**3 and store.budget("cuda:1") == 512 * 1024**2
 
 
 async def test_queue_and_history_survive_restart(aiohttp_client, tmp_path):

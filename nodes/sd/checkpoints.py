@@ -1,20 +1,24 @@
 """Finding and loading checkpoints: built-ins, single files, diffusers folders.
 
 Names are what workflows store: ``builtin/<name>`` or a path relative to
-``<models>/checkpoints/``. A loaded model lives in ``resources`` under its file identity
-(resolved path, size, mtime) plus dtype and device, so every node and run shares it and a
-replaced file is loaded afresh.
+``<models>/checkpoints/``. Each loaded component (U-Net, text encoder, VAE) lives in the
+engine's model store under its file identity (resolved path, size, mtime), part, dtype and
+device, so every node and run shares it, the store's budget bounds it, and a replaced
+file is loaded afresh.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from graph.context import Resources
+from graph.models import ComponentRef, ModelStore
 from graph.registry import choice_source
 from graph.workspace import NotARegularFile, PathOutsideFolder, confined_path, is_regular_file
 from nodes.sd.checkpoint_arch import detect
@@ -27,6 +31,7 @@ from nodes.sd.checkpoint_files import (
 )
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
 from nodes.sd.ldm_export import HINTS_KEY
+from nodes.sd.model_store import place
 from nodes.sd.preview import make_previewer
 
 __all__ = [
@@ -47,6 +52,7 @@ BUILTIN_MODELS_DIR = Path(__file__).parent / "builtin_models"
 EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CACHE_TAG = "sd.checkpoint"
+COMPONENTS = ("unet", "text_encoder", "vae")  # what a checkpoint puts in the model store
 
 Kind = Literal["tiny", "file", "folder"]
 
@@ -191,31 +197,87 @@ def _read_components(res: Resolved, allow_pickle: bool, dtype: torch.dtype) -> d
     return build_from_ldm(sd, arch, res.name, dtype)
 
 
-def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
-    """Move and cast. diffusers' ``ModelMixin.to`` warns on every dtype cast even when no
-    module must stay in fp32; plain ``nn.Module.to`` is used when none must."""
-    if getattr(module, "_keep_in_fp32_modules", None):
-        return module.to(device=device, dtype=dtype)
-    return torch.nn.Module.to(module, device=device, dtype=dtype)
+def _checkpoint_key(
+    ident: FileIdentity, part: str, dtype: torch.dtype, device: torch.device
+) -> tuple:
+    return (CACHE_TAG, ident.path, ident.size, ident.mtime_ns, part, str(dtype), str(device))
 
 
-def _place(c: dict[str, Any], device: torch.device, dtype: torch.dtype, identity: str) -> tuple:
-    for key in ("unet", "vae", "text_encoder"):
-        c[key] = _to(c[key], device, dtype).eval().requires_grad_(False)
-    vae = c["vae"]
+def _is_older_version(key: tuple) -> Callable[[Any], bool]:
+    """Matches the keys of another version (size, mtime) of the same file."""
+    return lambda k: (
+        isinstance(k, tuple) and len(k) == len(key) and k[:2] == key[:2] and k[2:4] != key[2:4]
+    )
+
+
+def _is_unloaded_handles(key: Any, store: ModelStore) -> bool:
+    if not (isinstance(key, tuple) and len(key) == 7 and key[0] == CACHE_TAG):
+        return False
+    return key[4] == "handles" and not any(key[:4] + (c,) + key[5:] in store for c in COMPONENTS)
+
+
+@dataclass(frozen=True)
+class _Loadable:
+    """One checkpoint file at one dtype and device: reads it and places its components
+    (the U-Net, text encoder and VAE) in the model store, again after an eviction."""
+
+    res: Resolved
+    ident: FileIdentity
+    dtype: torch.dtype
+    device: torch.device
+    allow_pickle: bool
+
+    def key(self, component: str) -> tuple:
+        return _checkpoint_key(self.ident, component, self.dtype, self.device)
+
+    def ref(self, store: ModelStore, component: str) -> ComponentRef:
+        return ComponentRef(store, self.key(component), lambda: self.load(store, [component]))
+
+    def load(self, store: ModelStore, wanted: Iterable[str]) -> dict[str, Any]:
+        """Read the file; put the ``wanted`` components the store lacks; the components
+        and configs read (on the CPU, unplaced where the store already had them)."""
+        if self.res.identity() != self.ident:
+            raise CheckpointError(
+                f"{self.res.name}: the file changed since it was loaded; run the workflow "
+                "again to load the new version"
+            )
+        c = _read_components(self.res, self.allow_pickle, self.dtype)
+        dtype_name = str(self.dtype).removeprefix("torch.")
+        for component in wanted:
+            key = self.key(component)
+            if key not in store:
+                label = f"{self.res.name}:{component}:{dtype_name}"
+                c[component] = place(
+                    store,
+                    key,
+                    c[component],
+                    self.device,
+                    self.dtype,
+                    label,
+                    checkpoint=self.res.name,
+                    component=component,
+                )
+        return c
+
+
+def _handles(c: dict[str, Any], src: _Loadable, store: ModelStore, identity: str) -> tuple:
+    vae_config = c["vae"].config
     sched = c["scheduler_config"]
+    dev, dt = src.device, src.dtype
+    vae_ref = src.ref(store, "vae")
     model = ModelHandle(
-        unet=c["unet"],
+        src.ref(store, "unet"),
         scheduler_config=sched,
         prediction_type=str(sched.get("prediction_type", "epsilon")),
-        device=device,
-        dtype=dtype,
+        device=dev,
+        dtype=dt,
         identity=identity,
-        vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
-        preview=make_previewer(vae, float(vae.config.scaling_factor)),
+        vae_scale_factor=2 ** (len(vae_config.block_out_channels) - 1),
+        # the previewer reaches the VAE through its ref, so a cached handle holds no module
+        preview=make_previewer(vae_ref.get(), float(vae_config.scaling_factor), source=vae_ref),
     )
-    clip = ClipHandle(c["tokenizer"], c["text_encoder"], device, dtype, identity)
-    vae_h = VaeHandle(vae, device, dtype, identity, scaling_factor=float(vae.config.scaling_factor))
+    clip = ClipHandle(c["tokenizer"], src.ref(store, "text_encoder"), dev, dt, identity)
+    vae_h = VaeHandle(vae_ref, dev, dt, identity, scaling_factor=float(vae_config.scaling_factor))
     return model, clip, vae_h
 
 
@@ -226,28 +288,31 @@ def load_checkpoint(
     dtype: str = "auto",
     device: str = "auto",
 ) -> tuple[ModelHandle, ClipHandle, VaeHandle]:
-    """The model, CLIP and VAE handles of a checkpoint, shared through ``resources``.
+    """The model, CLIP and VAE handles of a checkpoint; its modules live in the model
+    store (``resources.models``, or ``resources`` itself when it is a `ModelStore`),
+    shared by every node and run, and are loaded again when evicted.
 
     Raises CheckpointError (a ValueError) naming the file for anything wrong with it;
-    nothing is cached then."""
+    nothing is kept then."""
+    if isinstance(resources, ModelStore):
+        resources = Resources(resources)
+    store: ModelStore = resources.models
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     res = resolve_checkpoint(workspace, name)
     ident = res.identity()
-    key = (CACHE_TAG, ident.path, ident.size, ident.mtime_ns, str(dt), str(dev))
+    src = _Loadable(res, ident, dt, dev, bool(getattr(workspace, "allow_pickle", False)))
+    key = src.key("handles")
     identity = f"{name}|{ident.token()}|{str(dt).removeprefix('torch.')}|{dev}"
-    allow = bool(getattr(workspace, "allow_pickle", False))
 
     def factory() -> tuple[ModelHandle, ClipHandle, VaeHandle]:
-        components = _read_components(res, allow, dt)
-        with torch.no_grad():
-            return _place(components, dev, dt, identity)
+        return _handles(src.load(store, COMPONENTS), src, store, identity)  # type: ignore[return-value]
 
-    handles = resources.get_or_create(key, factory)
+    with store.job():  # what this load places stays until the running job ends
+        handles = resources.get_or_create(key, factory)
     # an older version of the same file is not needed by new runs any more
-    resources.drop(
-        lambda k: (
-            isinstance(k, tuple) and len(k) == len(key) and k[:2] == key[:2] and k[2:4] != key[2:4]
-        )
-    )
+    resources.drop(_is_older_version(key))
+    store.drop(_is_older_version(key))
+    # handles (tokenizer, configs) of checkpoints whose components were all evicted
+    resources.drop(lambda k: _is_unloaded_handles(k, store))
     return handles  # type: ignore[no-any-return]

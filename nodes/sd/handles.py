@@ -1,7 +1,10 @@
 """The values that flow along MODEL, CLIP, VAE, TOKENS, CONDITIONING and LATENT links.
 
-Model handles are owned by the process-wide model store (``ctx.resources``),
-so they report no bytes to the output cache (``cache_nbytes``)."""
+A model handle loaded by a checkpoint holds a `ComponentRef` per module, not the module:
+the engine's model store (``ctx.resources.models``) owns and accounts for the module, so
+a handle kept in the output cache never keeps an evicted model alive; reading
+``handle.unet`` loads it again when it was evicted. Handles built around a module directly
+(tests, training scripts) report its bytes to the output cache."""
 
 from __future__ import annotations
 
@@ -10,12 +13,15 @@ from typing import Any
 
 import torch
 
+from graph.models import resolve
+from nodes.sd.model_store import module_nbytes
+
 
 @dataclass(frozen=True)
 class ModelHandle:
     """The denoising U-Net with what sampling needs to know about it."""
 
-    unet: Any  # diffusers UNet2DConditionModel, eval mode, on `device` in `dtype`
+    unet_ref: Any  # diffusers UNet2DConditionModel (eval, on `device` in `dtype`) or its ref
     scheduler_config: dict[str, Any]  # diffusers scheduler config of the checkpoint
     prediction_type: str  # "epsilon" | "v_prediction"
     device: torch.device
@@ -24,32 +30,44 @@ class ModelHandle:
     vae_scale_factor: int = 8
     preview: Any = None  # latents -> PIL image for progress (nodes/sd/preview.py), or None
 
+    @property
+    def unet(self) -> Any:
+        return resolve(self.unet_ref)
+
     def cache_nbytes(self) -> int:
-        return 0
+        return module_nbytes(self.unet_ref)
 
 
 @dataclass(frozen=True)
 class ClipHandle:
     tokenizer: Any  # transformers CLIPTokenizer(Fast), model_max_length 77
-    text_encoder: Any  # transformers CLIPTextModel
+    text_encoder_ref: Any  # transformers CLIPTextModel, or its ref
     device: torch.device
     dtype: torch.dtype
     identity: str
 
+    @property
+    def text_encoder(self) -> Any:
+        return resolve(self.text_encoder_ref)
+
     def cache_nbytes(self) -> int:
-        return 0
+        return module_nbytes(self.text_encoder_ref)
 
 
 @dataclass(frozen=True)
 class VaeHandle:
-    vae: Any  # diffusers AutoencoderKL
+    vae_ref: Any  # diffusers AutoencoderKL, or its ref
     device: torch.device
     dtype: torch.dtype
     identity: str
     scaling_factor: float = 0.18215
 
+    @property
+    def vae(self) -> Any:
+        return resolve(self.vae_ref)
+
     def cache_nbytes(self) -> int:
-        return 0
+        return module_nbytes(self.vae_ref)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from torch.nn.functional import adaptive_avg_pool2d
 
+from graph.models import resolve
+
 # SD 1.x latent -> RGB factors (as in ComfyUI's SD15 latent format), rows = latent channels.
 SD15_LATENT_RGB = torch.tensor(
     [
@@ -80,8 +82,10 @@ def fit_projection(
 class Previewer:
     """Latents -> preview image for one loaded model; None while throttled."""
 
-    def __init__(self, vae: Any, scaling_factor: float) -> None:
-        self.vae = vae
+    def __init__(self, vae: Any, scaling_factor: float, source: Any = None) -> None:
+        # decodes reach the VAE through ``source`` (the model store's ref, when given), so
+        # a cached model handle does not keep an evicted VAE alive
+        self._source = vae if source is None else source
         self.scaling_factor = scaling_factor
         self.channels = int(getattr(vae.config, "latent_channels", 4))
         self.decodes = sum(p.numel() for p in vae.decoder.parameters()) <= CHEAP_DECODER_PARAMS
@@ -92,6 +96,10 @@ class Previewer:
                 self.factors, self.bias = fit_projection(vae, scaling_factor, self.channels)
         self._lock = threading.Lock()
         self._last = 0.0
+
+    @property
+    def vae(self) -> Any:
+        return resolve(self._source)
 
     def due(self, step: int, total: int) -> bool:
         """The first and last steps always; in between at most every MIN_INTERVAL_S."""
@@ -119,8 +127,9 @@ class Previewer:
         return image
 
 
-def make_previewer(vae: Any, scaling_factor: float) -> Previewer | None:
-    """The previewer for a loaded VAE (None when it has no decoder to judge by)."""
+def make_previewer(vae: Any, scaling_factor: float, source: Any = None) -> Previewer | None:
+    """The previewer for a loaded VAE (None when it has no decoder to judge by); ``source``
+    is how later decodes reach it (a `ComponentRef`; default: the VAE itself)."""
     if not hasattr(vae, "decoder") or not hasattr(vae, "decode"):
         return None
-    return Previewer(vae, scaling_factor)
+    return Previewer(vae, scaling_factor, source)

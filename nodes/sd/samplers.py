@@ -46,7 +46,9 @@ SamplerName = Literal[
     "ddim",
     "unipc",
 ]
-ScheduleName = Literal["normal", "karras", "exponential"]
+ScheduleName = Literal[
+    "normal", "karras", "exponential", "simple", "sgm_uniform", "ddim_uniform", "beta"
+]  # the last four: ComfyUI convention only (nodes/sd/comfy_schedules.py)
 
 SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = {
     "euler": (EulerDiscreteScheduler, {}),
@@ -81,7 +83,10 @@ def scheduler_kwargs(sampler: str, schedule: str) -> tuple[type, dict[str, Any]]
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if schedule not in SCHEDULE_FLAGS:
         names = ", ".join(SCHEDULE_FLAGS)
-        raise ValueError(f"unknown schedule {schedule!r}; choose one of {names}")
+        raise ValueError(
+            f"schedule {schedule!r} exists only with convention comfyui; with diffusers "
+            f"choose one of {names}"
+        )
     cls, kwargs = SAMPLERS[sampler]
     flags = SCHEDULE_FLAGS[schedule]
     params = inspect.signature(cls.__init__).parameters

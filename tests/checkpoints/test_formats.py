@@ -151,10 +151,13 @@ def test_loaded_once_and_shared(ws: Workspace, tmp_path: Path) -> None:
         os.utime(ck / "shared.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
         fresh = load_checkpoint(ws, res, "shared.safetensors", "fp32", "cpu")
         assert fresh[0] is not first[0] and fresh[0].identity != first[0].identity
-        assert LoadCheckpoint.fingerprint(ws, {"name": "shared.safetensors"}) != fp_before
+        # the cache fingerprint is the content hash: a touched file keeps cached outputs
+        assert LoadCheckpoint.fingerprint(ws, {"name": "shared.safetensors"}) == fp_before
         assert len(res.keys()) == 1  # the stale entry was dropped
         bf16 = load_checkpoint(ws, res, "shared.safetensors", "bf16", "cpu")
         assert bf16[0] is not fresh[0] and len(res.keys()) == 2
+        write_tiny_single_file(ck / "shared.safetensors", seed=6)  # other bytes: other key
+        assert LoadCheckpoint.fingerprint(ws, {"name": "shared.safetensors"}) != fp_before
     finally:
         (ck / "shared.safetensors").unlink()
 

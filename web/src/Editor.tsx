@@ -99,7 +99,17 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
     edges,
   );
   useDocumentState(naming.title, undo.dirty);
-  const files = useWorkflowFiles({ graph, clearIssues, jobs, showLoaded, undo, toast, reloadSchema, naming });
+  const files = useWorkflowFiles({
+    graph,
+    clearIssues,
+    showIssues: issues.show,
+    jobs,
+    showLoaded,
+    undo,
+    toast,
+    reloadSchema,
+    naming,
+  });
   const { loadWorkflow, openFile, save } = files;
   const links = useConnections(graph, clearField);
   const { isValidConnection, onConnect } = links;

@@ -60,6 +60,17 @@ export const api = {
       method: "DELETE",
       headers: clientHeaders(),
     }),
+  /** Convert a ComfyUI API/UI document (or check one of ours) without running it. */
+  importWorkflow: (doc: unknown) =>
+    call<{
+      workflow: Workflow;
+      source: string;
+      warnings: string[];
+      problems: { node_id: string | null; field: string | null; message: string }[];
+    }>(
+      "/api/workflows/import",
+      json("POST", doc),
+    ),
   /** Upload an image; with store=false the server only reads its embedded workflow. */
   upload: (file: File, store = true) => {
     const form = new FormData();

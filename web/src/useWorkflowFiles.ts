@@ -1,5 +1,6 @@
 // Loading and saving workflows: the default one at start, examples, dropped or opened files
-// (a .json, or a PNG that may embed a workflow), and download as a .json file.
+// (a .json of ours or ComfyUI's, or a PNG that may embed a workflow from us, ComfyUI or
+// A1111: the server converts), and download as a .json file.
 import type { Viewport } from "@xyflow/react";
 import { useCallback, useEffect, useState } from "react";
 import { api } from "./api";
@@ -24,6 +25,8 @@ export type WorkflowFiles = {
 type Deps = {
   graph: Pick<GraphState, "apply" | "currentWorkflow" | "schemaRef">;
   clearIssues: () => void;
+  /** Mark problems on their nodes (a missing model on its loader). */
+  showIssues: (details: unknown) => unknown;
   jobs: JobEvents;
   showLoaded: (viewport: Viewport | null) => void;
   undo: Undo;
@@ -36,6 +39,7 @@ type Deps = {
 export function useWorkflowFiles({
   graph,
   clearIssues,
+  showIssues,
   jobs,
   showLoaded,
   undo,
@@ -96,9 +100,18 @@ export function useWorkflowFiles({
       try {
         const isJson = file.type === "application/json" || /\.json$/i.test(file.name);
         if (isJson) {
-          const doc = checkWorkflowShape(parseJson(await file.text()));
+          // The server converts ComfyUI's formats and points model names at local files
+          // with the same content (the file's models section).
+          const converted = await api.importWorkflow(parseJson(await file.text()));
+          const doc = checkWorkflowShape(converted.workflow);
           loadWorkflow(doc, file.name.replace(/\.json$/i, ""));
-          toast("info", `opened ${file.name}`);
+          const how = converted.source === "sdgraph" ? "opened" : `imported (${converted.source})`;
+          toast("info", `${how} ${file.name}`);
+          for (const w of converted.warnings) toast("info", w);
+          if (converted.problems.length) {
+            showIssues(converted.problems); // e.g. model_missing, on the loader node
+            toast("error", converted.problems.map((p) => p.message).join("; "));
+          }
           return;
         }
         if (!file.type.startsWith("image/") && !/\.(png|jpe?g|webp)$/i.test(file.name)) {
@@ -120,7 +133,7 @@ export function useWorkflowFiles({
         toast("error", `could not open ${file.name}: ${String((e as Error).message ?? e)}`);
       }
     },
-    [loadWorkflow, reloadSchema, toast],
+    [loadWorkflow, reloadSchema, toast, showIssues],
   );
 
   const openExample = useCallback(
@@ -134,15 +147,23 @@ export function useWorkflowFiles({
     [loadWorkflow, toast],
   );
 
-  const save = useCallback(() => {
-    const blob = new Blob([stringifyJson(currentWorkflow(), 2) + "\n"], { type: "application/json" });
+  const save = useCallback(async () => {
+    // The server adds each model file's sha256 and size (the models section), so the file
+    // finds the same models on another machine; saved as is when the server cannot.
+    let doc = currentWorkflow();
+    try {
+      doc = (await api.importWorkflow(doc)).workflow;
+    } catch {
+      toast("info", "saved without model hashes (the server did not answer)");
+    }
+    const blob = new Blob([stringifyJson(doc, 2) + "\n"], { type: "application/json" });
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
     a.download = `${title || "workflow"}.json`;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
     undo.markClean();
-  }, [currentWorkflow, title, undo]);
+  }, [currentWorkflow, title, toast, undo]);
 
   return { title, examples, loadWorkflow, openFile, openExample, save };
 }

@@ -1,0 +1,123 @@
+"""Our workflow -> ComfyUI API format, for the node types both engines have.
+
+Node ids are kept (ComfyUI accepts any string id in the API format); a Tokenize node
+that only feeds EncodeText folds into that EncodeText's CLIPTextEncode. Anything else
+without a ComfyUI equivalent refuses the export, naming each node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graph.validate import Problem
+from graph.workflow import Workflow, as_link
+from importers.comfy_nodes import META_KEY, SAMPLERS
+from importers.errors import ImportRefused
+
+# our type -> (ComfyUI class, {our input: ComfyUI input}, [our outputs in ComfyUI's order])
+SIMPLE: dict[str, tuple[str, dict[str, str], list[str]]] = {
+    "LoadCheckpoint": ("CheckpointLoaderSimple", {"name": "ckpt_name"}, ["model", "clip", "vae"]),
+    "EmptyLatent": (
+        "EmptyLatentImage",
+        {"width": "width", "height": "height", "batch_size": "batch_size"},
+        ["latent"],
+    ),
+    "Sample": (
+        "KSampler",
+        {
+            "model": "model",
+            "positive": "positive",
+            "negative": "negative",
+            "latent": "latent_image",
+            "seed": "seed",
+            "steps": "steps",
+            "cfg": "cfg",
+            "sampler": "sampler_name",
+            "schedule": "scheduler",
+            "denoise": "denoise",
+        },
+        ["latent"],
+    ),
+    "VAEDecode": ("VAEDecode", {"vae": "vae", "latent": "samples"}, ["image"]),
+    "VAEEncode": ("VAEEncode", {"vae": "vae", "image": "pixels"}, ["latent"]),
+    "LoadImage": ("LoadImage", {"file": "image"}, ["image"]),
+    "SaveImage": ("SaveImage", {"image": "images", "filename_prefix": "filename_prefix"}, []),
+    "PreviewImage": ("PreviewImage", {"image": "images"}, []),
+    "EncodeText": ("CLIPTextEncode", {"clip": "clip"}, ["conditioning"]),
+}
+TO_COMFY_SAMPLER = {ours: comfy for comfy, ours in SAMPLERS.items()}
+
+
+def export_comfyui_api(workflow: Workflow, defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The ComfyUI API document; ``defaults`` gives each node type's literal defaults
+    (ComfyUI wants every widget). ImportRefused when a node has no ComfyUI equivalent."""
+    nodes = workflow.nodes
+    consumers: dict[str, list[str]] = {}
+    for nid, entry in nodes.items():
+        for v in entry.inputs.values():
+            link = as_link(v)
+            if link:
+                consumers.setdefault(link[0], []).append(nid)
+    problems: list[Problem] = []
+    folded = {
+        nid
+        for nid, e in nodes.items()
+        if e.type == "Tokenize"
+        and consumers.get(nid)
+        and all(nodes[c].type == "EncodeText" for c in consumers[nid])
+    }
+    out: dict[str, Any] = {}
+    for nid, entry in nodes.items():
+        if nid in folded:
+            continue
+        if entry.type not in SIMPLE:
+            problems.append(
+                Problem(nid, None, "no_equivalent", f"{entry.type} has no ComfyUI equivalent")
+            )
+            continue
+        cls, names, _ = SIMPLE[entry.type]
+        values = {**defaults.get(entry.type, {}), **entry.inputs}
+        inputs = {theirs: _value(nodes, values.get(ours)) for ours, theirs in names.items()}
+        # settings ComfyUI's node lacks (Sample's convention, LoadCheckpoint's dtype) ride
+        # in _meta, which ComfyUI ignores and our import reads back
+        extra = {
+            k: v
+            for k, v in values.items()
+            if k not in names and k != "tokens" and as_link(v) is None
+        }
+        if entry.type == "Sample":
+            inputs["sampler_name"] = TO_COMFY_SAMPLER.get(values["sampler"], values["sampler"])
+        if entry.type == "LoadImage":
+            inputs["upload"] = "image"
+        if entry.type == "EncodeText":
+            tokens = as_link(entry.inputs.get("tokens"))
+            source = nodes.get(tokens[0]) if tokens else None
+            text = source.inputs.get("text", "") if source else None
+            if source is None or tokens is None or tokens[0] not in folded or as_link(text):
+                problems.append(
+                    Problem(
+                        nid,
+                        "tokens",
+                        "no_equivalent",
+                        "tokens must come from a Tokenize node with a literal text",
+                    )
+                )
+            inputs["text"] = text
+        meta: dict[str, Any] = {"title": nid}
+        if extra:
+            meta[META_KEY] = extra
+        out[nid] = {"inputs": inputs, "class_type": cls, "_meta": meta}
+    if problems:
+        raise ImportRefused("sdgraph", problems, action="export to ComfyUI")
+    return out
+
+
+def _value(nodes: dict[str, Any], value: Any) -> Any:
+    link = as_link(value)
+    if link is None:
+        return value
+    src, output = link
+    entry = nodes.get(src)
+    _, _, outputs = SIMPLE.get(entry.type if entry else "", ("", {}, []))
+    index = outputs.index(output) if output in outputs else 0
+    return [src, index]

@@ -40,7 +40,7 @@ from graph.workflow import (
 from graph.workspace import Workspace
 from importers import ImportRefused, export_comfyui_api, import_file
 from model_index import index_for, model_inputs, record_models, resolve_models
-from nodes.sd.runtime import configure_process
+from nodes.sd.runtime import configure_process, job_threads
 
 ROOT = Path(__file__).resolve().parent
 
@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", action="store_true", help="print the workflow JSON Schema")
     p.add_argument("--allow-pickle", action="store_true", help="load pickle checkpoints")
     p.add_argument("--cache-bytes", type=int, default=4 * 1024**3, help="output cache budget")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: 1 for small images, else all)"
+    )
     add_memory_options(p)
     p.add_argument("--convert", nargs=2, metavar=("IN", "OUT"), help="convert a workflow file")
     p.add_argument(
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.schema:
         print(json.dumps(workflow_json_schema(), indent=2))
         return 0
-    configure_process(args.threads)
+    configure_process()
     try:
         budgets = memory_budgets(args.model_memory, args.gpu_memory)
     except ValueError as exc:
@@ -180,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         checked_runs.append((wf, checked))
     show_bars = not args.json and sys.stderr.isatty()
     results: list[RunResult] = []
-    for wf, checked in checked_runs:
+    for doc, (wf, checked) in zip(docs, checked_runs, strict=True):
         printer = ProgressPrinter(enabled=show_bars)
         try:
-            result = engine.execute(checked, wf, on_event=printer)
+            with job_threads(doc, args.threads):
+                result = engine.execute(checked, wf, on_event=printer)
         finally:
             printer.close()
         results.append(result)

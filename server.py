@@ -118,7 +118,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="interrupt and fail a job running longer than this (0: no limit)",
     )
     p.add_argument(
-        "--threads", type=int, help="torch CPU threads, per worker (default: torch's choice)"
+        "--threads", type=int, help="torch CPU threads per job (default: 1 for small images)"
     )
     p.add_argument(
         "--workers",
@@ -137,7 +137,6 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     )
     add_memory_options(p)
     a = p.parse_args(argv)
-    configure_process(a.threads)
     try:
         model_budgets = memory_budgets(a.model_memory, a.gpu_memory)
     except ValueError as exc:
@@ -169,6 +168,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             a.max_total_steps,
             a.max_work,
         ),
+        threads=a.threads,
         workers=a.workers,
         ray_address=a.ray_address,
         worker_threads=a.threads,
@@ -188,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     from aiohttp import web
 
     try:
-        app = make_app(config)
-    except (ConfigError, NodeDeclarationError) as exc:  # bad nodes; --workers ray without Ray
+        # The project's own nodes load behind an open socket (start-up answers at once);
+        # extension packages load first, so a bad declaration refuses to start.
+        background = config.node_packages == ServerConfig().node_packages
+        app = make_app(config, background=background)
+    except (ConfigError, NodeDeclarationError) as exc:  # bad nodes; --workers ray, no Ray
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not (config.web_dist / "index.html").is_file():

@@ -1,6 +1,7 @@
 """How well the built-in demo model follows prompts, judged by demo.judge.
 
-    python bench/demo_quality.py [--prompts 100] [--threads 2] [--quick] [--json OUT]
+    python bench/demo_quality.py [--prompts 100] [--threads 2] [--dtype fp32|bf16|auto]
+                                 [--quick] [--json OUT]
 
 Everything runs through the project's own code path: LoadCheckpoint's loader, the
 Tokenize / EncodeText / Sample / InvertLatent / VAE node functions. Prompts are held-out
@@ -52,7 +53,7 @@ NEGATIVE = ""
 class Pipeline:
     """The node functions of the txt2img workflow, for one loaded checkpoint."""
 
-    def __init__(self, name: str = CHECKPOINT, file: Path | None = None):
+    def __init__(self, name: str = CHECKPOINT, file: Path | None = None, dtype: str = "fp32"):
         """``file``: bench a checkpoint file instead (copied into a temporary models folder)."""
         tmp = Path(tempfile.mkdtemp(prefix="demo-bench-"))
         ws = Workspace.at(tmp, tmp / "models")
@@ -60,7 +61,7 @@ class Pipeline:
             (tmp / "models" / "checkpoints").mkdir(parents=True)
             shutil.copy(file, tmp / "models" / "checkpoints" / file.name)
             name = file.name
-        self.model, self.clip, self.vae = load_checkpoint(ws, Resources(), name, "fp32", "cpu")
+        self.model, self.clip, self.vae = load_checkpoint(ws, Resources(), name, dtype, "cpu")
         self._cond: dict[str, Conditioning] = {}
 
     def cond(self, text: str) -> Conditioning:
@@ -162,12 +163,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--table-prompts", type=int, default=None, help="prompts per table cell")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cfg", type=float, default=DEFAULT_CFG)
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16", "auto"])
     p.add_argument("--quick", action="store_true", help="skip the sampler x steps table")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    pipe = Pipeline(a.checkpoint, a.file)
-    report: dict = {"checkpoint": str(a.file or a.checkpoint), "prompts": a.prompts, "cfg": a.cfg}
+    pipe = Pipeline(a.checkpoint, a.file, a.dtype)
+    report: dict = {
+        "checkpoint": str(a.file or a.checkpoint),
+        "prompts": a.prompts,
+        "cfg": a.cfg,
+        "dtype": str(pipe.model.dtype).removeprefix("torch."),
+    }
     gt_images, gt_scenes = scenes.batch(range(2000), "eval")
     report["judge_on_ground_truth"] = accuracy(gt_images, gt_scenes)
     report["judge_on_blurred_ground_truth"] = accuracy(blurred(gt_images, 1.0), gt_scenes)
@@ -207,7 +214,10 @@ def main(argv: list[str] | None = None) -> dict:
 def print_report(r: dict) -> None:
     head = "| setting | " + " | ".join((*ATTRIBUTES, "all")) + " |"
     sep = "|---" * (len(ATTRIBUTES) + 2) + "|"
-    print(f"checkpoint {r['checkpoint']}, {r['prompts']} held-out prompts, cfg {r['cfg']}")
+    print(
+        f"checkpoint {r['checkpoint']} ({r.get('dtype', 'float32')}), {r['prompts']} held-out "
+        f"prompts, cfg {r['cfg']}"
+    )
     print(
         "seconds per 64x64 image (20 steps dpmpp_2m, cfg; tokenize to decode): "
         f"{r['seconds_per_image_1_threads']:.3f} (1 thread), "

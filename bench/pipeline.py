@@ -1,8 +1,9 @@
 """Workflow (through graph.Engine) vs diffusers' StableDiffusionPipeline: same model, size,
 steps, sampler (euler), cfg, prompt and negative prompt.
 
-    python bench/pipeline.py [--full] [--steps 10] [--repeat 3] [--threads N]
-                             [--device cpu|cuda] [--dtype fp32|fp16] [--json OUT]
+    python bench/pipeline.py [--full | --only-full] [--steps 10] [--repeat 3] [--threads N]
+                             [--device cpu|cuda] [--dtype fp32,bf16] [--engine-only]
+                             [--json OUT]
 
 Two measurements per side, each in a fresh process (so neither side inherits the other's
 warm state), sides alternating, best of ``--repeat``:
@@ -18,13 +19,20 @@ same seeded components); "full" (``--full``) = a full-size SD-1.5 architecture w
 random weights, written once as an fp16 single-file LDM checkpoint under bench/out/,
 loaded by the engine's LoadCheckpoint and by ``StableDiffusionPipeline.from_single_file``
 with the project's offline SD-1.5 config folder, at 256x256 (``--full-size``).
+Memory (engine side): ``load peak`` is the process's peak RSS while LoadCheckpoint runs
+(the kernel's high-water mark, reset just before), ``steady`` the RSS after the first
+run, ``weights`` the bytes of the loaded parameters.
+Each ``--dtype`` (comma-separated) gives a row; a row after the first also reports the
+PSNR of its engine image against the first row's (same seed).
 Targets: first run <= 1.05x the pipeline; seed-only rerun faster than the pipeline.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -36,6 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as run.py and server.py
 
 OUT = ROOT / "bench" / "out"
 FULL_NAME = "sd15-random-fp16.safetensors"
@@ -94,22 +103,63 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def rss_kib(field: str) -> int:
+    """VmRSS / VmHWM of this process in KiB (0 where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss() -> None:
+    """Restart the kernel's RSS high-water mark (Linux: write 5 to clear_refs)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def engine_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     from graph import Engine, Registry, Workspace
+    from nodes.sd.checkpoints import load_checkpoint
 
     registry = Registry.from_package("nodes")  # imports: not timed
     models = Path(args.models) if args.models else tmp / "models"
     engine = Engine(registry, Workspace.at(tmp / "data", models_dir=models).ensure())
-    times = {}
+    times: dict[str, float] = {}
     for label, seed in (("first", 1), ("rerun", 2)):
         wf = _workflow(args.name, args.size, args.steps, seed, args.device, args.dtype)
         t0 = time.perf_counter()
+        if label == "first":  # the loader's own peak: LoadCheckpoint, as the run calls it
+            reset_peak_rss()
+            base = rss_kib("VmRSS")
+            handles = load_checkpoint(
+                engine.workspace, engine.resources, args.name, args.dtype, args.device
+            )
+            times["load_peak_gib"] = rss_kib("VmHWM") / 2**20
+            times["load_base_gib"] = base / 2**20
+            times["weights_gib"] = handles_bytes(handles) / 2**30
         result = engine.run(wf)
         _sync(args.device)
         times[label] = time.perf_counter() - t0
         if result.status != "ok":
             raise SystemExit(f"engine run failed: {result.error}")
+        if label == "first":
+            times["steady_gib"] = rss_kib("VmRSS") / 2**20
+            out = engine.workspace.folder("output")
+            if args.image_out:
+                png = next(out.rglob("*.png"))
+                Path(args.image_out).write_bytes(png.read_bytes())
     return times
+
+
+def handles_bytes(handles: Any) -> int:
+    """Bytes of every parameter and buffer of a loaded (model, clip, vae)."""
+    model, clip, vae = handles
+    modules = (model.unet, clip.text_encoder, vae.vae)
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def pipeline_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
@@ -119,8 +169,9 @@ def pipeline_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     from nodes.sd.builtin import build_tiny_components
     from nodes.sd.tokenizer import load_clip_tokenizer
 
-    dtype = torch.float16 if args.dtype == "fp16" else torch.float32
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.dtype, torch.float32)
     times = {}
+    reset_peak_rss()
     t0 = time.perf_counter()
     if args.name == "builtin/tiny-random":
         c = build_tiny_components(0)
@@ -139,6 +190,7 @@ def pipeline_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         )
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe = pipe.to(args.device, dtype)
+    times["load_peak_gib"] = rss_kib("VmHWM") / 2**20
     pipe.set_progress_bar_config(disable=True)
     for label, seed in (("first", 1), ("rerun", 2)):
         if label == "rerun":
@@ -175,99 +227,151 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def measure(
-    side: str, name: str, size: int, models: Path | None, args: argparse.Namespace
+    side: str,
+    name: str,
+    size: int,
+    models: Path | None,
+    args: argparse.Namespace,
+    dtype: str,
+    image_out: Path | None = None,
 ) -> dict[str, float]:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--worker",
-        side,
-        "--name",
-        name,
-        "--size",
-        str(size),
-        "--steps",
-        str(args.steps),
-        "--device",
-        args.device,
-        "--dtype",
-        args.dtype,
-    ]
+    cmd = [sys.executable, __file__, "--worker", side, "--name", name, "--size", str(size)]
+    cmd += ["--steps", str(args.steps), "--device", args.device, "--dtype", dtype]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if models is not None:
         cmd += ["--models", str(models)]
+    if image_out is not None:
+        cmd += ["--image-out", str(image_out)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def compare(
-    label: str, name: str, size: int, models: Path | None, args: argparse.Namespace
+    label: str,
+    name: str,
+    size: int,
+    models: Path | None,
+    args: argparse.Namespace,
+    dtype: str,
 ) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, float]]] = {"engine": [], "pipeline": []}
+    sides = ("engine",) if args.engine_only else ("engine", "pipeline")
+    runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    image = OUT / f"{label}-{dtype}-engine.png"
     for i in range(args.repeat):
-        order = ("engine", "pipeline") if i % 2 == 0 else ("pipeline", "engine")
+        order = sides if i % 2 == 0 else sides[::-1]
         for side in order:
-            runs[side].append(measure(side, name, size, models, args))
-            print(f"  {label} {side} #{i + 1}: {runs[side][-1]}", flush=True)
-    best = {
-        side: {k: min(r[k] for r in rs) for k in ("first", "rerun")} for side, rs in runs.items()
-    }
-    row = {
+            png = image if side == "engine" and i == 0 else None
+            runs[side].append(measure(side, name, size, models, args, dtype, png))
+            print(f"  {label} {dtype} {side} #{i + 1}: {runs[side][-1]}", flush=True)
+    best = {side: {k: min(r[k] for r in rs) for k in rs[0]} for side, rs in runs.items()}
+    row: dict[str, Any] = {
         "model": label,
         "size": size,
         "steps": args.steps,
         "device": args.device,
-        "dtype": args.dtype,
+        "dtype": dtype,
         "threads": args.threads,
+        "image": str(image),
         **{f"{side}_{k}": round(v, 4) for side, d in best.items() for k, v in d.items()},
-        "first_ratio": round(best["engine"]["first"] / best["pipeline"]["first"], 3),
-        "rerun_ratio": round(best["engine"]["rerun"] / best["pipeline"]["rerun"], 3),
     }
+    if "pipeline" in best:
+        row["first_ratio"] = round(best["engine"]["first"] / best["pipeline"]["first"], 3)
+        row["rerun_ratio"] = round(best["engine"]["rerun"] / best["pipeline"]["rerun"], 3)
     return row
+
+
+def psnr(a: Path, b: Path) -> float:
+    """PSNR (dB) of two 8-bit images of one size."""
+    import numpy as np
+    from PIL import Image
+
+    x = np.asarray(Image.open(a).convert("RGB"), dtype=np.float64)
+    y = np.asarray(Image.open(b).convert("RGB"), dtype=np.float64)
+    mse = float(np.mean((x - y) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    print(
+        "| model | size | steps | device/dtype | engine first | pipeline first | ratio "
+        "| engine seed-only | pipeline seed-only | ratio | PSNR vs first dtype |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        pipe_first = f"{r['pipeline_first']:.3f} s" if "pipeline_first" in r else "-"
+        pipe_rerun = f"{r['pipeline_rerun']:.3f} s" if "pipeline_rerun" in r else "-"
+        print(
+            f"| {r['model']} | {r['size']} | {r['steps']} | {r['device']}/{r['dtype']} "
+            f"| {r['engine_first']:.3f} s | {pipe_first} | {r.get('first_ratio', '-')}x "
+            f"| {r['engine_rerun']:.3f} s | {pipe_rerun} | {r.get('rerun_ratio', '-')}x "
+            f"| {r.get('psnr_db', '-')} |"
+        )
+    print()
+    print(
+        "| model | dtype | weights | engine RSS before load | engine load peak | engine steady "
+        "| load peak - before, / weights | pipeline load peak |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        grown = r["engine_load_peak_gib"] - r["engine_load_base_gib"]
+        pipe_peak = r.get("pipeline_load_peak_gib")
+        print(
+            f"| {r['model']} | {r['dtype']} | {r['engine_weights_gib']:.2f} GiB "
+            f"| {r['engine_load_base_gib']:.2f} GiB | {r['engine_load_peak_gib']:.2f} GiB "
+            f"| {r['engine_steady_gib']:.2f} GiB | {grown / r['engine_weights_gib']:.2f}x "
+            f"| {f'{pipe_peak:.2f} GiB' if pipe_peak else '-'} |"
+        )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--full", action="store_true", help="also the full-size SD-1.5 model")
+    p.add_argument("--only-full", action="store_true", help="only the full-size model")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     p.add_argument("--tiny-size", type=int, default=64)
     p.add_argument("--full-size", type=int, default=256)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument(
+        "--dtype", default="fp32", help="comma-separated: fp32, bf16, fp16 (one row each)"
+    )
+    p.add_argument("--engine-only", action="store_true", help="skip the diffusers pipeline")
     p.add_argument("--json", type=Path, help="write the result rows here")
     # worker mode (internal)
     p.add_argument("--worker", choices=["engine", "pipeline"], help=argparse.SUPPRESS)
     p.add_argument("--name", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
     p.add_argument("--models", help=argparse.SUPPRESS)
+    p.add_argument("--image-out", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
         return
-    rows = [compare("tiny", "builtin/tiny-random", args.tiny_size, None, args)]
-    if args.full:
+    OUT.mkdir(parents=True, exist_ok=True)
+    models_list: list[tuple[str, str, int, Path | None]] = []
+    if not args.only_full:
+        models_list.append(("tiny", "builtin/tiny-random", args.tiny_size, None))
+    if args.full or args.only_full:
         models = OUT / "models"
         path = models / "checkpoints" / FULL_NAME
         if not path.is_file():
             print(f"building {path} (once) ...", flush=True)
             build_full_checkpoint(path)
-        rows.append(compare("sd15-random", FULL_NAME, args.full_size, models, args))
+        models_list.append(("sd15-random", FULL_NAME, args.full_size, models))
+    rows = []
+    for label, name, size, models_dir in models_list:
+        first: dict[str, Any] | None = None
+        for dtype in args.dtype.split(","):
+            row = compare(label, name, size, models_dir, args, dtype)
+            if first is None:
+                first = row
+            else:
+                row["psnr_db"] = round(psnr(Path(first["image"]), Path(row["image"])), 2)
+            rows.append(row)
     print()
-    print(
-        "| model | size | steps | device/dtype | engine first | pipeline first | ratio "
-        "| engine seed-only | pipeline seed-only | ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['model']} | {r['size']} | {r['steps']} | {r['device']}/{r['dtype']} "
-            f"| {r['engine_first']:.3f} s | {r['pipeline_first']:.3f} s | {r['first_ratio']}x "
-            f"| {r['engine_rerun']:.3f} s | {r['pipeline_rerun']:.3f} s "
-            f"| {r['rerun_ratio']}x |"
-        )
+    print_rows(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

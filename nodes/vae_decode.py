@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from graph.cost import Cost, CostInputs
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
+from nodes.sd.vae_tiling import use_tiles
 from nodes.types import Image, Latent, Vae
 
 
 @torch.no_grad()
-def decode(vae: VaeHandle, latent: LatentBatch) -> torch.Tensor:
-    """[B, H, W, 3] float 0..1 on the CPU, as StableDiffusionPipeline post-processes it."""
+def decode(vae: VaeHandle, latent: LatentBatch, tiling: str = "auto") -> torch.Tensor:
+    """[B, H, W, 3] float 0..1 on the CPU, as StableDiffusionPipeline post-processes it;
+    in overlapping tiles when ``tiling`` says so (`nodes.sd.vae_tiling`)."""
     z = latent.samples.to(vae.device, vae.dtype) / vae.scaling_factor
-    pixels = vae.vae.decode(z, return_dict=False)[0]
+    b, _, h, w = z.shape
+    factor = 2 ** (len(vae.vae.config.block_out_channels) - 1)
+    if use_tiles(tiling, vae.vae, b, h * factor, w * factor, vae.device):
+        pixels = vae.vae.tiled_decode(z, return_dict=False)[0]
+    else:
+        pixels = vae.vae.decode(z, return_dict=False)[0]
     images = (pixels / 2 + 0.5).clamp(0, 1)
     return images.float().permute(0, 2, 3, 1).cpu().contiguous()
 
@@ -28,12 +35,13 @@ class VAEDecode(Node):
     OUTPUTS = {"image": Image}
     vae: Vae
     latent: Latent
+    tiling: Literal["auto", "on", "off"] = "auto"  # auto: when the image would not fit
 
     @classmethod
     def cost(cls, inputs: CostInputs) -> Cost:
         """The VAE works on every pixel once; the size passes through."""
         return Cost(pixels=inputs.linked_pixels("latent"), pixels_field="latent")
 
-    def run(self, ctx: Any, vae: VaeHandle, latent: LatentBatch) -> dict[str, Any]:
+    def run(self, ctx: Any, vae: VaeHandle, latent: LatentBatch, tiling: str) -> dict[str, Any]:
         ctx.check_interrupted()
-        return {"image": decode(vae, latent)}
+        return {"image": decode(vae, latent, tiling)}

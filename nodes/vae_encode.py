@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from graph.cost import Cost, CostInputs
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
+from nodes.sd.vae_tiling import use_tiles
 from nodes.types import Image, Latent, Vae
 
 MULTIPLE = 8
@@ -25,12 +27,18 @@ def crop_to_multiple(images: torch.Tensor, multiple: int = MULTIPLE) -> torch.Te
 
 
 @torch.no_grad()
-def encode(vae: VaeHandle, images: torch.Tensor) -> torch.Tensor:
+def encode(vae: VaeHandle, images: torch.Tensor, tiling: str = "auto") -> torch.Tensor:
     """Latents in U-Net space (the posterior's mean times the scaling factor), on the VAE's device.
 
-    The mean rather than a sample: encoding is deterministic and needs no seed."""
+    The mean rather than a sample: encoding is deterministic and needs no seed. In
+    overlapping tiles when ``tiling`` says so (`nodes.sd.vae_tiling`)."""
     x = crop_to_multiple(images).permute(0, 3, 1, 2).to(vae.device, vae.dtype) * 2.0 - 1.0
-    dist = vae.vae.encode(x).latent_dist
+    b, _, h, w = x.shape
+    if use_tiles(tiling, vae.vae, b, h, w, vae.device):
+        moments = vae.vae._tiled_encode(x)  # what encode() runs with enable_tiling()
+        dist = DiagonalGaussianDistribution(moments)
+    else:
+        dist = vae.vae.encode(x).latent_dist
     return dist.mode() * vae.scaling_factor
 
 
@@ -41,12 +49,13 @@ class VAEEncode(Node):
     OUTPUTS = {"latent": Latent}
     vae: Vae
     image: Image
+    tiling: Literal["auto", "on", "off"] = "auto"  # auto: when the image would not fit
 
     @classmethod
     def cost(cls, inputs: CostInputs) -> Cost:
         """The VAE works on every pixel once; the size passes through."""
         return Cost(pixels=inputs.linked_pixels("image"), pixels_field="image")
 
-    def run(self, ctx: Any, vae: VaeHandle, image: torch.Tensor) -> dict[str, Any]:
+    def run(self, ctx: Any, vae: VaeHandle, image: torch.Tensor, tiling: str) -> dict[str, Any]:
         ctx.check_interrupted()
-        return {"latent": LatentBatch(encode(vae, image))}
+        return {"latent": LatentBatch(encode(vae, image, tiling))}

@@ -23,25 +23,41 @@ from service.dispatcher import Dispatcher
 from service.hub import Hub
 from service.scheduler import Policy, model_keys
 from service.security import json_errors, make_guard, safe_headers
+from service.startup import EngineLoad, make_engine_gate
 from service.state import SERVICES, Services
 from service.store import JobStore
-from service.worker import Worker
+from service.worker import InProcessWorker, Worker
 from service.workers import build_workers
 
 log = logging.getLogger(__name__)
 
 
-def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engine:
-    """The one engine of the server: built-in nodes, the data and models folders."""
-    workspace = Workspace.at(
+def make_workspace(config: ServerConfig) -> Workspace:
+    """The data and models folders of the server (created when missing)."""
+    return Workspace.at(
         config.data_dir, config.models_dir, allow_pickle=config.allow_pickle
     ).ensure()
+
+
+def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engine:
+    """The one engine of the server: built-in nodes, the data and models folders."""
+    workspace = make_workspace(config)
     return Engine(
         registry or load_registry(config.node_packages),
         workspace,
         cache_budget=config.cache_budget,
         resources=Resources(ModelStore(config.model_budgets)),
     )
+
+
+def make_worker(config: ServerConfig, engine: Engine) -> Worker:
+    """The in-process worker, with the per-job torch thread policy (or --threads)."""
+    from functools import partial
+
+    from nodes.sd.runtime import job_threads
+
+    scope = partial(job_threads, override=config.threads)
+    return InProcessWorker(engine, config.preview_size, config.preview_interval, scope)
 
 
 def load_registry(packages: tuple[str, ...]) -> Registry:
@@ -61,24 +77,40 @@ def make_app(
     engine: Engine | None = None,
     registry: Registry | None = None,
     worker: Worker | None = None,
+    background: bool = False,
 ) -> web.Application:
     """Build the server. Tests inject an engine (or a registry of test nodes); the
-    queue database opens and the worker thread starts when the app starts."""
+    queue database opens and the worker thread starts when the app starts. With
+    ``background`` (server.py) and nothing injected, the engine (torch, diffusers, node
+    types) loads in a thread once the app starts, and API requests wait for it
+    (`service.startup`); otherwise it is built here."""
     config = config or ServerConfig()
     quiet_client_errors()
-    engine = engine or make_engine(config, registry)
-    engine.workspace.ensure()
-    workers = [worker] if worker is not None else build_workers(config, engine)
+    load = EngineLoad()
+    workers: list[Worker] = []
+    if not background or engine is not None or registry is not None or worker is not None:
+        engine = engine or make_engine(config, registry)
+        engine.workspace.ensure()
+        workers = [worker] if worker is not None else build_workers(config, engine)
+        worker = workers[0]
+        load.mark_ready()
     app = web.Application(
-        middlewares=[safe_headers, json_errors, make_guard(config)],
+        middlewares=[
+            safe_headers,
+            json_errors,
+            make_guard(config),
+            make_engine_gate(load, config.engine_wait),
+        ],
         client_max_size=config.max_upload_bytes + (1 << 20),
     )
+    # engine and worker stay None until the background load has finished
     app[SERVICES] = Services(
         config,
-        engine,
-        workers[0],
+        engine,  # type: ignore[arg-type]
+        worker,  # type: ignore[arg-type]
         Hub(config.ws_queue_limit),
         ClientIds.at(config.data_dir),
+        load=load,
         workers=workers,
     )
     for table in (
@@ -106,7 +138,9 @@ async def _start(app: web.Application) -> None:
         max_attempts=cfg.max_attempts,
         lease_seconds=cfg.lease_seconds,
     )
-    cleared = await asyncio.to_thread(svc.engine.workspace.clear_temp)
+    # the engine may still be loading: the temp folder comes from the same settings
+    workspace = svc.engine.workspace if svc.load.ready else make_workspace(svc.config)
+    cleared = await asyncio.to_thread(workspace.clear_temp)
     if cleared:
         log.info("cleared %d preview file(s) of an earlier run from the temp folder", cleared)
     if svc.store.recovered:
@@ -123,19 +157,35 @@ async def _start(app: web.Application) -> None:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(svc.hub.broadcast, message)
 
-    registry = svc.engine.registry
-    svc.dispatcher = Dispatcher(
-        svc.store,
-        svc.workers,
-        notify,
-        notify_all,
-        models_of=lambda workflow: model_keys(workflow, registry),
-        policy=Policy(cfg.schedule_lookahead, cfg.schedule_max_wait),
-        job_timeout=cfg.job_timeout,
-    )
-    svc.dispatcher.start()
     # first sight of the model files: hash them in the background
-    loop.run_in_executor(None, index_for(svc.engine.workspace).scan)
+    loop.run_in_executor(None, index_for(workspace).scan)
+
+    def start_dispatcher(engine: Engine, workers: Worker | list[Worker]) -> None:
+        listed = workers if isinstance(workers, list) else [workers]
+        svc.engine, svc.worker, svc.workers = engine, listed[0], listed
+        cfg = svc.config
+        registry = engine.registry
+        svc.dispatcher = Dispatcher(
+            svc.store,
+            listed,
+            notify,
+            notify_all,
+            models_of=lambda workflow: model_keys(workflow, registry),
+            policy=Policy(cfg.schedule_lookahead, cfg.schedule_max_wait),
+            job_timeout=cfg.job_timeout,
+        )
+        svc.dispatcher.start()
+
+    if svc.load.ready:
+        start_dispatcher(svc.engine, svc.workers or [svc.worker])
+    else:
+        config = svc.config
+
+        def build() -> tuple[Engine, list[Worker]]:
+            engine = make_engine(config)
+            return engine, build_workers(config, engine)
+
+        svc.load.start(build, start_dispatcher)
 
 
 async def _close_sockets(app: web.Application) -> None:
@@ -144,6 +194,7 @@ async def _close_sockets(app: web.Application) -> None:
 
 async def _stop(app: web.Application) -> None:
     svc = app[SERVICES]
+    svc.load.abandon()
     if svc.dispatcher is not None:
         done = await asyncio.to_thread(svc.dispatcher.stop, svc.config.shutdown_timeout)
         if not done:

@@ -64,6 +64,8 @@ class ServerConfig:
     schedule_lookahead: int = 32  # queued jobs searched for a model-affinity match
     schedule_max_wait: float = 120.0  # seconds before a job may no longer be passed over
     job_timeout: float | None = 3600.0  # seconds a job may run before it is interrupted
+    engine_wait: float = 120.0  # seconds an API request waits for the engine to load
+    threads: int | None = None  # torch threads per job (None: nodes.sd.runtime's policy)
 
     @property
     def db_path(self) -> Path:

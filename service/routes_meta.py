@@ -73,7 +73,10 @@ async def workflow(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     svc = services(request)
     cfg = svc.config
+    if svc.dispatcher is None:  # the engine is still loading (service.startup)
+        return web.json_response({"engine": svc.load.describe()})
     body = {
+        "engine": svc.load.describe(),
         **svc.queue.snapshot(),
         "worker": await asyncio.to_thread(svc.worker.stats),
         "worker_stats": [await asyncio.to_thread(w.stats) for w in svc.workers],

@@ -11,6 +11,7 @@ from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
+from service.startup import EngineLoad
 from service.store import JobStore
 from service.worker import Worker
 
@@ -25,6 +26,7 @@ class Services:
     workers: list[Worker] = field(default_factory=list)
     store: JobStore | None = None  # opened on start-up
     dispatcher: Dispatcher | None = None
+    load: EngineLoad = field(default_factory=EngineLoad)  # the engine's background load
 
     @property
     def jobs(self) -> JobStore:

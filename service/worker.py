@@ -12,6 +12,7 @@ same `InProcessWorker` inside a child process or a Ray actor and raise
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from service.messages import EventEncoder
 from service.previews import preview_data_url
 
 MessageSink = Callable[[dict[str, Any]], None]
+# wraps each job's run, given its workflow document (nodes.sd.runtime.job_threads)
+JobScope = Callable[[dict[str, Any]], contextlib.AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,12 @@ class InProcessWorker:
         engine: Engine,
         preview_size: int = 256,
         preview_interval: float = 0.1,
+        job_scope: JobScope | None = None,
         name: str = "inprocess",
     ) -> None:
         self.name = name
         self.engine = engine
+        self._job_scope = job_scope or (lambda workflow: contextlib.nullcontext())
         self._encode = partial(preview_data_url, max_side=preview_size)
         self._preview_interval = preview_interval
         self._tokens: dict[str, CancelToken] = {}
@@ -148,7 +153,8 @@ class InProcessWorker:
         t0 = time.perf_counter()
         try:
             workflow = parse_workflow(job.workflow)
-            result = self.engine.run(workflow, lambda ev: emit(encode(ev)), token, job.id)
+            with self._job_scope(job.workflow):  # e.g. the per-job thread policy
+                result = self.engine.run(workflow, lambda ev: emit(encode(ev)), token, job.id)
         except (InvalidWorkflow, WorkflowFormatError) as exc:
             # The workflow was valid when queued; its files or models changed since.
             problems = [p.to_json() for p in getattr(exc, "problems", [])]

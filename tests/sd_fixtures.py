@@ -152,10 +152,12 @@ def write_every_format(models_dir: Path, components: dict[str, Any]) -> Path:
 
 
 def load_by_name(ws: Workspace, name: str, **kw: Any) -> tuple[ModelHandle, ClipHandle, VaeHandle]:
-    """`load_checkpoint` with fresh resources: (ModelHandle, ClipHandle, VaeHandle)."""
+    """`load_checkpoint` with fresh resources: (ModelHandle, ClipHandle, VaeHandle); fp32
+    unless told (``auto`` is bf16 on CPUs with native bf16, and parity tests need fp32)."""
     from graph import Resources
     from nodes.sd.checkpoints import load_checkpoint
 
+    kw.setdefault("dtype", "fp32")
     return load_checkpoint(ws, Resources(), name, **kw)
 
 

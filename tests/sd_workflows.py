@@ -29,12 +29,14 @@ TEST_CHECKPOINT = "builtin/tiny-random"
 
 def workflow_doc(name: str, checkpoint: str = TEST_CHECKPOINT) -> dict[str, Any]:
     """A shipped workflow as a plain dict (a fresh copy each call), its LoadCheckpoint
-    nodes pointed at ``checkpoint``: the SD tests run on the seeded random built-in,
-    whose components the fidelity tests rebuild for diffusers' pipelines."""
+    nodes pointed at ``checkpoint`` in fp32: the SD tests run on the seeded random
+    built-in, whose components the fidelity tests rebuild for diffusers' fp32 pipelines
+    (``auto`` would be bf16 on CPUs with native bf16)."""
     doc = json.loads((WORKFLOWS / f"{name}.json").read_text())
     for node in doc["nodes"].values():
         if node["type"] == "LoadCheckpoint":
             node["inputs"]["name"] = checkpoint
+            node["inputs"]["dtype"] = "fp32"
     return doc
 
 

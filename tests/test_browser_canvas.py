@@ -102,11 +102,12 @@ async def test_palette_search_and_wiring_with_type_check(canvas: Canvas) -> None
 
     await canvas.connect("checkpoint", "vae", "vaedecode", "vae")
     await canvas.connect("latent", "latent", "vaedecode", "latent")
-    await canvas.wait_app("Object.keys(app.workflow().nodes.vaedecode.inputs).length === 2")
+    await canvas.wait_app("Object.keys(app.workflow().nodes.vaedecode.inputs).length === 3")
     inputs = (await canvas.workflow())["nodes"]["vaedecode"]["inputs"]
     assert inputs == {
         "vae": {"node": "checkpoint", "output": "vae"},
         "latent": {"node": "latent", "output": "latent"},
+        "tiling": "auto",  # the literal's default
     }
     # Refused: a MODEL into the IMAGE input of SaveImage, and a second link into an input.
     await canvas.connect("checkpoint", "model", "saveimage", "image")

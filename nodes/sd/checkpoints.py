@@ -33,6 +33,7 @@ from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
 from nodes.sd.ldm_export import HINTS_KEY
 from nodes.sd.model_store import place
 from nodes.sd.preview import make_previewer
+from nodes.sd.runtime import cpu_has_native_bf16
 
 __all__ = [
     "BUILTIN_TINY",
@@ -170,9 +171,15 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """auto: fp16 on cuda, fp32 elsewhere."""
+    """auto: fp16 on cuda; on the CPU bf16 where the processor computes it natively
+    (AVX512-BF16 or AMX, 2.5-3x faster than fp32 at the same adherence, see the README),
+    else fp32 (emulated bf16 is slower than fp32); fp32 on mps."""
     if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.float16
+        if device.type == "cpu" and cpu_has_native_bf16():
+            return torch.bfloat16
+        return torch.float32
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}")
     return DTYPES[dtype]
@@ -191,7 +198,9 @@ def _read_components(res: Resolved, allow_pickle: bool, dtype: torch.dtype) -> d
     assert res.path is not None
     if res.kind == "folder":
         return build_from_diffusers_folder(res.path, allow_pickle, res.name)
-    sd, meta, _fmt = read_state_dict(res.path, allow_pickle=allow_pickle and not res.trusted)
+    sd, meta, _fmt = read_state_dict(
+        res.path, allow_pickle=allow_pickle and not res.trusted, dtype=dtype
+    )
     meta["hints"] = parse_json_meta(meta, HINTS_KEY)
     arch = detect(sd, meta, res.name)
     return build_from_ldm(sd, arch, res.name, dtype)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from graph.executor import Engine
 from service.config import ConfigError, ServerConfig
-from service.worker import InProcessWorker, Worker
+from service.worker import Worker
 
 MAX_WORKERS = 64
 
@@ -41,7 +41,9 @@ def build_workers(config: ServerConfig, engine: Engine) -> list[Worker]:
     """The server's workers (not started yet)."""
     kind, devices = parse_spec(config.workers)
     if kind == "inprocess":
-        return [InProcessWorker(engine, config.preview_size, config.preview_interval)]
+        from service.app import make_worker  # the per-job torch thread policy
+
+        return [make_worker(config, engine)]
     if kind == "process":
         from service.workers.process import ProcessWorker
 

@@ -119,7 +119,9 @@ def test_auto_device_and_dtype() -> None:
         with pytest.raises(ValueError, match="cuda"):
             ckpts.resolve_device("cuda")
     assert ckpts.resolve_device("cpu") == torch.device("cpu")
-    assert ckpts.resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    native = ckpts.cpu_has_native_bf16()
+    cpu_auto = torch.bfloat16 if native else torch.float32
+    assert ckpts.resolve_dtype("auto", torch.device("cpu")) == cpu_auto
     assert ckpts.resolve_dtype("auto", torch.device("cuda")) == torch.float16
     assert ckpts.resolve_dtype("fp16", torch.device("cpu")) == torch.float16
 

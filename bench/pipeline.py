@@ -1,7 +1,7 @@
 """Workflow (through graph.Engine) vs diffusers' StableDiffusionPipeline: same model, size,
 steps, sampler (euler), cfg, prompt and negative prompt.
 
-    python bench/pipeline.py [--full | --only-full] [--steps 10] [--repeat 3] [--threads N]
+    python bench/pipeline.py [--full | --only-full] [--sdxl] [--steps 10] [--repeat 3] [--threads N]
                              [--device cpu|cuda] [--dtype fp32,bf16] [--engine-only]
                              [--json OUT]
 
@@ -24,6 +24,10 @@ Memory (engine side): ``load peak`` is the process's peak RSS while LoadCheckpoi
 run, ``weights`` the bytes of the loaded parameters.
 Each ``--dtype`` (comma-separated) gives a row; a row after the first also reports the
 PSNR of its engine image against the first row's (same seed).
+``--sdxl``: also a full-size SDXL base architecture (`nodes/sd/configs/sdxl-base`) with
+random weights, built once and written as a bf16 SGM single file under bench/out/ (about
+7 GB), against ``StableDiffusionXLPipeline.from_single_file`` with the same config folder,
+at ``--sdxl-size`` (256); pass a small ``--steps`` and ``--dtype bf16`` for it on a CPU.
 Targets: first run <= 1.05x the pipeline; seed-only rerun faster than the pipeline.
 """
 
@@ -48,6 +52,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as run.py and server.py
 
 OUT = ROOT / "bench" / "out"
 FULL_NAME = "sd15-random-fp16.safetensors"
+SDXL_NAME = "sdxl-base-random-bf16.safetensors"
 PROMPT = "a red circle on a blue background"
 NEGATIVE = "blurry, low quality"
 CFG = 7.5
@@ -71,13 +76,37 @@ def build_full_checkpoint(path: Path) -> Path:
     return save_single_file(path, unet, vae, text, sched, dtype=torch.float16)
 
 
+def build_sdxl_checkpoint(path: Path) -> Path:
+    """A full-size SDXL base with seeded random weights as a bf16 SGM single file (built
+    and written in bf16: no fp32 copy of 3.5 billion weights on a shared machine)."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from nodes.sd.sdxl_arch import shipped_sdxl
+    from nodes.sd.sgm_export import save_sgm_file
+
+    arch = shipped_sdxl("sdxl-base")
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.bfloat16)  # 7 GB of weights instead of 14
+    try:
+        unet = UNet2DConditionModel.from_config(arch.unet)
+        vae = AutoencoderKL.from_config(arch.vae)
+        te1 = CLIPTextModel(CLIPTextConfig(**arch.text_encoder))
+        te2 = CLIPTextModelWithProjection(CLIPTextConfig(**arch.text_encoder_2))
+    finally:
+        torch.set_default_dtype(torch.float32)
+    return save_sgm_file(path, unet, vae, te1, te2, dtype=torch.bfloat16)
+
+
 # -- workers (run in their own process) -------------------------------------------------
 
 
 def _workflow(name: str, size: int, steps: int, seed: int, device: str, dtype: str) -> Any:
     from graph.workflow import parse_workflow
 
-    doc = json.loads((ROOT / "workflows" / "txt2img.json").read_text())
+    file = "sdxl_txt2img.json" if name == SDXL_NAME else "txt2img.json"
+    doc = json.loads((ROOT / "workflows" / file).read_text())
     nodes = doc["nodes"]
     nodes["checkpoint"]["inputs"].update({"name": name, "device": device, "dtype": dtype})
     nodes["positive_tokens"]["inputs"]["text"] = PROMPT
@@ -173,7 +202,23 @@ def pipeline_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     times = {}
     reset_peak_rss()
     t0 = time.perf_counter()
-    if args.name == "builtin/tiny-random":
+    if args.name == SDXL_NAME:
+        from diffusers import StableDiffusionXLPipeline
+
+        # without accelerate, from_single_file first builds randomly initialised modules in
+        # the default dtype (fp32: 14 GB for SDXL); build them in the target dtype instead
+        torch.set_default_dtype(dtype)
+        pipe = StableDiffusionXLPipeline.from_single_file(
+            str(Path(args.models) / "checkpoints" / args.name),
+            config=str(ROOT / "nodes" / "sd" / "configs" / "sdxl-base"),
+            tokenizer=load_clip_tokenizer(),
+            tokenizer_2=load_clip_tokenizer("!"),
+            local_files_only=True,
+            torch_dtype=dtype,
+            add_watermarker=False,
+        )
+        torch.set_default_dtype(torch.float32)
+    elif args.name == "builtin/tiny-random":
         c = build_tiny_components(0)
         pipe = StableDiffusionPipeline(
             **c, safety_checker=None, feature_extractor=None, requires_safety_checker=False
@@ -218,9 +263,13 @@ def worker(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     load_clip_tokenizer()  # process set-up on both sides (memoised vocabulary): not timed
+    import resource
+
     with tempfile.TemporaryDirectory() as tmp:
         fn = engine_worker if args.worker == "engine" else pipeline_worker
-        print(json.dumps(fn(args, Path(tmp))))
+        out = fn(args, Path(tmp))
+        out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
+        print(json.dumps(out))
 
 
 # -- driver ---------------------------------------------------------------------------
@@ -337,6 +386,8 @@ def main() -> None:
     p.add_argument(
         "--dtype", default="fp32", help="comma-separated: fp32, bf16, fp16 (one row each)"
     )
+    p.add_argument("--sdxl", action="store_true", help="also a full-size SDXL base (random)")
+    p.add_argument("--sdxl-size", type=int, default=256)
     p.add_argument("--engine-only", action="store_true", help="skip the diffusers pipeline")
     p.add_argument("--json", type=Path, help="write the result rows here")
     # worker mode (internal)
@@ -360,6 +411,13 @@ def main() -> None:
             print(f"building {path} (once) ...", flush=True)
             build_full_checkpoint(path)
         models_list.append(("sd15-random", FULL_NAME, args.full_size, models))
+    if args.sdxl:
+        sdxl_models = OUT / "models"
+        sdxl_path = sdxl_models / "checkpoints" / SDXL_NAME
+        if not sdxl_path.is_file():
+            print(f"building {sdxl_path} (once) ...", flush=True)
+            build_sdxl_checkpoint(sdxl_path)
+        models_list.append(("sdxl-base-random", SDXL_NAME, args.sdxl_size, sdxl_models))
     rows = []
     for label, name, size, models_dir in models_list:
         first: dict[str, Any] | None = None

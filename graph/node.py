@@ -258,6 +258,16 @@ class Node:
         raise NotImplementedError
 
     @classmethod
+    def check(cls, inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+        """Rules across several literal inputs (e.g. a sampler that has no such schedule),
+        checked at validation, before anything runs or loads.
+
+        Gets the validated literal values (defaults filled in; linked inputs are absent);
+        returns ``(field, message)`` for each broken rule, reported as an
+        ``invalid_combination`` problem naming the node and that field."""
+        return []
+
+    @classmethod
     def cost(cls, inputs: CostInputs) -> Cost:
         """What running this node costs (graph/cost.py), from its literal values and the
         pixels its links carry; budgets are checked on it before a job is queued.

@@ -144,6 +144,7 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
         values = _check_literals(node_id, spec, literals, problems)
         if values is not None:
             _check_choices(node_id, spec, values, choices, listed, problems)
+            _check_rules(node_id, spec, values, problems)
             out.nodes[node_id] = CheckedNode(node_id, spec, values, links)
     _check_links(workflow, registry, problems)
     out.graph = dependency_graph(workflow)
@@ -183,6 +184,19 @@ def _check_literals(
             problems.append(Problem(node_id, name, code, msg))
         return None
     return None if huge else values
+
+
+def _check_rules(
+    node_id: str, spec: NodeSpec, values: dict[str, Any], problems: list[Problem]
+) -> None:
+    """The node's own cross-field rules (`Node.check`)."""
+    try:
+        broken = list(spec.cls.check(dict(values)))
+    except Exception as exc:  # noqa: BLE001 - a faulty rule must not crash validation
+        problems.append(Problem(node_id, None, "check_failed", f"{spec.type}.check raised {exc!r}"))
+        return
+    for name, message in broken:
+        problems.append(Problem(node_id, name, "invalid_combination", message))
 
 
 def _check_choices(

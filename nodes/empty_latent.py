@@ -9,14 +9,16 @@ import torch
 from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
 from nodes.sd.handles import LatentBatch
+from nodes.sd.sampling import EMPTY
 from nodes.types import Latent
 
-LATENT_CHANNELS = 4
+LATENT_CHANNELS = 4  # placeholder zeros; Sample makes the model's own channels
 VAE_FACTOR = 8
 
 
 class EmptyLatent(Node):
-    """A blank latent batch of the given image size (zeros; Sample draws the noise)."""
+    """A blank latent batch of the given image size (Sample draws the noise, with the
+    model's latent channels and VAE factor)."""
 
     CATEGORY = "latent"
     OUTPUTS = {"latent": Latent}
@@ -32,4 +34,5 @@ class EmptyLatent(Node):
 
     def run(self, ctx: Any, width: int, height: int, batch_size: int) -> dict[str, Any]:
         shape = (batch_size, LATENT_CHANNELS, height // VAE_FACTOR, width // VAE_FACTOR)
-        return {"latent": LatentBatch(torch.zeros(shape, dtype=torch.float32))}
+        zeros = torch.zeros(shape, dtype=torch.float32)
+        return {"latent": LatentBatch(zeros, extra={EMPTY: (height, width)})}

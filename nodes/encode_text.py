@@ -9,6 +9,7 @@ import torch
 from graph.node import Node
 from nodes.sd.handles import ClipHandle, Conditioning, TokenWindows
 from nodes.sd.prompt_weights import apply_weights
+from nodes.sd.sdxl_text import encode_sdxl
 from nodes.types import Clip, Tokens
 from nodes.types import Conditioning as ConditioningType
 
@@ -32,7 +33,11 @@ def encode_windows(clip: ClipHandle, tokens: TokenWindows) -> torch.Tensor:
 
 
 class EncodeText(Node):
-    """Encode token windows with the CLIP text model; applies the prompt weights."""
+    """Encode token windows with the CLIP text model; applies the prompt weights.
+
+    With an SDXL CLIP: both encoders' penultimate states (concatenated) and the pooled
+    embedding; the size conditioning then defaults to the latent's size at sampling
+    (set it with SizeConditioning)."""
 
     CATEGORY = "conditioning"
     OUTPUTS = {"conditioning": ConditioningType}
@@ -40,4 +45,8 @@ class EncodeText(Node):
     tokens: Tokens
 
     def run(self, ctx: Any, clip: ClipHandle, tokens: TokenWindows) -> dict[str, Any]:
+        if clip.family == "sdxl":
+            return {"conditioning": encode_sdxl(clip, tokens)}
+        if tokens.second is not None:
+            raise ValueError("these tokens come from an SDXL CLIP: tokenize with the same CLIP")
         return {"conditioning": Conditioning(encode_windows(clip, tokens), text=tokens.text)}

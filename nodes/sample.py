@@ -11,7 +11,7 @@ from graph.node import Node, Widget
 from nodes.sd.comfy_sampling import comfy_sample
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
 from nodes.sd.preview import latent_preview
-from nodes.sd.samplers import SamplerName, ScheduleName
+from nodes.sd.samplers import SamplerName, ScheduleName, scheduler_kwargs
 from nodes.sd.sampling import SampleSettings, sample
 from nodes.types import Conditioning as ConditioningType
 from nodes.types import Latent, Model
@@ -47,6 +47,11 @@ def sampling_cost(inputs: CostInputs) -> Cost:
 class Sample(Node):
     """Generate latents: txt2img at denoise 1, img2img (noise the input) below 1.
 
+    Base -> refiner hand-off (diffusers' denoising_end / denoising_start): the base stops
+    at ``denoising_end`` (its latent keeps the remaining noise), the refiner continues it
+    from ``denoising_start`` (same value, no new noise). Without a negative, an SDXL base
+    uses zeros (diffusers' negative_prompt=None); other models need one when cfg > 1.
+
     convention: ``diffusers`` reproduces diffusers' pipelines; ``comfyui`` reproduces
     ComfyUI's KSampler (its sigma schedules, noise scaling and timesteps; samplers euler,
     euler_ancestral, dpmpp_2m, ddim), so an imported ComfyUI workflow gives its picture.
@@ -56,7 +61,7 @@ class Sample(Node):
     OUTPUTS = {"latent": Latent}
     model: Model
     positive: ConditioningType
-    negative: ConditioningType
+    negative: ConditioningType | None = None
     latent: Latent
     seed: int = Widget(0, ge=0, le=SEED_MAX, seed=True)
     steps: int = Widget(20, ge=1, le=500)
@@ -64,7 +69,34 @@ class Sample(Node):
     sampler: SamplerName = "euler"
     schedule: ScheduleName = "normal"
     denoise: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
+    denoising_start: float = Widget(0.0, ge=0.0, lt=1.0, step=0.01)
+    denoising_end: float = Widget(1.0, gt=0.0, le=1.0, step=0.01)
     convention: Literal["diffusers", "comfyui"] = "diffusers"
+
+    @classmethod
+    def check(cls, inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+        """Pairs that cannot run, rejected before any model loads."""
+        problems: list[tuple[str | None, str]] = []
+        if inputs["convention"] == "diffusers":
+            try:
+                scheduler_kwargs(inputs["sampler"], inputs["schedule"])
+            except ValueError as e:  # UnsupportedSchedule, or a ComfyUI-only schedule
+                problems.append(("schedule", str(e)))
+        start, end = inputs["denoising_start"], inputs["denoising_end"]
+        if start > 0.0 and start >= end:
+            problems.append(
+                ("denoising_start", f"denoising_start {start} must be below denoising_end {end}")
+            )
+        if start > 0.0 and inputs["denoise"] < 1.0:
+            problems.append(("denoise", "denoising_start replaces denoise: use denoise 1"))
+        if inputs["convention"] == "comfyui" and (start > 0.0 or end < 1.0):
+            problems.append(
+                (
+                    "convention",
+                    "denoising_start / denoising_end follow diffusers: use convention diffusers",
+                )
+            )
+        return problems
 
     @classmethod
     def cost(cls, inputs: CostInputs) -> Cost:
@@ -75,7 +107,6 @@ class Sample(Node):
         ctx: Any,
         model: ModelHandle,
         positive: Conditioning,
-        negative: Conditioning,
         latent: LatentBatch,
         seed: int,
         steps: int,
@@ -83,9 +114,14 @@ class Sample(Node):
         sampler: str,
         schedule: str,
         denoise: float,
+        denoising_start: float,
+        denoising_end: float,
         convention: str = "diffusers",
+        negative: Conditioning | None = None,
     ) -> dict[str, Any]:
-        settings = SampleSettings(seed, steps, cfg, sampler, schedule, denoise)
+        settings = SampleSettings(
+            seed, steps, cfg, sampler, schedule, denoise, denoising_start, denoising_end
+        )
         ctx.check_interrupted()
         run = comfy_sample if convention == "comfyui" else sample
         out = run(model, positive, negative, latent, settings, progress_callback(ctx, model))

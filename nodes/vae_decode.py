@@ -9,6 +9,7 @@ import torch
 from graph.cost import Cost, CostInputs
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
+from nodes.sd.vae_latents import spatial_factor, to_vae_space
 from nodes.sd.vae_tiling import use_tiles
 from nodes.types import Image, Latent, Vae
 
@@ -17,9 +18,9 @@ from nodes.types import Image, Latent, Vae
 def decode(vae: VaeHandle, latent: LatentBatch, tiling: str = "auto") -> torch.Tensor:
     """[B, H, W, 3] float 0..1 on the CPU, as StableDiffusionPipeline post-processes it;
     in overlapping tiles when ``tiling`` says so (`nodes.sd.vae_tiling`)."""
-    z = latent.samples.to(vae.device, vae.dtype) / vae.scaling_factor
+    z = to_vae_space(vae.vae, latent.samples.to(vae.device, vae.dtype), vae.scaling_factor)
     b, _, h, w = z.shape
-    factor = 2 ** (len(vae.vae.config.block_out_channels) - 1)
+    factor = spatial_factor(vae.vae)
     if use_tiles(tiling, vae.vae, b, h * factor, w * factor, vae.device):
         pixels = vae.vae.tiled_decode(z, return_dict=False)[0]
     else:

@@ -10,10 +10,11 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from graph.cost import Cost, CostInputs
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
+from nodes.sd.vae_latents import from_vae_space, spatial_factor
 from nodes.sd.vae_tiling import use_tiles
 from nodes.types import Image, Latent, Vae
 
-MULTIPLE = 8
+MULTIPLE = 8  # the default; encode() uses the VAE's own factor
 
 
 def crop_to_multiple(images: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
@@ -32,14 +33,15 @@ def encode(vae: VaeHandle, images: torch.Tensor, tiling: str = "auto") -> torch.
 
     The mean rather than a sample: encoding is deterministic and needs no seed. In
     overlapping tiles when ``tiling`` says so (`nodes.sd.vae_tiling`)."""
-    x = crop_to_multiple(images).permute(0, 3, 1, 2).to(vae.device, vae.dtype) * 2.0 - 1.0
+    cropped = crop_to_multiple(images, spatial_factor(vae.vae))
+    x = cropped.permute(0, 3, 1, 2).to(vae.device, vae.dtype) * 2.0 - 1.0
     b, _, h, w = x.shape
     if use_tiles(tiling, vae.vae, b, h, w, vae.device):
         moments = vae.vae._tiled_encode(x)  # what encode() runs with enable_tiling()
         dist = DiagonalGaussianDistribution(moments)
     else:
         dist = vae.vae.encode(x).latent_dist
-    return dist.mode() * vae.scaling_factor
+    return from_vae_space(vae.vae, dist.mode(), vae.scaling_factor)
 
 
 class VAEEncode(Node):

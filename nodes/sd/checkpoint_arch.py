@@ -146,9 +146,10 @@ def infer_vae(sd: dict[str, torch.Tensor], file: str) -> dict[str, Any]:
     }
 
 
-def infer_clip(sd: dict[str, torch.Tensor], file: str) -> dict[str, Any]:
-    """CLIPTextConfig values from ``cond_stage_model.transformer.text_model.*`` shapes."""
-    p = CLIP_PREFIX + "text_model."
+def infer_clip(sd: dict[str, torch.Tensor], file: str, prefix: str = CLIP_PREFIX) -> dict[str, Any]:
+    """CLIPTextConfig values from ``<prefix>text_model.*`` shapes (prefix: SD 1.x's
+    ``cond_stage_model.transformer.`` or SDXL's ``conditioner.embedders.0.transformer.``)."""
+    p = prefix + "text_model."
     vocab, hidden = _shape(sd, p + "embeddings.token_embedding.weight", file)
     positions = _shape(sd, p + "embeddings.position_embedding.weight", file)[0]
     keys = [k[len(p) :] for k in sd if k.startswith(p)]
@@ -173,6 +174,11 @@ def infer_clip(sd: dict[str, torch.Tensor], file: str) -> dict[str, Any]:
 _HINTABLE = {
     "unet": {"attention_head_dim": (int, list), "norm_num_groups": int, "sample_size": int},
     "vae": {"norm_num_groups": int, "sample_size": int, "scaling_factor": (int, float)},
+    "text_encoder_2": {
+        "num_attention_heads": int,
+        "hidden_act": str,
+        "layer_norm_eps": float,
+    },
     "text_encoder": {
         "num_attention_heads": int,
         "hidden_act": str,
@@ -185,7 +191,7 @@ _HINTABLE = {
 }
 
 
-def _apply_hints(cfg: dict[str, Any], part: str, hints: dict[str, Any]) -> dict[str, Any]:
+def apply_hints(cfg: dict[str, Any], part: str, hints: dict[str, Any]) -> dict[str, Any]:
     """Only values shapes cannot tell, each type-checked: hints never change sizes."""
     given = hints.get(part)
     if not isinstance(given, dict):
@@ -201,7 +207,7 @@ def _apply_hints(cfg: dict[str, Any], part: str, hints: dict[str, Any]) -> dict[
 _SCHEDULERS = ("PNDMScheduler", "DDIMScheduler", "EulerDiscreteScheduler", "DDPMScheduler")
 
 
-def _scheduler_from_hints(hints: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+def scheduler_from_hints(hints: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
     s = hints.get("scheduler")
     if not isinstance(s, dict) or s.get("_class_name") not in _SCHEDULERS:
         return default
@@ -209,7 +215,7 @@ def _scheduler_from_hints(hints: dict[str, Any], default: dict[str, Any]) -> dic
     return {k: v for k, v in s.items() if isinstance(k, str) and isinstance(v, ok)}
 
 
-def _shape_signature(a: Architecture) -> tuple[Any, ...]:
+def shape_signature(a: Architecture) -> tuple[Any, ...]:
     u, v, t = a.unet, a.vae, a.text_encoder
     return (
         tuple(u["block_out_channels"]),
@@ -250,7 +256,7 @@ def detect(sd: dict[str, torch.Tensor], meta: dict[str, Any], file: str) -> Arch
 
     ``meta``: file metadata; ``meta["hints"]`` is the parsed ``sdgraph.hints`` object."""
     if any(k.startswith(("conditioner.embedders.", UNET_PREFIX + "label_emb")) for k in sd):
-        raise CheckpointError(f"{file}: unknown architecture (SDXL-style keys; only SD 1.x/2.x)")
+        raise CheckpointError(f"{file}: SDXL (SGM) keys: load it with nodes.sd.sdxl_arch")
     if not any(k.startswith(UNET_PREFIX) for k in sd):
         raise CheckpointError(
             f"{file}: unknown architecture (no 'model.diffusion_model.*' U-Net weights; "
@@ -265,7 +271,7 @@ def detect(sd: dict[str, torch.Tensor], meta: dict[str, Any], file: str) -> Arch
         sd2 = shipped("sd2-512")
         width = _shape(sd, OPEN_CLIP_PREFIX + "token_embedding.weight", file)[1]
         probe = Architecture("probe", unet, vae, {"hidden_size": width}, {}, "open_clip")
-        if _shape_signature(probe) != _shape_signature(sd2):
+        if shape_signature(probe) != shape_signature(sd2):
             raise CheckpointError(
                 f"{file}: unknown architecture (OpenCLIP text encoder, but not the SD 2.x shapes)"
             )
@@ -278,12 +284,12 @@ def detect(sd: dict[str, torch.Tensor], meta: dict[str, Any], file: str) -> Arch
     text = infer_clip(sd, file)
     inferred = Architecture("sd1-structure", unet, vae, text, {}, "clip")
     sd15 = shipped("sd15")
-    base = sd15 if _shape_signature(inferred) == _shape_signature(sd15) else inferred
+    base = sd15 if shape_signature(inferred) == shape_signature(sd15) else inferred
     return Architecture(
         name=base.name,
-        unet=_apply_hints(base.unet, "unet", hints),
-        vae=_apply_hints(base.vae, "vae", hints),
-        text_encoder=_apply_hints(base.text_encoder, "text_encoder", hints),
-        scheduler=_scheduler_from_hints(hints, sd15.scheduler),
+        unet=apply_hints(base.unet, "unet", hints),
+        vae=apply_hints(base.vae, "vae", hints),
+        text_encoder=apply_hints(base.text_encoder, "text_encoder", hints),
+        scheduler=scheduler_from_hints(hints, sd15.scheduler),
         text_kind="clip",
     )

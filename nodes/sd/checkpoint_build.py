@@ -92,6 +92,16 @@ def _text_weights(sd: dict[str, torch.Tensor], arch: Architecture, model: Any) -
     return out
 
 
+def convert_unet_vae(
+    sd: dict[str, torch.Tensor], unet: dict[str, Any], vae: dict[str, Any], file: str
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """U-Net and VAE weights in diffusers' names (diffusers' LDM converters)."""
+    try:
+        return sfu.convert_ldm_unet_checkpoint(sd, unet), sfu.convert_ldm_vae_checkpoint(sd, vae)
+    except (KeyError, IndexError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{file}: unknown architecture (cannot map keys: {e!r})") from e
+
+
 def build_from_ldm(
     sd: dict[str, torch.Tensor],
     arch: Architecture,
@@ -100,11 +110,7 @@ def build_from_ldm(
 ) -> dict[str, Any]:
     """unet, vae, text_encoder (CPU; in ``dtype``, or the file's when None), tokenizer,
     scheduler_config."""
-    try:
-        unet_w = sfu.convert_ldm_unet_checkpoint(sd, arch.unet)
-        vae_w = sfu.convert_ldm_vae_checkpoint(sd, arch.vae)
-    except (KeyError, IndexError, AttributeError, RuntimeError) as e:
-        raise CheckpointError(f"{file}: unknown architecture (cannot map keys: {e!r})") from e
+    unet_w, vae_w = convert_unet_vae(sd, arch.unet, arch.vae, file)
     try:
         with torch.device("meta"):
             unet = UNet2DConditionModel.from_config(arch.unet)

@@ -34,6 +34,9 @@ from nodes.sd.ldm_export import HINTS_KEY
 from nodes.sd.model_store import place
 from nodes.sd.preview import make_previewer
 from nodes.sd.runtime import cpu_has_native_bf16
+from nodes.sd.sdxl_arch import detect_sdxl, is_sdxl_folder, is_sgm
+from nodes.sd.sdxl_build import build_sdxl_from_diffusers_folder, build_sdxl_from_sgm
+from nodes.sd.vae_latents import vae_dtype
 
 __all__ = [
     "BUILTIN_TINY",
@@ -53,7 +56,8 @@ BUILTIN_MODELS_DIR = Path(__file__).parent / "builtin_models"
 EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CACHE_TAG = "sd.checkpoint"
-COMPONENTS = ("unet", "text_encoder", "vae")  # what a checkpoint puts in the model store
+# what a checkpoint puts in the model store (text_encoder_2: SDXL base's bigG)
+COMPONENTS = ("unet", "text_encoder", "text_encoder_2", "vae")
 
 Kind = Literal["tiny", "file", "folder"]
 
@@ -197,11 +201,15 @@ def _read_components(res: Resolved, allow_pickle: bool, dtype: torch.dtype) -> d
         return c
     assert res.path is not None
     if res.kind == "folder":
+        if is_sdxl_folder(res.path):
+            return build_sdxl_from_diffusers_folder(res.path, allow_pickle, res.name)
         return build_from_diffusers_folder(res.path, allow_pickle, res.name)
     sd, meta, _fmt = read_state_dict(
         res.path, allow_pickle=allow_pickle and not res.trusted, dtype=dtype
     )
     meta["hints"] = parse_json_meta(meta, HINTS_KEY)
+    if is_sgm(sd):
+        return build_sdxl_from_sgm(sd, detect_sdxl(sd, meta, res.name), res.name, dtype)
     arch = detect(sd, meta, res.name)
     return build_from_ldm(sd, arch, res.name, dtype)
 
@@ -252,16 +260,17 @@ class _Loadable:
             )
         c = _read_components(self.res, self.allow_pickle, self.dtype)
         dtype_name = str(self.dtype).removeprefix("torch.")
+        vae_dt = vae_dtype(str(c.get("family", "sd")), self.dtype, c["vae"].config)
         for component in wanted:
             key = self.key(component)
-            if key not in store:
+            if key not in store and c.get(component) is not None:
                 label = f"{self.res.name}:{component}:{dtype_name}"
                 c[component] = place(
                     store,
                     key,
                     c[component],
                     self.device,
-                    self.dtype,
+                    vae_dt if component == "vae" else self.dtype,
                     label,
                     checkpoint=self.res.name,
                     component=component,
@@ -282,11 +291,27 @@ def _handles(c: dict[str, Any], src: _Loadable, store: ModelStore, identity: str
         dtype=dt,
         identity=identity,
         vae_scale_factor=2 ** (len(vae_config.block_out_channels) - 1),
+        latent_channels=int(c["unet"].config.in_channels),
+        zeros_for_missing_negative=bool(c.get("zeros_for_missing_negative", False)),
         # the previewer reaches the VAE through its ref, so a cached handle holds no module
         preview=make_previewer(vae_ref.get(), float(vae_config.scaling_factor), source=vae_ref),
     )
-    clip = ClipHandle(c["tokenizer"], src.ref(store, "text_encoder"), dev, dt, identity)
-    vae_h = VaeHandle(vae_ref, dev, dt, identity, scaling_factor=float(vae_config.scaling_factor))
+    family = str(c.get("family", "sd"))
+    clip = ClipHandle(
+        c["tokenizer"],
+        src.ref(store, "text_encoder"),
+        dev,
+        dt,
+        identity,
+        tokenizer_2=c.get("tokenizer_2"),
+        text_encoder_2_ref=(
+            src.ref(store, "text_encoder_2") if c.get("text_encoder_2") is not None else None
+        ),
+        family=family,
+    )
+    vae_dt = vae_dtype(family, dt, vae_config)
+    scale = float(vae_config.scaling_factor)
+    vae_h = VaeHandle(vae_ref, dev, vae_dt, identity, scaling_factor=scale)
     return model, clip, vae_h
 
 

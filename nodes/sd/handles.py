@@ -28,6 +28,9 @@ class ModelHandle:
     dtype: torch.dtype
     identity: str  # stable id of the loaded file (name, size, mtime, dtype, device)
     vae_scale_factor: int = 8
+    latent_channels: int = 4  # the U-Net's in_channels (an empty latent gets this many)
+    # SDXL base (diffusers' force_zeros_for_empty_prompt): no negative -> zeros
+    zeros_for_missing_negative: bool = False
     preview: Any = None  # latents -> PIL image for progress (nodes/sd/preview.py), or None
 
     @property
@@ -40,18 +43,32 @@ class ModelHandle:
 
 @dataclass(frozen=True)
 class ClipHandle:
+    """One or two text encoders with their tokenizers.
+
+    ``family`` "sd": last hidden state of one encoder (SD 1.x/2.x). "sdxl": penultimate
+    hidden states of every encoder concatenated, plus the pooled (projected) embedding of
+    the last one; the base has CLIP-L + OpenCLIP bigG (``*_2``), the refiner bigG only."""
+
     tokenizer: Any  # transformers CLIPTokenizer(Fast), model_max_length 77
-    text_encoder_ref: Any  # transformers CLIPTextModel, or its ref
+    text_encoder_ref: Any  # transformers CLIPTextModel (or ...WithProjection), or its ref
     device: torch.device
     dtype: torch.dtype
     identity: str
+    tokenizer_2: Any = None  # SDXL base: the OpenCLIP bigG tokenizer (pads with "!")
+    text_encoder_2_ref: Any = None  # SDXL base: CLIPTextModelWithProjection (bigG), or its ref
+    family: str = "sd"
 
     @property
     def text_encoder(self) -> Any:
         return resolve(self.text_encoder_ref)
 
+    @property
+    def text_encoder_2(self) -> Any:
+        return None if self.text_encoder_2_ref is None else resolve(self.text_encoder_2_ref)
+
     def cache_nbytes(self) -> int:
-        return module_nbytes(self.text_encoder_ref)
+        more = 0 if self.text_encoder_2_ref is None else module_nbytes(self.text_encoder_2_ref)
+        return module_nbytes(self.text_encoder_ref) + more
 
 
 @dataclass(frozen=True)
@@ -77,20 +94,25 @@ class TokenWindows:
     ids: torch.Tensor  # int64 [windows, 77]
     weights: torch.Tensor  # float32 [windows, 77], 1.0 where unweighted
     text: str = ""
+    second: TokenWindows | None = None  # the same windows for a CLIP's second tokenizer
 
     @property
     def nbytes(self) -> int:
-        return int(self.ids.nbytes + self.weights.nbytes)
+        more = self.second.nbytes if self.second is not None else 0
+        return int(self.ids.nbytes + self.weights.nbytes) + more
 
 
 @dataclass(frozen=True)
 class Conditioning:
     embeddings: torch.Tensor  # [1, 77 * windows, dim], on the model's device
     text: str = ""
+    pooled: torch.Tensor | None = None  # SDXL: [1, dim] projected embedding of the last encoder
+    sizes: Any = None  # SDXL: nodes.sd.sdxl_conditioning.SizeConditioning (None: defaults)
 
     @property
     def nbytes(self) -> int:
-        return int(self.embeddings.nbytes)
+        more = self.pooled.nbytes if self.pooled is not None else 0
+        return int(self.embeddings.nbytes) + int(more)
 
 
 @dataclass(frozen=True)

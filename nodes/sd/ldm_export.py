@@ -32,6 +32,7 @@ _UNET_TOP = {
     "conv_norm_out": "out.0",
     "conv_out": "out.2",
 }
+_UNET_ADDED = {"add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2"}
 _UNET_RESNET = [
     ("norm1", "in_layers.0"),
     ("conv1", "in_layers.2"),
@@ -67,7 +68,7 @@ def _put(out: dict, prefix: str, src: dict[str, torch.Tensor]) -> None:
 
 
 def unet_to_ldm(unet: Any) -> dict[str, torch.Tensor]:
-    """UNet2DConditionModel (SD-1.x/2.x structure) -> ``model.diffusion_model.*`` keys."""
+    """UNet2DConditionModel (SD-1.x/2.x/XL structure) -> ``model.diffusion_model.*`` keys."""
     sd = unet.state_dict()
     cfg = unet.config
     n_levels, per = len(cfg.block_out_channels), cfg.layers_per_block
@@ -75,6 +76,10 @@ def unet_to_ldm(unet: Any) -> dict[str, torch.Tensor]:
     for src, dst in _UNET_TOP.items():
         for p in ("weight", "bias"):
             out[f"{dst}.{p}"] = sd[f"{src}.{p}"]
+    for src, dst in _UNET_ADDED.items():  # SDXL: size + pooled-text embedding
+        for p in ("weight", "bias"):
+            if f"{src}.{p}" in sd:
+                out[f"{dst}.{p}"] = sd[f"{src}.{p}"]
     for i in range(n_levels):
         for j in range(per):
             idx = 1 + i * (per + 1) + j
@@ -153,23 +158,27 @@ def vae_to_ldm(vae: Any) -> dict[str, torch.Tensor]:
 
 def _text_sd(text_encoder: Any) -> dict[str, torch.Tensor]:
     """Text model weights with the ``text_model.`` prefix whether or not transformers
-    flattened the module (it did in 5.x); ``position_ids`` are not weights."""
+    flattened the module (it did in 5.x); ``position_ids`` are not weights, and a
+    projection (CLIPTextModelWithProjection) is not part of the text model."""
     sd = text_encoder.state_dict()
     out = {}
     for k, v in sd.items():
-        if k.endswith("position_ids"):
+        if k.endswith("position_ids") or k.startswith("text_projection."):
             continue
         out[k if k.startswith("text_model.") else "text_model." + k] = v
     return out
 
 
-def clip_to_ldm(text_encoder: Any) -> dict[str, torch.Tensor]:
-    """CLIPTextModel -> ``cond_stage_model.transformer.text_model.*`` (SD 1.x)."""
-    return {CLIP_PREFIX + k: v for k, v in _text_sd(text_encoder).items()}
+def clip_to_ldm(text_encoder: Any, prefix: str = CLIP_PREFIX) -> dict[str, torch.Tensor]:
+    """CLIPTextModel -> ``<prefix>text_model.*`` (SD 1.x: ``cond_stage_model.transformer.``)."""
+    return {prefix + k: v for k, v in _text_sd(text_encoder).items()}
 
 
-def open_clip_to_ldm(text_encoder: Any) -> dict[str, torch.Tensor]:
-    """CLIPTextModel -> OpenCLIP ``cond_stage_model.model.*`` (SD 2.x: fused q/k/v)."""
+def open_clip_to_ldm(text_encoder: Any, prefix: str = OPEN_CLIP_PREFIX) -> dict[str, torch.Tensor]:
+    """CLIPTextModel(WithProjection) -> OpenCLIP ``<prefix>*`` (SD 2.x:
+    ``cond_stage_model.model.``; fused q/k/v; a projection becomes ``text_projection``,
+    stored transposed as OpenCLIP does)."""
+    full = text_encoder.state_dict()
     sd = _text_sd(text_encoder)
     out: dict[str, torch.Tensor] = {
         "token_embedding.weight": sd["text_model.embeddings.token_embedding.weight"],
@@ -194,7 +203,9 @@ def open_clip_to_ldm(text_encoder: Any) -> dict[str, torch.Tensor]:
         for p in ("weight", "bias"):
             qkv = [sd[f"{src}self_attn.{x}_proj.{p}"] for x in "qkv"]
             out[f"{dst}attn.in_proj_{p}"] = torch.cat(qkv, dim=0)
-    return {OPEN_CLIP_PREFIX + k: v for k, v in out.items()}
+    if "text_projection.weight" in full:
+        out["text_projection"] = full["text_projection.weight"].T.contiguous()
+    return {prefix + k: v for k, v in out.items()}
 
 
 def to_ldm_state_dict(
@@ -249,11 +260,18 @@ def save_single_file(
 ) -> Path:
     """Write a single-file ``.safetensors`` checkpoint (LDM layout, with `hints` as metadata)."""
     sd = to_ldm_state_dict(unet, vae, text_encoder, text_format)
+    return write_checkpoint(path, sd, hints(unet, vae, text_encoder, scheduler), dtype)
+
+
+def write_checkpoint(
+    path: Path, sd: dict[str, torch.Tensor], hint: dict[str, Any], dtype: torch.dtype | None
+) -> Path:
+    """Save a state dict (optionally cast) as ``.safetensors`` with ``hint`` as metadata."""
     tensors = {
         k: (v.to(dtype) if dtype is not None else v).detach().cpu().contiguous()
         for k, v in sd.items()
     }
-    meta = {HINTS_KEY: json.dumps(hints(unet, vae, text_encoder, scheduler), sort_keys=True)}
+    meta = {HINTS_KEY: json.dumps(hint, sort_keys=True)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)

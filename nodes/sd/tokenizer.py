@@ -55,12 +55,16 @@ def clip_vocab_and_merges(path: Path = VOCAB_FILE) -> tuple[dict[str, int], list
     return vocab, merges  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=1)
-def load_clip_tokenizer() -> CLIPTokenizer:
+@lru_cache(maxsize=2)
+def load_clip_tokenizer(pad_token: str | None = None) -> CLIPTokenizer:
     """The CLIP tokenizer (77-token windows). Memoised: a pure function of a shipped file,
-    and building it takes about a second. Treat the returned object as read-only."""
+    and building it takes about a second. Treat the returned object as read-only.
+
+    ``pad_token``: None pads with ``<|endoftext|>`` (OpenAI CLIP, SD 1.x/2.x, SDXL's first
+    encoder); ``"!"`` (id 0) is what SDXL's OpenCLIP bigG tokenizer pads with."""
     vocab, merges = clip_vocab_and_merges()
-    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MODEL_MAX_LENGTH)
+    extra = {} if pad_token is None else {"pad_token": pad_token}
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MODEL_MAX_LENGTH, **extra)
     if tok.bos_token_id != BOS_ID or tok.eos_token_id != EOS_ID:
         raise ValueError("CLIP tokenizer special tokens are not where CLIP puts them")
     return tok

@@ -125,9 +125,11 @@ def test_bad_sampling_settings_are_clear_errors(engine: Engine) -> None:
     doc = with_inputs(
         workflow_doc("txt2img"), {"sample": {"sampler": "ddim", "schedule": "karras"}}
     )
-    result = engine.run(parse_workflow(doc))
-    assert result.status == "error" and result.error["node_id"] == "sample"
-    assert "no karras schedule" in result.error["message"]
+    with pytest.raises(InvalidWorkflow) as bad_pair:  # at validation, before loading
+        engine.run(parse_workflow(doc))
+    [p] = bad_pair.value.problems
+    assert (p.node_id, p.field, p.code) == ("sample", "schedule", "invalid_combination")
+    assert "no karras schedule" in p.message
     doc = with_inputs(workflow_doc("txt2img"), {"sample": {"steps": 2, "denoise": 0.2}})
     result = engine.run(parse_workflow(doc))
     assert "runs no step" in result.error["message"]

@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 python_deps() {
   local req="$1" stamp=".venv/.installed-$(basename "$1")"
   [ -x "$PY" ] || python3 -m venv .venv
-  if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ "$req" -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ -n "$(find requirements*.txt -newer "$stamp" | head -n 1)" ]; then
     "$PY" -m pip install -q --disable-pip-version-check -r "$req"
     touch "$stamp"
   fi

@@ -17,6 +17,7 @@ from service import make_app
 from service.accesslog import RedactingAccessLogger
 from service.config import BUILD_HINT, Budgets, ConfigError, ServerConfig
 from service.store import StoreUnusable, check_database_file
+from service.workers import parse_spec
 
 __all__ = ["ServerConfig", "main", "make_app"]  # tests may use server.make_app(config)
 
@@ -119,6 +120,21 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument(
         "--threads", type=int, help="torch CPU threads per job (default: 1 for small images)"
     )
+    p.add_argument(
+        "--workers",
+        default=d.workers,
+        help="inprocess (default), process:N, process:cuda:0,cuda:1 (one child process per "
+        "device), ray or ray:N (Ray actors; see README)",
+    )
+    p.add_argument(
+        "--ray-address", help="Ray cluster to join (auto, ray://HOST:10001); default: start one"
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=d.max_attempts,
+        help="runs of a job whose worker keeps dying before it fails with worker_lost",
+    )
     add_memory_options(p)
     a = p.parse_args(argv)
     try:
@@ -153,6 +169,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             a.max_work,
         ),
         threads=a.threads,
+        workers=a.workers,
+        ray_address=a.ray_address,
+        worker_threads=a.threads,
+        max_attempts=a.max_attempts,
     )
 
 
@@ -161,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     try:
         config.check_bind()
+        parse_spec(config.workers)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -171,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         # extension packages load first, so a bad declaration refuses to start.
         background = config.node_packages == ServerConfig().node_packages
         app = make_app(config, background=background)
-    except NodeDeclarationError as exc:  # a node package that cannot run as declared
+    except (ConfigError, NodeDeclarationError) as exc:  # bad nodes; --workers ray, no Ray
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not (config.web_dist / "index.html").is_file():

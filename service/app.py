@@ -21,11 +21,13 @@ from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
+from service.scheduler import Policy, model_keys
 from service.security import json_errors, make_guard, safe_headers
 from service.startup import EngineLoad, make_engine_gate
 from service.state import SERVICES, Services
 from service.store import JobStore
 from service.worker import InProcessWorker, Worker
+from service.workers import build_workers
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +87,12 @@ def make_app(
     config = config or ServerConfig()
     quiet_client_errors()
     load = EngineLoad()
+    workers: list[Worker] = []
     if not background or engine is not None or registry is not None or worker is not None:
         engine = engine or make_engine(config, registry)
         engine.workspace.ensure()
-        worker = worker or make_worker(config, engine)
+        workers = [worker] if worker is not None else build_workers(config, engine)
+        worker = workers[0]
         load.mark_ready()
     app = web.Application(
         middlewares=[
@@ -107,6 +111,7 @@ def make_app(
         Hub(config.ws_queue_limit),
         ClientIds.at(config.data_dir),
         load=load,
+        workers=workers,
     )
     for table in (
         routes_jobs.routes,
@@ -126,7 +131,13 @@ def make_app(
 async def _start(app: web.Application) -> None:
     svc = app[SERVICES]
     loop = asyncio.get_running_loop()
-    svc.store = JobStore(svc.config.db_path, svc.config.history_limit)
+    cfg = svc.config
+    svc.store = JobStore(
+        cfg.db_path,
+        cfg.history_limit,
+        max_attempts=cfg.max_attempts,
+        lease_seconds=cfg.lease_seconds,
+    )
     # the engine may still be loading: the temp folder comes from the same settings
     workspace = svc.engine.workspace if svc.load.ready else make_workspace(svc.config)
     cleared = await asyncio.to_thread(workspace.clear_temp)
@@ -134,9 +145,8 @@ async def _start(app: web.Application) -> None:
         log.info("cleared %d preview file(s) of an earlier run from the temp folder", cleared)
     if svc.store.recovered:
         log.warning(
-            "marked %d job(s) interrupted by the last shutdown: %s",
-            len(svc.store.recovered),
-            ", ".join(svc.store.recovered),
+            "jobs left running by a stopped server: %s",
+            ", ".join(f"{k} -> {v}" for k, v in svc.store.recovered.items()),
         )
 
     def notify(client_id: str, message: dict[str, Any]) -> None:
@@ -150,21 +160,30 @@ async def _start(app: web.Application) -> None:
     # first sight of the model files: hash them in the background
     loop.run_in_executor(None, index_for(workspace).scan)
 
-    def start_dispatcher(engine: Engine, worker: Worker) -> None:
-        svc.engine, svc.worker = engine, worker
+    def start_dispatcher(engine: Engine, workers: Worker | list[Worker]) -> None:
+        listed = workers if isinstance(workers, list) else [workers]
+        svc.engine, svc.worker, svc.workers = engine, listed[0], listed
+        cfg = svc.config
+        registry = engine.registry
         svc.dispatcher = Dispatcher(
-            svc.store, worker, notify, notify_all, job_timeout=svc.config.job_timeout
+            svc.store,
+            listed,
+            notify,
+            notify_all,
+            models_of=lambda workflow: model_keys(workflow, registry),
+            policy=Policy(cfg.schedule_lookahead, cfg.schedule_max_wait),
+            job_timeout=cfg.job_timeout,
         )
         svc.dispatcher.start()
 
     if svc.load.ready:
-        start_dispatcher(svc.engine, svc.worker)
+        start_dispatcher(svc.engine, svc.workers or [svc.worker])
     else:
         config = svc.config
 
-        def build() -> tuple[Engine, Worker]:
+        def build() -> tuple[Engine, list[Worker]]:
             engine = make_engine(config)
-            return engine, make_worker(config, engine)
+            return engine, build_workers(config, engine)
 
         svc.load.start(build, start_dispatcher)
 
@@ -180,8 +199,8 @@ async def _stop(app: web.Application) -> None:
         done = await asyncio.to_thread(svc.dispatcher.stop, svc.config.shutdown_timeout)
         if not done:
             log.warning(
-                "the running job did not stop in time; it will be marked interrupted "
-                "at the next start"
+                "a running job did not stop in time; the next start queues it again "
+                "(or fails it once out of attempts)"
             )
     if svc.store is not None:
         svc.store.close()

@@ -55,6 +55,14 @@ class ServerConfig:
     preview_size: int = 256  # longest side of progress preview images
     preview_interval: float = 0.1  # seconds between two previews of one job
     shutdown_timeout: float = 10.0  # seconds to wait for the running job on shutdown
+    # Workers (service/workers/): "inprocess", "process:N", "process:cuda:0,cuda:1", "ray"
+    workers: str = "inprocess"
+    ray_address: str | None = None  # "auto", "ray://host:10001"; None: a local Ray
+    worker_threads: int | None = None  # torch CPU threads in each worker process
+    max_attempts: int = 2  # claims of a job whose worker keeps dying, then worker_lost
+    lease_seconds: float = 30.0  # a job of a server silent this long is released
+    schedule_lookahead: int = 32  # queued jobs searched for a model-affinity match
+    schedule_max_wait: float = 120.0  # seconds before a job may no longer be passed over
     job_timeout: float | None = 3600.0  # seconds a job may run before it is interrupted
     engine_wait: float = 120.0  # seconds an API request waits for the engine to load
     threads: int | None = None  # torch threads per job (None: nodes.sd.runtime's policy)

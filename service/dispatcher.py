@@ -1,8 +1,13 @@
-"""The queue loop: take the oldest queued job, run it on the worker in a thread,
-record what happened, and route its messages to the owning client.
+"""The queue loop: match queued jobs to idle workers (service/scheduler.py), run
+each on its worker in a thread, record what happened, and route its messages to
+the owning client.
 
-The job's final ``run_finished`` is held back until its result is stored, so a
-client that reacts to it by fetching the job sees the final state.
+Any number of workers of any kind run at once; the dispatcher sees only the
+`Worker` protocol. A heartbeat renews the leases of the jobs this server runs and
+releases jobs whose server died (service/store.py). A job whose worker dies under
+it is queued again or fails with ``worker_lost`` (the store's attempts rule). The
+job's final ``run_finished`` is held back until its result is stored, so a client
+that reacts to it by fetching the job sees the final state.
 """
 
 from __future__ import annotations
@@ -10,63 +15,122 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from graph.failure import failure
 from service.deadline import JobDeadline
 from service.messages import with_urls
+from service.node_states import track_node
+from service.scheduler import Idle, Policy, Waiting, assign
 from service.store import Job, JobStore, settle_nodes
-from service.worker import JobOutcome, JobRequest, Worker
+from service.worker import JobOutcome, JobRequest, Worker, WorkerLost
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, dict[str, Any]], None]  # (client id, message), thread-safe
 NotifyAll = Callable[[dict[str, Any]], None]
+ModelsOf = Callable[[dict[str, Any]], frozenset[str]]  # a job's workflow -> its model keys
+KEEP_MODEL_HINTS = 4  # models remembered per worker for affinity (a hint, not a promise)
+QUEUE_WINDOW = 256  # queued jobs the scheduler looks at per round
+
+
+@dataclass
+class Slot:
+    """One worker and what the dispatcher knows about it."""
+
+    worker: Worker
+    job: Job | None = None
+    models: list[str] = field(default_factory=list)  # most recently used first
+    last_used: float = 0.0
+    replacing: str | None = None  # why the dispatcher is killing it under its job
 
 
 class Dispatcher:
     def __init__(
         self,
         store: JobStore,
-        worker: Worker,
+        workers: Worker | Sequence[Worker],
         notify: Notify,
         notify_all: NotifyAll,
+        *,
+        models_of: ModelsOf | None = None,
+        policy: Policy | None = None,
+        replace_grace: float = 10.0,
         job_timeout: float | None = None,
     ) -> None:
         self.store = store
-        self.worker = worker
+        listed = [workers] if not isinstance(workers, Sequence) else list(workers)
+        names = [w.name for w in listed]
+        if len(set(names)) != len(names):
+            raise ValueError(f"worker names must be unique: {names}")
+        self.slots = [Slot(w) for w in listed]
         self.job_timeout = job_timeout  # seconds a job may run before it is interrupted
         self._notify = notify
         self._notify_all = notify_all
+        self._models_of = models_of or (lambda workflow: frozenset())
+        self._model_keys: dict[str, frozenset[str]] = {}
+        self.policy = policy or Policy()
+        self.replace_grace = replace_grace  # seconds an interrupted job has to stop
+        self._last_client: str | None = None
+        self._lock = threading.Lock()  # the slots' job fields
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.current: Job | None = None
+        self._beat: threading.Thread | None = None
+        self._running: set[threading.Thread] = set()
+
+    @property
+    def worker(self) -> Worker:
+        """The first worker (the only one with ``--workers inprocess``)."""
+        return self.slots[0].worker
+
+    @property
+    def current(self) -> Job | None:
+        """A running job of this server (the oldest), or None."""
+        with self._lock:
+            jobs = [s.job for s in self.slots if s.job is not None]
+        return min(jobs, key=lambda j: j.seq) if jobs else None
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
+        for slot in self.slots:
+            slot.worker.start()
         self._thread = threading.Thread(target=self._loop, name="job-dispatcher", daemon=True)
         self._thread.start()
+        self._beat = threading.Thread(target=self._heartbeat, name="job-leases", daemon=True)
+        self._beat.start()
 
     def stop(self, timeout: float = 10.0, interrupt: bool = True) -> bool:
-        """Stop taking jobs; interrupt the running one; True if the thread ended in time."""
+        """Stop taking jobs; interrupt the running ones; close the workers. True if
+        every job ended in time (the others are released to the next start)."""
         self._stop.set()
         self._wake.set()
-        current = self.current
-        if interrupt and current is not None:
-            self.worker.interrupt(current.id)
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        deadline = time.monotonic() + timeout
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if interrupt:
+            with self._lock:
+                busy = [(s.worker, s.job.id) for s in self.slots if s.job is not None]
+            for worker, job_id in busy:
+                worker.interrupt(job_id)
+        for thread in list(self._running):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        done = not any(t.is_alive() for t in self._running)
+        for slot in self.slots:
+            try:
+                slot.worker.close()
+            except Exception:
+                log.exception("could not close worker %s", slot.worker.name)
+        return done
 
     def wake(self) -> None:
         self._wake.set()
 
     # -- queue operations (event loop) ----------------------------------------
     def cancel(self, job_id: str) -> str | None:
-        """Cancel a queued job or interrupt the running one; the job's status after, or
+        """Cancel a queued job or interrupt a running one; the job's status after, or
         None for an unknown id."""
         job = self.store.get(job_id)
         if job is None:
@@ -80,37 +144,150 @@ class Dispatcher:
             return "cancelled"
         job = self.store.get(job_id)
         if job is not None and job.status == "running":
-            self.worker.interrupt(job_id)
+            slot = self._slot_of(job_id)
+            if slot is not None:
+                slot.worker.interrupt(job_id)
             return "running"
         return None if job is None else job.status
 
+    def stop_or_replace(self, job_id: str, reason: str = "timeout") -> None:
+        """Interrupt the job; if it still runs ``replace_grace`` seconds later (a node
+        that never checks its interrupt), replace its worker (`replace_worker`). The
+        hook for a per-job wall-clock limit."""
+        slot = self._slot_of(job_id)
+        if slot is None:
+            return
+        slot.worker.interrupt(job_id)
+
+        def still_running() -> None:
+            if self._slot_of(job_id) is not slot or self._stop.is_set():
+                return  # it stopped in time
+            if self.replace_worker(job_id, reason):
+                log.warning("job %s ignored its interrupt: replaced %s", job_id, slot.worker.name)
+
+        timer = threading.Timer(self.replace_grace, still_running)
+        timer.daemon = True
+        timer.start()
+
+    def replace_worker(self, job_id: str, reason: str) -> bool:
+        """Kill the worker running ``job_id`` and start it cold (a job that ignored its
+        interrupt); the job fails with ``reason`` as its error type, never re-runs."""
+        slot = self._slot_of(job_id)
+        if slot is None:
+            return False
+        slot.replacing = reason
+        if slot.worker.restart():
+            return True
+        slot.replacing = None
+        return False
+
     def snapshot(self) -> dict[str, Any]:
-        return {"queue": self.store.queued_ids(), "running": self.store.running_id()}
+        with self._lock:
+            workers = [
+                {"name": s.worker.name, "job": s.job.id if s.job else None} for s in self.slots
+            ]
+        return {
+            "queue": self.store.queued_ids(),
+            "running": self.store.running_ids(),
+            "workers": workers,
+        }
 
     def broadcast_status(self) -> None:
         self._notify_all({"type": "status", **self.snapshot()})
 
-    # -- the worker thread -----------------------------------------------------
+    def _slot_of(self, job_id: str) -> Slot | None:
+        with self._lock:
+            return next((s for s in self.slots if s.job is not None and s.job.id == job_id), None)
+
+    # -- scheduling -------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                job = self.store.claim_next()
+                self._assign()
             except Exception:
                 log.exception("could not read the queue")
-                job = None
-            if job is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            if self._stop.is_set():  # stopped while claiming: the job has not started
-                self.store.requeue(job.id)
-                break
-            self._run(job)
+            self._wake.wait(1.0)
+            self._wake.clear()
 
-    def _run(self, job: Job) -> None:
-        self.current = job
-        if self._stop.is_set():  # stop() may have looked before `current` was set
-            self.worker.interrupt(job.id)
+    def _assign(self) -> None:
+        with self._lock:
+            idle = [s for s in self.slots if s.job is None and s.worker.ready]
+            running = [(s, s.job) for s in self.slots if s.job is not None]
+        if not idle:
+            return
+        queued = self.store.queued(QUEUE_WINDOW)
+        if not queued:
+            return
+        waiting = [Waiting(j.id, j.client_id, j.seq, j.created, self._models(j)) for j in queued]
+        free = [Idle(s.worker.name, frozenset(s.models), s.last_used) for s in idle]
+        busy = [frozenset(s.models) | self._models(job) for s, job in running]
+        picks, _ = assign(waiting, free, time.time(), self.policy, self._last_client, busy)
+        by_name = {s.worker.name: s for s in idle}
+        for job_id, name in picks:
+            if self._stop.is_set():
+                return
+            job = self.store.claim(job_id, name)
+            if job is None:  # cancelled, or another server took it
+                continue
+            self._last_client = job.client_id
+            slot = by_name[name]
+            with self._lock:
+                slot.job = job
+            thread = threading.Thread(
+                target=self._run, args=(slot, job), name=f"job-{name}", daemon=True
+            )
+            self._running.add(thread)
+            thread.start()
+
+    def _models(self, job: Job) -> frozenset[str]:
+        keys = self._model_keys.get(job.id)
+        if keys is None:
+            try:
+                keys = self._models_of(job.workflow)
+            except Exception:  # affinity is an optimisation: never block a job on it
+                keys = frozenset()
+            if len(self._model_keys) > 4 * QUEUE_WINDOW:
+                self._model_keys.clear()
+            self._model_keys[job.id] = keys
+        return keys
+
+    def _heartbeat(self) -> None:
+        """Renew this server's leases; release jobs whose server died."""
+        period = max(0.05, self.store.lease_seconds / 3)
+        while not self._stop.wait(period):
+            try:
+                with self._lock:
+                    mine = [s.job.id for s in self.slots if s.job is not None]
+                self.store.renew(mine)
+                released = self.store.recover_lost()
+            except Exception:
+                log.exception("could not renew job leases")
+                continue
+            if released:
+                log.warning("released jobs of a lost server: %s", released)
+                for job_id, status in released.items():
+                    job = self.store.get(job_id)
+                    if job is not None and status == "error":
+                        self._finished_message(job, "error", 0.0)
+                self.broadcast_status()
+                self.wake()
+
+    # -- one job on one worker ---------------------------------------------------
+    def _run(self, slot: Slot, job: Job) -> None:
+        try:
+            self._run_job(slot, job)
+        finally:
+            with self._lock:
+                slot.job = None
+                slot.replacing = None
+                slot.last_used = time.time()
+            self._running.discard(threading.current_thread())
+            self.wake()
+
+    def _run_job(self, slot: Slot, job: Job) -> None:
+        worker = slot.worker
+        if self._stop.is_set():  # stop() may have looked before the slot was set
+            worker.interrupt(job.id)
         nodes: dict[str, dict[str, Any]] = {}
         final: dict[str, Any] = {}
         self.broadcast_status()
@@ -120,19 +297,26 @@ class Dispatcher:
             if kind == "run_finished":
                 final.update(message)
                 return
-            if kind != "progress" and _track(nodes, message):
+            if kind == "run_started":
+                message = {**message, "worker": worker.name}
+            if kind != "progress" and track_node(nodes, message):
                 try:
                     self.store.set_nodes(job.id, nodes)
                 except Exception:  # a progress record is not worth failing the job
                     log.exception("could not record node states of job %s", job.id)
             self._notify(job.client_id, message)
 
-        deadline = JobDeadline(self.job_timeout, lambda: self.worker.interrupt(job.id))
+        # past the limit: interrupt; a job that ignores it gets its worker replaced
+        deadline = JobDeadline(self.job_timeout, lambda: self.stop_or_replace(job.id))
         try:
             with deadline:
-                outcome = self.worker.run(JobRequest(job.id, job.workflow), on_message)
+                outcome = worker.run(JobRequest(job.id, job.workflow), on_message)
+        except WorkerLost as exc:
+            slot.models.clear()  # it starts cold
+            self._lost(slot, job, nodes, str(exc) or "the worker stopped")
+            return
         except Exception as exc:  # the worker itself broke: fail the job, keep serving
-            log.exception("worker failed on job %s", job.id)
+            log.exception("worker %s failed on job %s", worker.name, job.id)
             error = failure(exc, with_traceback=False)
             self._notify(job.client_id, {"type": "error", "job": job.id, **error})
             outcome = JobOutcome("error", 0.0, error=error)
@@ -140,8 +324,19 @@ class Dispatcher:
             outcome = deadline.outcome(outcome)
             if outcome.error and outcome.error["error_type"] == "timeout":
                 self._notify(job.client_id, {"type": "error", "job": job.id, **outcome.error})
+        slot.models[:] = [*self._models(job), *slot.models][:KEEP_MODEL_HINTS]
+        self._finish(job, nodes, outcome, final.get("seconds", outcome.seconds), deadline.expired)
+
+    def _finish(
+        self,
+        job: Job,
+        nodes: dict[str, dict[str, Any]],
+        outcome: JobOutcome,
+        seconds: float,
+        timed_out: bool = False,
+    ) -> None:
         nodes.update(outcome.nodes)
-        settle_nodes(nodes, "interrupted" if deadline.expired else outcome.status)
+        settle_nodes(nodes, "interrupted" if timed_out else outcome.status)
         try:
             self.store.finish(
                 job.id,
@@ -153,36 +348,41 @@ class Dispatcher:
             )
         except Exception:
             log.exception("could not record the result of job %s", job.id)
-        self.current = None
+        self._finished_message(job, outcome.status, seconds)
+
+    def _finished_message(self, job: Job, status: str, seconds: float) -> None:
         self._notify(
             job.client_id,
-            {
-                "type": "run_finished",
-                "job": job.id,
-                "status": outcome.status,
-                "seconds": final.get("seconds", outcome.seconds),
-            },
+            {"type": "run_finished", "job": job.id, "status": status, "seconds": seconds},
         )
         self.broadcast_status()
 
-
-def _track(nodes: dict[str, dict[str, Any]], message: dict[str, Any]) -> bool:
-    """Update per-node states from one message; True when something changed."""
-    kind = message.get("type")
-    nid = message.get("node_id")
-    if kind == "run_started":
-        for n in message.get("to_run", []):
-            nodes[n] = {"status": "pending", "seconds": None}
-        for n in message.get("cached", []):
-            nodes[n] = {"status": "cached", "seconds": 0.0}
-    elif kind == "node_started" and nid:
-        nodes[nid] = {"status": "running", "seconds": None, "started": time.time()}
-    elif kind == "node_finished" and nid:
-        nodes[nid] = {"status": "executed", "seconds": message.get("seconds")}
-    elif kind == "node_cached" and nid:
-        nodes[nid] = {"status": "cached", "seconds": 0.0}
-    elif kind == "error" and nid:
-        nodes[nid] = {"status": "error", "seconds": None}
-    else:
-        return False
-    return True
+    def _lost(self, slot: Slot, job: Job, nodes: dict[str, dict[str, Any]], message: str) -> None:
+        """The worker died under the job: fail it (replaced on purpose, or out of
+        attempts) or queue it again."""
+        at = next((n for n, s in nodes.items() if s["status"] == "running"), None)
+        where = f"worker {slot.worker.name}: {message}"
+        if slot.replacing is not None:
+            error = failure(
+                error_type=slot.replacing,
+                message=f"{where}: the job did not stop when interrupted; its worker was restarted",
+                node_id=at,
+            )
+            self._notify(job.client_id, {"type": "error", "job": job.id, **error})
+            self._finish(job, nodes, JobOutcome("error", 0.0, error=error), 0.0)
+            return
+        log.warning("job %s lost its worker (%s)", job.id, where)
+        status = self.store.release_lost(job.id, where, at)
+        if status == "queued":
+            self._notify(
+                job.client_id,
+                {"type": "requeued", "job": job.id, "worker": slot.worker.name, "reason": where},
+            )
+            self.broadcast_status()
+        elif status == "error":
+            settle_nodes(nodes, "interrupted")  # as the store recorded it
+            self.store.set_nodes(job.id, nodes)
+            stored = self.store.get(job.id)
+            error = stored.error if stored is not None and stored.error else {}
+            self._notify(job.client_id, {"type": "error", "job": job.id, **error})
+            self._finished_message(job, "error", 0.0)

@@ -79,6 +79,7 @@ async def status(request: web.Request) -> web.Response:
         "engine": svc.load.describe(),
         **svc.queue.snapshot(),
         "worker": await asyncio.to_thread(svc.worker.stats),
+        "worker_stats": [await asyncio.to_thread(w.stats) for w in svc.workers],
         "clients": svc.hub.connections(),
         "budgets": asdict(cfg.budgets),
         "limits": {

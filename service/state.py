@@ -20,9 +20,10 @@ from service.worker import Worker
 class Services:
     config: ServerConfig
     engine: Engine
-    worker: Worker
+    worker: Worker  # the first of `workers` (the only one in process)
     hub: Hub
     clients: ClientIds  # issues and verifies client ids (job ownership)
+    workers: list[Worker] = field(default_factory=list)
     store: JobStore | None = None  # opened on start-up
     dispatcher: Dispatcher | None = None
     load: EngineLoad = field(default_factory=EngineLoad)  # the engine's background load

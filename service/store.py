@@ -1,84 +1,31 @@
 """The durable job queue and history: one SQLite table in WAL mode.
 
-The queue survives restarts; a job found ``running`` when the store opens was
-cut off by a crash or kill and is marked ``interrupted`` (never re-run, so a
-job that crashes the process cannot crash-loop it). Finished jobs beyond the
-history limit are pruned, oldest first; their output files stay on disk.
+Several workers (and even several servers) share the queue: a claim moves one
+``queued`` row to ``running`` in a single UPDATE, stamping the claiming worker,
+the owning store (server) and a lease that the owner renews while the job runs.
+A job whose owner is gone (its lease ran out, or its process on this host is
+dead) is put back in the queue, once by default (``attempts``), then fails with
+``worker_lost``; so a job that kills its worker cannot crash-loop the farm, and
+opening a second store never touches jobs a live server holds. Finished jobs
+beyond the history limit are pruned, oldest first; their output files stay on disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graph.failure import failure
+from service.job_record import ADDED_COLUMNS, FINISHED, SCHEMA, Job, job_from_row, lost_error
 
-FINISHED = ("ok", "error", "interrupted", "cancelled")
 SQLITE_HEADER = b"SQLite format 3\x00"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    client_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    idempotency_key TEXT UNIQUE,
-    payload_hash TEXT,
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL,
-    seconds REAL,
-    nodes TEXT NOT NULL DEFAULT '{}',
-    files TEXT NOT NULL DEFAULT '[]',
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
-"""
-
-
-@dataclass
-class Job:
-    seq: int
-    id: str
-    client_id: str
-    status: str
-    workflow: dict[str, Any]
-    created: float
-    started: float | None
-    finished: float | None
-    seconds: float | None
-    nodes: dict[str, Any]
-    files: list[dict[str, str]]
-    error: dict[str, Any] | None
-
-    def summary(self) -> dict[str, Any]:
-        """What job lists show: everything but the workflow and per-node detail."""
-        return {
-            "id": self.id,
-            "status": self.status,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
-            "seconds": self.seconds,
-            "client_id": self.client_id,
-            "files": self.files,
-            "error": None
-            if self.error is None
-            else {k: self.error.get(k) for k in ("node_id", "node_type", "error_type", "message")},
-        }
-
-    def detail(self) -> dict[str, Any]:
-        data = self.summary()
-        data.update(workflow=self.workflow, nodes=self.nodes, error=self.error)
-        return data
 
 
 class StoreUnusable(Exception):
@@ -135,60 +82,179 @@ class IdempotencyConflict(Exception):
     """The key was used before with a different request."""
 
 
-class JobStore:
-    """Thread-safe access to the jobs table (the event loop and the worker share it)."""
+def _owner_token() -> str:
+    return f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex[:12]}"
 
-    def __init__(self, path: Path, history_limit: int = 1000) -> None:
+
+def _owner_dead(owner: str | None) -> bool:
+    """True when the owner is a process of this host that no longer exists."""
+    if not owner:
+        return True  # a row from before leases: its server is the one that stopped
+    host, _, rest = owner.partition("|")
+    pid_text = rest.partition("|")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine: only its lease can tell
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # another store in this process is alive by definition
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class JobStore:
+    """Thread-safe access to the jobs table (the event loop and the workers share it)."""
+
+    def __init__(
+        self,
+        path: Path,
+        history_limit: int = 1000,
+        *,
+        max_attempts: int = 2,
+        lease_seconds: float = 30.0,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.history_limit = history_limit
+        self.max_attempts = max(1, max_attempts)
+        self.lease_seconds = lease_seconds
+        self.owner = _owner_token()
         self._lock = threading.Lock()
         existed = path.exists() or path.is_symlink()
         if existed:
             check_database_file(path)
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=10.0
+            )
             self._db.row_factory = sqlite3.Row
             if existed:
                 _check_contents(self._db)
+            self._db.execute("PRAGMA busy_timeout=10000")  # another server may hold the lock
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self.recovered = self._recover()
+            self._db.executescript(SCHEMA)
+            self._migrate()
+            self.recovered = self.recover_lost()
             self.prune()
         except (sqlite3.DatabaseError, ValueError) as exc:
             with contextlib.suppress(Exception):
                 self._db.close()
             raise StoreUnusable(path, str(exc)) from None
 
-    def close(self) -> None:
+    def _migrate(self) -> None:
         with self._lock:
+            have = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, decl in ADDED_COLUMNS.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
+
+    def close(self) -> None:
+        """Close; jobs this store still holds are released to the next store that opens
+        (their lease ends now), as after a crash."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET lease_until=0 WHERE owner=? AND status='running'", (self.owner,)
+            )
             self._db.close()
 
-    # -- writes -------------------------------------------------------------
-    def _recover(self) -> list[str]:
-        """Jobs left running by a previous process become interrupted, and so do their
-        nodes that were running (pending ones were skipped)."""
+    # -- claims and leases --------------------------------------------------
+    def claim(self, job_id: str | None = None, worker: str = "inprocess") -> Job | None:
+        """Atomically move one queued job (``job_id``, or the oldest) to running for
+        ``worker``; None when it is no longer queued (taken, cancelled) or none is."""
         now = time.time()
-        error = json.dumps(
-            failure(
-                error_type="ServerRestarted",
-                message="the server stopped while this job was running",
-            )
+        pick = (
+            "SELECT seq FROM jobs WHERE id=? AND status='queued'"
+            if job_id is not None
+            else "SELECT seq FROM jobs WHERE status='queued' ORDER BY seq LIMIT 1"
         )
         with self._lock:
-            rows = self._db.execute("SELECT id, nodes FROM jobs WHERE status='running'").fetchall()
-            for job_id, nodes_json in rows:
-                try:
-                    nodes = json.loads(nodes_json)
-                except ValueError:
-                    nodes = {}
-                settle_nodes(nodes, "interrupted")
-                self._db.execute(
-                    "UPDATE jobs SET status='interrupted', finished=?, error=?, nodes=? "
-                    "WHERE id=? AND status='running'",
-                    (now, error, json.dumps(nodes), job_id),
-                )
-        return [r[0] for r in rows]
+            row = self._db.execute(
+                "UPDATE jobs SET status='running', started=?, worker=?, owner=?, "
+                f"lease_until=?, attempts=attempts+1 WHERE seq=({pick}) AND status='queued' "
+                "RETURNING *",
+                (now, worker, self.owner, now + self.lease_seconds)
+                + (() if job_id is None else (job_id,)),
+            ).fetchone()
+        return None if row is None else job_from_row(row)
+
+    def claim_next(self, worker: str = "inprocess") -> Job | None:
+        """The oldest queued job, now marked running; None when the queue is empty."""
+        return self.claim(None, worker)
+
+    def renew(self, job_ids: list[str]) -> None:
+        """The heartbeat: extend this store's leases on jobs its workers still run."""
+        if not job_ids:
+            return
+        marks = ",".join("?" * len(job_ids))
+        with self._lock:
+            self._db.execute(
+                f"UPDATE jobs SET lease_until=? WHERE owner=? AND status='running' "
+                f"AND id IN ({marks})",
+                (time.time() + self.lease_seconds, self.owner, *job_ids),
+            )
+
+    def requeue(self, job_id: str) -> None:
+        """Put a claimed job that never started back at its place in the queue."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET status='queued', started=NULL, worker=NULL, owner=NULL, "
+                "lease_until=NULL, attempts=MAX(attempts-1, 0) WHERE id=? AND status='running'",
+                (job_id,),
+            )
+
+    def release_lost(self, job_id: str, message: str, node_id: str | None = None) -> str:
+        """The job's worker died under it: queue it again while attempts remain, else
+        fail it with ``worker_lost``. Returns the job's new status ('' if not running)."""
+        with self._lock:
+            return self._release(job_id, message, node_id)
+
+    def _release(self, job_id: str, message: str, node_id: str | None = None) -> str:
+        row = self._db.execute(
+            "UPDATE jobs SET status='queued', started=NULL, worker=NULL, owner=NULL, "
+            "lease_until=NULL, nodes='{}' WHERE id=? AND status='running' AND attempts<? "
+            "RETURNING status",
+            (job_id, self.max_attempts),
+        ).fetchone()
+        if row is not None:
+            return "queued"
+        now = time.time()
+        tries = self.max_attempts
+        error = lost_error(f"{message} ({tries} attempt(s), none finished)", node_id)
+        found = self._db.execute("SELECT nodes FROM jobs WHERE id=?", (job_id,)).fetchone()
+        try:
+            nodes = json.loads(found[0]) if found is not None else {}
+        except ValueError:
+            nodes = {}
+        settle_nodes(nodes, "interrupted")  # cut off where it ran
+        row = self._db.execute(
+            "UPDATE jobs SET status='error', finished=?, seconds=COALESCE(?-started, 0), "
+            "error=?, nodes=?, lease_until=NULL WHERE id=? AND status='running' RETURNING status",
+            (now, now, json.dumps(error), json.dumps(nodes), job_id),
+        ).fetchone()
+        return "" if row is None else "error"
+
+    def recover_lost(self) -> dict[str, str]:
+        """Release running jobs whose owner is gone (lease over, or its process on this
+        host dead); never this store's own. {job id: new status}."""
+        now = time.time()
+        done: dict[str, str] = {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, owner, lease_until FROM jobs WHERE status='running' "
+                "AND (owner IS NULL OR owner != ?)",
+                (self.owner,),
+            ).fetchall()
+            for row in rows:
+                expired = row["lease_until"] is None or row["lease_until"] < now
+                if expired or _owner_dead(row["owner"]):
+                    done[row["id"]] = self._release(
+                        row["id"], "the server or worker running this job stopped"
+                    )
+        return done
 
     def add(
         self,
@@ -206,7 +272,7 @@ class JobStore:
                 if row is not None:
                     if row["payload_hash"] != payload_hash:
                         raise IdempotencyConflict(idempotency_key)
-                    return _job(row), False
+                    return job_from_row(row), False
             job_id = uuid.uuid4().hex
             self._db.execute(
                 "INSERT INTO jobs (id, client_id, status, workflow, idempotency_key, "
@@ -221,31 +287,7 @@ class JobStore:
                 ),
             )
             row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return _job(row), True
-
-    def claim_next(self) -> Job | None:
-        """The oldest queued job, now marked running; None when the queue is empty."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM jobs WHERE status='queued' ORDER BY seq LIMIT 1"
-            ).fetchone()
-            if row is None:
-                return None
-            now = time.time()
-            self._db.execute(
-                "UPDATE jobs SET status='running', started=? WHERE seq=?", (now, row["seq"])
-            )
-            job = _job(row)
-        job.status, job.started = "running", now
-        return job
-
-    def requeue(self, job_id: str) -> None:
-        """Put a claimed job that never started back at its place in the queue."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE jobs SET status='queued', started=NULL WHERE id=? AND status='running'",
-                (job_id,),
-            )
+        return job_from_row(row), True
 
     def cancel_queued(self, job_id: str) -> bool:
         """Cancel a job that has not started; False when it is not queued."""
@@ -301,7 +343,7 @@ class JobStore:
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     def page(
         self,
@@ -327,7 +369,7 @@ class JobStore:
         sql += " ORDER BY seq DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(sql, (*args, limit + 1)).fetchall()
-        jobs = [_job(r) for r in rows[:limit]]
+        jobs = [job_from_row(r) for r in rows[:limit]]
         return jobs, (jobs[-1].seq if len(rows) > limit else None)
 
     def get_by_key(self, idempotency_key: str) -> Job | None:
@@ -335,17 +377,31 @@ class JobStore:
             row = self._db.execute(
                 "SELECT * FROM jobs WHERE idempotency_key=?", (idempotency_key,)
             ).fetchone()
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     def queued_ids(self) -> list[str]:
         with self._lock:
             rows = self._db.execute("SELECT id FROM jobs WHERE status='queued' ORDER BY seq")
             return [r[0] for r in rows]
 
-    def running_id(self) -> str | None:
+    def running(self) -> list[tuple[str, str | None]]:
+        """(job id, worker) of every running job, oldest first (other servers' too)."""
         with self._lock:
-            row = self._db.execute("SELECT id FROM jobs WHERE status='running'").fetchone()
-        return None if row is None else str(row[0])
+            rows = self._db.execute(
+                "SELECT id, worker FROM jobs WHERE status='running' ORDER BY seq"
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def running_ids(self) -> list[str]:
+        return [job_id for job_id, _ in self.running()]
+
+    def queued(self, limit: int = 256) -> list[Job]:
+        """The first ``limit`` queued jobs in queue order (what the scheduler looks at)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE status='queued' ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [job_from_row(r) for r in rows]
 
     def count(self, status: str) -> int:
         with self._lock:
@@ -356,18 +412,4 @@ class JobStore:
             )
 
 
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        seq=row["seq"],
-        id=row["id"],
-        client_id=row["client_id"],
-        status=row["status"],
-        workflow=json.loads(row["workflow"]),
-        created=row["created"],
-        started=row["started"],
-        finished=row["finished"],
-        seconds=row["seconds"],
-        nodes=json.loads(row["nodes"]),
-        files=json.loads(row["files"]),
-        error=None if row["error"] is None else json.loads(row["error"]),
-    )
+__all__ = ["FINISHED", "IdempotencyConflict", "Job", "JobStore", "lost_error"]

@@ -2,10 +2,12 @@
 
 `Worker` is the whole contract a backend must meet: run one job while
 streaming JSON event messages to a sink, interrupt a job by id, and say which
-models it holds (for model-affinity scheduling later). `InProcessWorker` runs
-jobs on one long-lived `graph.Engine`, so its output cache and loaded models
-persist between jobs; a subprocess or Ray actor could implement the same three
-calls with the same messages.
+models it holds. The dispatcher drives any number of workers through it without
+knowing their kind: `InProcessWorker` (here) runs jobs on one long-lived
+`graph.Engine` in the server process, so its output cache and loaded models
+persist between jobs; `ProcessWorker` and `RayWorker` (service/workers/) run the
+same `InProcessWorker` inside a child process or a Ray actor and raise
+`WorkerLost` when that dies under a job.
 """
 
 from __future__ import annotations
@@ -46,7 +48,32 @@ class JobOutcome:
     error: dict[str, Any] | None = None
 
 
+class WorkerLost(Exception):
+    """The process or actor running the job died (crash, kill, lost machine): the
+    job's outcome is unknown and the queue decides whether to run it again."""
+
+
 class Worker(Protocol):
+    name: str  # unique among the server's workers; stored on every job it runs
+
+    def start(self) -> None:
+        """Bring the worker up (spawn a process, create an actor); may return early."""
+        ...
+
+    def close(self) -> None:
+        """Release the worker for good (the server stops)."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """True when a job given now would start without waiting for a start-up."""
+        ...
+
+    def restart(self) -> bool:
+        """Kill whatever runs and start cold (a job that ignores its interrupt); the
+        job's ``run`` then raises `WorkerLost`. False when the kind cannot."""
+        ...
+
     def run(self, job: JobRequest, emit: MessageSink) -> JobOutcome:
         """Run the job to its end; every message ends with one ``run_finished``."""
         ...
@@ -73,13 +100,26 @@ class InProcessWorker:
         preview_size: int = 256,
         preview_interval: float = 0.1,
         job_scope: JobScope | None = None,
+        name: str = "inprocess",
     ) -> None:
+        self.name = name
         self.engine = engine
         self._job_scope = job_scope or (lambda workflow: contextlib.nullcontext())
         self._encode = partial(preview_data_url, max_side=preview_size)
         self._preview_interval = preview_interval
         self._tokens: dict[str, CancelToken] = {}
         self._lock = threading.Lock()
+
+    ready = True  # the engine lives in this process
+
+    def start(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def restart(self) -> bool:
+        return False  # a node stuck in this process cannot be killed without the server
 
     def _token(self, job_id: str) -> CancelToken:
         with self._lock:
@@ -100,6 +140,7 @@ class InProcessWorker:
         cache = self.engine.cache
         models = self.engine.resources.models.snapshot()
         return {
+            "name": self.name,
             "kind": "in-process",
             "loaded_models": [e["name"] for e in models["loaded"]],
             "models": models,  # budgets, bytes used per device, each component held

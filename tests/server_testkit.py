@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -142,7 +143,34 @@ class TOom(Node):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
 
-NODES = [TLoad, TEncode, TLatent, TSample, TSave, TBoom, TOom]
+class TCrash(Node):
+    """Kills its worker process outright, like a segfault or a CUDA fatal error (only
+    inside a worker process or actor: in the server it raises instead)."""
+
+    CATEGORY = "test"
+    OUTPUTS = {"value": TValue}
+    value: TValue
+
+    def run(self, ctx: Any, value: str) -> dict[str, Any]:
+        if not os.environ.get("SDGRAPH_WORKER"):
+            raise RuntimeError("TCrash only kills worker processes")
+        os._exit(1)
+
+
+class TStuck(Node):
+    """Blocks without ever checking its interrupt, like a hung library call."""
+
+    CATEGORY = "test"
+    OUTPUTS = {"value": TValue}
+    value: TValue
+    seconds: float = Widget(30.0, ge=0.0, le=600.0)
+
+    def run(self, ctx: Any, value: str, seconds: float) -> dict[str, Any]:
+        time.sleep(seconds)
+        return {"value": value}
+
+
+NODES = [TLoad, TEncode, TLatent, TSample, TSave, TBoom, TOom, TCrash, TStuck]
 
 
 @choice_source("checkpoints")

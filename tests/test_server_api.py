@@ -75,7 +75,8 @@ async def test_workflows_list_and_get(aiohttp_client, tmp_path):
 async def test_status(aiohttp_client, tmp_path):
     client = await _client(aiohttp_client, tmp_path)
     body = await (await client.get("/api/status")).json()
-    assert body["queue"] == [] and body["running"] is None
+    assert body["queue"] == [] and body["running"] == []
+    assert body["workers"] == [{"name": "inprocess", "job": None}]
     assert body["worker"]["kind"] == "in-process"
     assert body["budgets"]["max_steps"] == 200
     assert body["canvas_built"] is False

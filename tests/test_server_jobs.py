@@ -32,7 +32,7 @@ async def test_websocket_event_sequence_of_a_job(aiohttp_client, tmp_path):
     snapshot = await next_message(ws)
     assert snapshot["type"] == "snapshot"
     assert snapshot["client_id"] == client.client_id
-    assert snapshot["queue"] == [] and snapshot["running"] is None
+    assert snapshot["queue"] == [] and snapshot["running"] == []
 
     job = await submit(client, txt2img(steps=3))
     got = await messages_until_finished(ws, job)
@@ -291,23 +291,29 @@ async def test_queue_and_history_survive_restart(aiohttp_client, tmp_path):
     assert (await client2.get(by_id[done]["files"][0]["url"])).status == 200
 
 
-async def test_job_running_at_a_crash_is_marked_interrupted_not_rerun(aiohttp_client, tmp_path):
+async def test_a_job_running_at_a_crash_runs_again_once_then_fails(aiohttp_client, tmp_path):
     config = make_config(tmp_path)
     engine = make_engine(config)
     app = make_test_app(config, engine)
     owner = app[SERVICES].clients.issue()
     store = JobStore(config.db_path)
     crashed, _ = store.add(txt2img(seed=9), owner)
+    twice, _ = store.add(txt2img(seed=11), owner)
     later, _ = store.add(txt2img(seed=10), owner)
     assert store.claim_next().id == crashed.id  # then the process dies without finishing
+    store.close()
+    store = JobStore(config.db_path)
+    assert store.claim_next().id == crashed.id  # it dies again, on another job this time
+    assert store.claim(twice.id).attempts == 1
     store.close()
 
     client = await owned_client(aiohttp_client, app, owner)
     assert (await wait_status(client, later.id, ("ok",)))["status"] == "ok"
-    detail = await (await client.get(f"/api/jobs/{crashed.id}")).json()
-    assert detail["status"] == "interrupted"
-    assert detail["error"]["error_type"] == "ServerRestarted"
+    detail = await wait_status(client, crashed.id, ("error",))
+    assert detail["error"]["error_type"] == "worker_lost"  # two attempts, none finished
     assert crashed.id not in engine.resources.get_or_create("steps_done", dict)
+    detail = await wait_status(client, twice.id, ("ok",))  # its second attempt
+    assert detail["attempts"] == 2 and detail["worker"] == "inprocess"
 
 
 async def test_history_is_bounded(aiohttp_client, tmp_path):

@@ -238,6 +238,8 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
               onClear={() => jobs.active.filter((id) => id !== jobs.running).forEach((id) => void cancel(id))}
               active={jobs.active}
               running={jobs.running}
+              runningAll={jobs.runningAll}
+              workerOf={jobs.workerOf}
               refreshKey={historyKey}
               onCancel={(id) => void cancel(id)}
               onOpenImage={(url, job, list) => setLightbox({ url, job, list, index: list.findIndex((i) => i.url === url) })}

@@ -9,6 +9,9 @@ type Props = {
   schema: Schema;
   active: string[];
   running: string | null;
+  /** Every running job (several with several workers) and the worker running each. */
+  runningAll: string[];
+  workerOf: Record<string, string>;
   /** Names of this tab's jobs (the workflow's name when it was queued). */
   names: Record<string, string>;
   /** Progress of the running job, 0..1 (nodes done plus the running node's share). */
@@ -27,6 +30,7 @@ function fmtTime(t: number | string | null | undefined): string {
 
 export function Sidebar(p: Props) {
   const { schema, active, running, refreshKey, onCancel, onOpenImage, names, progress, onClear } = p;
+  const { runningAll, workerOf } = p;
   const [jobs, setJobs] = useState<JobSummary[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [seeds, setSeeds] = useState<Record<string, string>>({});
@@ -90,8 +94,17 @@ export function Sidebar(p: Props) {
               {names[id] ?? id.slice(0, 8)}
             </span>
             <span className="queue-state">
-              {id === running ? `${Math.round((progress ?? 0) * 100)}%` : "queued"}
+              {id === running
+                ? `${Math.round((progress ?? 0) * 100)}%`
+                : runningAll.includes(id)
+                  ? "running"
+                  : "queued"}
             </span>
+            {workerOf[id] && (
+              <span className="queue-worker mono" title="the worker running this job">
+                {workerOf[id]}
+              </span>
+            )}
             <button className="small" onClick={() => onCancel(id)} title="Cancel / interrupt" aria-label="Cancel job">
               ✕
             </button>

@@ -10,6 +10,10 @@ export type JobEvents = {
   runState: Record<string, NodeRunState>;
   active: string[];
   running: string | null;
+  /** Every running job, all clients (several run at once with several workers). */
+  runningAll: string[];
+  /** The worker running each job, from the server's status. */
+  workerOf: Record<string, string>;
   connected: boolean;
   events: React.RefObject<ServerEvent[]>;
   addActive: (id: string) => void;
@@ -33,6 +37,15 @@ function runningIds(ev: ServerEvent): string[] {
   return Array.isArray(r) ? r.filter((x): x is string => typeof x === "string") : [];
 }
 
+/** job id -> worker name, from a snapshot/status `workers` list. */
+function workersOf(ev: ServerEvent): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (Array.isArray(ev.workers))
+    for (const w of ev.workers as { name?: unknown; job?: unknown }[])
+      if (typeof w?.job === "string" && typeof w.name === "string") out[w.job] = w.name;
+  return out;
+}
+
 /** Run state once its job has ended: nodes that never started lose their state, the one cut
  * short shows it, and no preview stays. */
 function settled(rs: Record<string, NodeRunState>): Record<string, NodeRunState> {
@@ -48,6 +61,8 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
   const [runState, setRunState] = useState<Record<string, NodeRunState>>({});
   const [active, setActive] = useState<string[]>([]);
   const [running, setRunning] = useState<string | null>(null);
+  const [runningAll, setRunningAll] = useState<string[]>([]);
+  const [workerOf, setWorkerOf] = useState<Record<string, string>>({});
   const [connected, setConnected] = useState(false);
   const events = useRef<ServerEvent[]>([]);
   const finished = useRef<Set<string>>(new Set());
@@ -76,6 +91,8 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
           : [...runs, ...queue];
         setActive(mine);
         setRunning(runs.find((r) => mine.includes(r)) ?? null);
+        setRunningAll(runs);
+        setWorkerOf(workersOf(ev));
         if (runJob.current && !runs.includes(runJob.current)) {
           finished.current.add(runJob.current);
           runJob.current = null;
@@ -90,6 +107,8 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
         const runs = runningIds(ev);
         setActive((a) => a.filter((j) => runs.includes(j) || queue.includes(j)));
         setRunning((r) => (r && runs.includes(r) ? r : null));
+        setRunningAll(runs);
+        setWorkerOf(workersOf(ev));
         hooksRef.current.onSnapshot?.(ev); // other tabs' jobs start and end: history changed
         break;
       }
@@ -199,5 +218,16 @@ export function useJobEvents(clientId: string, hooks: Hooks): JobEvents {
   );
   const resetRunState = useCallback(() => setRunState({}), []);
   const isFinished = useCallback((id: string) => finished.current.has(id), []);
-  return { runState, active, running, connected, events, addActive, resetRunState, isFinished };
+  return {
+    runState,
+    active,
+    running,
+    runningAll,
+    workerOf,
+    connected,
+    events,
+    addActive,
+    resetRunState,
+    isFinished,
+  };
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -345,7 +346,9 @@ async def test_every_example_round_trips(canvas: Canvas) -> None:
     for name in names:
         expected = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
         await canvas.page.select_option("select.examples", name)
-        await canvas.page.locator(".wf-title", has_text=name).wait_for()
+        # the whole title: "txt2img" must not match while "sdxl_txt2img" is still open
+        title = re.compile(rf"(^|\s){re.escape(name)}$")
+        await canvas.page.locator(".wf-title", has_text=title).wait_for()
         doc = await canvas.workflow()
         assert doc["nodes"] == expected["nodes"], name
         for nid, pos in (expected.get("ui") or {}).get("positions", {}).items():

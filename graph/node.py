@@ -270,13 +270,17 @@ class Node:
         raise NotImplementedError
 
     @classmethod
-    def check(cls, inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
-        """Rules across several literal inputs (e.g. a sampler that has no such schedule),
-        checked at validation, before anything runs or loads.
+    def check(
+        cls, values: dict[str, Any], choices: Callable[[str], list[str]] | None
+    ) -> list[tuple[str, str, str]]:
+        """The node's own rules on its values that the declaration cannot express, checked
+        at validation, before anything runs or loads: rules across several inputs (a
+        sampler that has no such schedule: code ``invalid_combination``) or names inside a
+        value that must exist (an embedding named in a prompt).
 
-        Gets the validated literal values (defaults filled in; linked inputs are absent);
-        returns ``(field, message)`` for each broken rule, reported as an
-        ``invalid_combination`` problem naming the node and that field."""
+        Gets the validated literal values (defaults filled in; linked inputs are absent)
+        and ``choices(source)``, which lists a Choice source (None: no workspace to check
+        against); returns ``(input, code, message)`` for each broken rule."""
         return []
 
     @classmethod
@@ -287,15 +291,6 @@ class Node:
         The default costs nothing of its own and carries its largest linked input's
         pixels to every output. Nodes that make images or latents, or sample, say so."""
         return Cost()
-
-    @classmethod
-    def check_values(
-        cls, values: dict[str, Any], choices: Callable[[str], list[str]] | None
-    ) -> list[tuple[str, str, str]]:
-        """Problems ``(input, code, message)`` with validated literal values that the
-        declaration cannot express (e.g. a name inside a prompt that must exist);
-        ``choices(source)`` lists a Choice source (None: no workspace to check against)."""
-        return []
 
     @classmethod
     def fingerprint(cls, workspace: Any, inputs: dict[str, Any]) -> str | None:

@@ -145,7 +145,6 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
         values = _check_literals(node_id, spec, literals, problems)
         if values is not None:
             _check_values(node_id, spec, values, lookup, problems)
-            _check_rules(node_id, spec, values, problems)
             out.nodes[node_id] = CheckedNode(node_id, spec, values, links)
     _check_links(workflow, registry, problems)
     out.graph = dependency_graph(workflow)
@@ -187,19 +186,6 @@ def _check_literals(
     return None if huge else values
 
 
-def _check_rules(
-    node_id: str, spec: NodeSpec, values: dict[str, Any], problems: list[Problem]
-) -> None:
-    """The node's own cross-field rules (`Node.check`)."""
-    try:
-        broken = list(spec.cls.check(dict(values)))
-    except Exception as exc:  # noqa: BLE001 - a faulty rule must not crash validation
-        problems.append(Problem(node_id, None, "check_failed", f"{spec.type}.check raised {exc!r}"))
-        return
-    for name, message in broken:
-        problems.append(Problem(node_id, name, "invalid_combination", message))
-
-
 def _lister(choices: Any, listed: dict[str, list[str]]) -> Callable[[str], list[str]] | None:
     """``choices`` with each source listed once per validation (None stays None)."""
     if choices is None:
@@ -221,7 +207,7 @@ def _check_values(
     problems: list[Problem],
 ) -> None:
     """Choice inputs against their listings, then the node's own rules on its values
-    (`Node.check_values`, e.g. names inside a prompt)."""
+    (`Node.check`: rules across inputs, names inside a prompt)."""
     for name, inp in spec.inputs.items():
         if inp.choice_source is None or lookup is None:
             continue
@@ -237,7 +223,12 @@ def _check_values(
                     f"{inp.choice_source}: {shown or '(none)'}",
                 )
             )
-    for name, code, message in spec.cls.check_values(values, lookup):
+    try:
+        broken = list(spec.cls.check(dict(values), lookup))
+    except Exception as exc:  # noqa: BLE001 - a faulty rule must not crash validation
+        problems.append(Problem(node_id, None, "check_failed", f"{spec.type}.check raised {exc!r}"))
+        return
+    for name, code, message in broken:
         problems.append(Problem(node_id, name, code, message))
 
 

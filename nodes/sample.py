@@ -74,9 +74,9 @@ class Sample(Node):
     convention: Literal["diffusers", "comfyui"] = "diffusers"
 
     @classmethod
-    def check(cls, inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
+    def check(cls, inputs: dict[str, Any], choices: Any) -> list[tuple[str, str, str]]:
         """Pairs that cannot run, rejected before any model loads."""
-        problems: list[tuple[str | None, str]] = []
+        problems: list[tuple[str, str]] = []
         if inputs["convention"] == "diffusers":
             try:
                 scheduler_kwargs(inputs["sampler"], inputs["schedule"])
@@ -96,7 +96,7 @@ class Sample(Node):
                     "denoising_start / denoising_end follow diffusers: use convention diffusers",
                 )
             )
-        return problems
+        return [(field, "invalid_combination", message) for field, message in problems]
 
     @classmethod
     def cost(cls, inputs: CostInputs) -> Cost:

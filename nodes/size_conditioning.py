@@ -31,12 +31,12 @@ class SizeConditioning(Node):
     aesthetic_score: float = Widget(0.0, ge=0.0, le=20.0, step=0.1)
 
     @classmethod
-    def check(cls, inputs: dict[str, Any]) -> list[tuple[str | None, str]]:
-        out: list[tuple[str | None, str]] = []
-        for w, h in (("original_width", "original_height"), ("target_width", "target_height")):
-            if (inputs[w] == 0) != (inputs[h] == 0):
-                out.append((w, f"set both {w} and {h}, or neither (0: the latent's size)"))
-        return out
+    def check(cls, inputs: dict[str, Any], choices: Any) -> list[tuple[str, str, str]]:
+        return [
+            (w, "invalid_combination", f"set both {w} and {h}, or neither (0: the latent's size)")
+            for w, h in (("original_width", "original_height"), ("target_width", "target_height"))
+            if (inputs[w] == 0) != (inputs[h] == 0)
+        ]
 
     def run(
         self,

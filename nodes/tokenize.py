@@ -33,7 +33,7 @@ class Tokenize(Node):
         return {"tokens": tokenize_for(clip, text, text_2, vectors_for)}
 
     @classmethod
-    def check_values(cls, values: dict[str, Any], choices: Any) -> list[tuple[str, str, str]]:
+    def check(cls, values: dict[str, Any], choices: Any) -> list[tuple[str, str, str]]:
         return [
             *embeddings.problems("text", str(values.get("text", "")), choices),
             *embeddings.problems("text_2", str(values.get("text_2", "")), choices),

@@ -1,4 +1,4 @@
-"""Per-output cache keys (`Node.OUTPUT_INPUTS`) and node value rules (`Node.check_values`)."""
+"""Per-output cache keys (`Node.OUTPUT_INPUTS`) and node value rules (`Node.check`)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Split(Node):
         return {"a": x * fa, "b": x * fb}
 
     @classmethod
-    def check_values(cls, values: dict[str, Any], choices: Any) -> list[tuple[str, str, str]]:
+    def check(cls, values: dict[str, Any], choices: Any) -> list[tuple[str, str, str]]:
         return [("fb", "negative", "fb must not be negative")] if values["fb"] < 0 else []
 
 

@@ -27,6 +27,7 @@ from diffusers import (
 
 from nodes.sd.comfy_schedules import SigmaTable, comfy_sigmas
 from nodes.sd.handles import Conditioning, LatentBatch, ModelHandle
+from nodes.sd.lora_patch import applies_patches
 from nodes.sd.sampling import (
     SampleSettings,
     StepCallback,
@@ -103,6 +104,7 @@ def _scheduler(model: ModelHandle, sampler: str, sigmas: torch.Tensor, device: A
 
 
 @torch.no_grad()
+@applies_patches  # the model's LoRAs, merged for this call only (as in `sample`)
 def comfy_sample(
     model: ModelHandle,
     positive: Conditioning,

@@ -112,6 +112,18 @@ def test_two_stacked_loras_equal_diffusers_adapters(setup, components) -> None:
     assert max_diff(ours, ref) <= 1
 
 
+def test_comfyui_convention_sampling_applies_the_lora_too(setup) -> None:
+    """Imported ComfyUI workflows sample through comfy_sample: the LoRA must reach it."""
+    engine, _ = setup
+
+    def image(loras: list[tuple[str, float, float]]) -> np.ndarray:
+        doc = with_loras(txt2img("euler", "normal", SEED), loras)
+        doc["nodes"]["sample"]["inputs"]["convention"] = "comfyui"
+        return output_pixels(engine, run_ok(engine, doc))[0]
+
+    assert max_diff(image([("kohya.safetensors", 1.0, 0.0)]), image([])) > 20
+
+
 def test_strength_zero_is_the_base_model(setup) -> None:
     engine, _ = setup
     assert np.array_equal(

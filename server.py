@@ -171,7 +171,6 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         threads=a.threads,
         workers=a.workers,
         ray_address=a.ray_address,
-        worker_threads=a.threads,
         max_attempts=a.max_attempts,
     )
 

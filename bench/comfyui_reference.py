@@ -49,7 +49,10 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    configure_process(args.threads)
+    configure_process()
+    import torch
+
+    torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="comfy-ref-"))
     (tmp / "models" / "checkpoints").mkdir(parents=True)
     os.link(args.checkpoint.resolve(), tmp / "models" / "checkpoints" / NAME)  # no symlinks out

@@ -78,7 +78,7 @@ async def measure(
             models_dir=Path(tmp) / "models",
             web_dist=Path(tmp) / "none",
             workers=spec,
-            worker_threads=1,
+            threads=1,
             max_queue=1000,
         )
         app = make_app(config)
@@ -117,7 +117,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--backends", default="process,ray,inprocess")
     args = p.parse_args()
-    configure_process(1)
+    configure_process()
     print(f"{os.cpu_count()} CPUs; {args.jobs} jobs of txt2img 64x64, {args.steps} steps")
     for backend in args.backends.split(","):
         if backend == "ray":

@@ -50,14 +50,15 @@ def make_engine(config: ServerConfig, registry: Registry | None = None) -> Engin
     )
 
 
-def make_worker(config: ServerConfig, engine: Engine) -> Worker:
-    """The in-process worker, with the per-job torch thread policy (or --threads)."""
+def make_worker(config: ServerConfig, engine: Engine, name: str = "inprocess") -> InProcessWorker:
+    """A worker running jobs on ``engine`` in this process (the server's own, or the one
+    inside a process or Ray worker), with the per-job torch thread policy (or --threads)."""
     from functools import partial
 
     from nodes.sd.runtime import job_threads
 
     scope = partial(job_threads, override=config.threads)
-    return InProcessWorker(engine, config.preview_size, config.preview_interval, scope)
+    return InProcessWorker(engine, config.preview_size, config.preview_interval, scope, name)
 
 
 def load_registry(packages: tuple[str, ...]) -> Registry:

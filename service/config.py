@@ -58,7 +58,6 @@ class ServerConfig:
     # Workers (service/workers/): "inprocess", "process:N", "process:cuda:0,cuda:1", "ray"
     workers: str = "inprocess"
     ray_address: str | None = None  # "auto", "ray://host:10001"; None: a local Ray
-    worker_threads: int | None = None  # torch CPU threads in each worker process
     max_attempts: int = 2  # claims of a job whose worker keeps dying, then worker_lost
     lease_seconds: float = 30.0  # a job of a server silent this long is released
     schedule_lookahead: int = 32  # queued jobs searched for a model-affinity match

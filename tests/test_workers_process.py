@@ -219,7 +219,7 @@ def _alive(pid: int) -> bool:
 
 async def test_two_demo_model_jobs_sample_at_the_same_time(aiohttp_client, tmp_path):
     """The built-in demo model on two CPU worker processes (1 torch thread each)."""
-    config = make_config(tmp_path, workers="process:2", node_packages=("nodes",), worker_threads=1)
+    config = make_config(tmp_path, workers="process:2", node_packages=("nodes",), threads=1)
     client = await owned_client(aiohttp_client, make_app(config))
     await wait_ready(client, timeout=120)  # (a websocket unread that long misses its pings)
     ws = await client.ws_connect("/api/ws")

@@ -35,17 +35,17 @@ def child_main(conn: Connection, config: Any, device: str | None, name: str) -> 
     os.environ["SDGRAPH_WORKER"] = name
     if device is not None and (visible := visible_devices(device)) is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
-    if config.worker_threads:  # read by torch when (if) a node imports it
+    if config.threads:  # read by torch when (if) a node imports it
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(config.worker_threads)
+            os.environ[var] = str(config.threads)
     from nodes.sd.runtime import configure_process
 
     configure_process()
-    from service.app import make_engine
-    from service.worker import InProcessWorker, JobRequest
+    from service.app import make_engine, make_worker
+    from service.worker import JobRequest
 
     engine = make_engine(config)
-    worker = InProcessWorker(engine, config.preview_size, config.preview_interval, name=name)
+    worker = make_worker(config, engine, name)
     send_lock = threading.Lock()
 
     def send(message: tuple[Any, ...]) -> None:

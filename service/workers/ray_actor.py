@@ -33,23 +33,20 @@ class EngineActor:
 
     def __init__(self, config: Any, name: str) -> None:
         os.environ["SDGRAPH_WORKER"] = name
-        if config.worker_threads:
-            os.environ["OMP_NUM_THREADS"] = str(config.worker_threads)
+        if config.threads:
+            os.environ["OMP_NUM_THREADS"] = str(config.threads)
             torch = sys.modules.get("torch")  # Ray's worker process may have loaded it
             if torch is not None:
-                torch.set_num_threads(config.worker_threads)
+                torch.set_num_threads(config.threads)
         from nodes.sd.runtime import configure_process
-        from service.app import make_engine
-        from service.worker import InProcessWorker
+        from service.app import make_engine, make_worker
 
         configure_process()
         scratch = Path(tempfile.mkdtemp(prefix=f"sdgraph-{name}-"))
         models = Path(os.environ.get("SDGRAPH_MODELS") or config.models_dir)
         self.config = replace(config, data_dir=scratch, models_dir=models)
         self.engine = make_engine(self.config)
-        self.worker = InProcessWorker(
-            self.engine, config.preview_size, config.preview_interval, name=name
-        )
+        self.worker = make_worker(self.config, self.engine, name)
         self._inputs: dict[str, str] = {}  # input file name -> sha256 of what is there
 
     def state(self) -> dict[str, Any]:

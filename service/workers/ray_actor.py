@@ -4,7 +4,8 @@ The actor keeps its files in a local scratch folder: input images arrive by
 content hash (sent only when the actor lacks them), and the files a job writes
 go back to the server as bytes, so worker machines need no shared file system.
 Models come from the worker machine's own models folder (``SDGRAPH_MODELS`` on
-that machine, else the server's ``--models`` path). Ray imports this module by
+that machine, else the server's ``--models`` path), by name and, where the workflow
+records a model's sha256, by content under any name. Ray imports this module by
 name on each worker, so the project must be importable there.
 """
 
@@ -68,6 +69,7 @@ class EngineActor:
     ) -> Iterator[tuple[Any, ...]]:
         """Stream ("event", message)... then ("done", outcome, files as bytes, state)."""
         self._store_inputs(inputs, blobs)
+        workflow = self.local_models(workflow)
         from service.worker import JobRequest
 
         messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -84,6 +86,21 @@ class EngineActor:
             yield ("event", message)
         outcome = result["outcome"]
         yield ("done", asdict(outcome), self._take_files(outcome.files), self.state())
+
+    def local_models(self, workflow: dict[str, Any]) -> dict[str, Any]:
+        """The workflow with its model names pointed at this machine's files: the server
+        resolved them against its own models folder, and this machine may hold the same
+        file (same sha256 in the workflow's ``models`` section) under another name. A model
+        found nowhere keeps its name, and the job's validation then names it."""
+        if not workflow.get("models"):
+            return workflow
+        from graph.workflow import parse_workflow
+        from model_index import index_for, model_inputs, resolve_models
+
+        parsed = parse_workflow(workflow)
+        index = index_for(self.engine.workspace)
+        local, _missing, _notes = resolve_models(parsed, index, model_inputs(self.engine.registry))
+        return local.model_dump(exclude_none=True)
 
     def _store_inputs(self, inputs: dict[str, str], blobs: dict[str, bytes]) -> None:
         folder = self.engine.workspace.input_dir

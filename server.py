@@ -16,7 +16,7 @@ from nodes.sd.runtime import configure_process
 from service import make_app
 from service.accesslog import RedactingAccessLogger
 from service.config import BUILD_HINT, Budgets, ConfigError, ServerConfig
-from service.store import StoreUnusable, check_database_file
+from service.store_file import StoreUnusable, check_database_file
 from service.workers import parse_spec
 
 __all__ = ["ServerConfig", "main", "make_app"]  # tests may use server.make_app(config)

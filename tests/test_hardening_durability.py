@@ -44,7 +44,7 @@ def _broken(kind: str, tmp_path: Path) -> bytes:
 
 @pytest.mark.parametrize("kind", ["empty", "garbage", "truncated", "header-only"])
 def test_a_broken_database_is_refused_and_left_alone(tmp_path, kind):
-    from service.store import StoreUnusable
+    from service.store_file import StoreUnusable
 
     path = tmp_path / "data" / "jobs.sqlite3"
     path.parent.mkdir()

@@ -237,9 +237,7 @@ def _checkpoint(n: ComfyNode, ctx: Context) -> Converted:
 
 def _text_encode(n: ComfyNode, ctx: Context) -> Converted:
     """One CLIPTextEncode is our Tokenize -> EncodeText pair."""
-    text, clip = n.value("text"), n.link("clip")
-    if isinstance(text, str) and "embedding:" in text:
-        n.refuse("textual-inversion embeddings (embedding:NAME) have no equivalent", "text")
+    text, clip = n.value("text"), n.link("clip")  # embedding:NAME is our syntax too
     tokens = ctx.new_id(f"{n.id}_tokens")
     return {
         tokens: {"type": "Tokenize", "inputs": {"clip": clip, "text": text}},
@@ -251,10 +249,32 @@ def _text_encode(n: ComfyNode, ctx: Context) -> Converted:
 
 
 def _clip_set_last_layer(n: ComfyNode, ctx: Context) -> Converted:
-    layer = n.value("stop_at_clip_layer")
-    if layer != -1:
-        n.refuse(f"clip skip (stop_at_clip_layer {layer}) has no equivalent", "stop_at_clip_layer")
-    return {}, [n.link("clip") or "no clip"]
+    """stop_at_clip_layer -1 is the plain CLIP; -n is our ClipSkip(skip=n) (A1111's numbers)."""
+    layer, clip = n.value("stop_at_clip_layer"), n.link("clip")
+    if layer == -1:
+        return {}, [clip or "no clip"]
+    if not isinstance(layer, int) or isinstance(layer, bool) or not -24 <= layer <= -2:
+        n.refuse(
+            f"stop_at_clip_layer {layer} is not a layer from the end (-1..-24)",
+            "stop_at_clip_layer",
+        )
+        return {}, ["no clip"]
+    return {n.id: {"type": "ClipSkip", "inputs": {"clip": clip, "skip": -layer}}}, [(n.id, "clip")]
+
+
+def _lora_loader(n: ComfyNode, ctx: Context) -> Converted:
+    inputs = {
+        "model": n.link("model"),
+        "clip": n.link("clip"),
+        "name": n.value("lora_name"),
+        "strength_model": n.value("strength_model"),
+        "strength_clip": n.value("strength_clip"),
+    }
+    return {n.id: {"type": "LoadLoRA", "inputs": inputs}}, [(n.id, "model"), (n.id, "clip")]
+
+
+def _vae_loader(n: ComfyNode, ctx: Context) -> Converted:
+    return {n.id: {"type": "LoadVAE", "inputs": {"name": n.value("vae_name")}}}, [(n.id, "vae")]
 
 
 def _empty_latent(n: ComfyNode, ctx: Context) -> Converted:
@@ -293,6 +313,8 @@ CONVERTERS: dict[str, Callable[[ComfyNode, Context], Converted]] = {
     "CheckpointLoaderSimple": _checkpoint,
     "CLIPTextEncode": _text_encode,
     "CLIPSetLastLayer": _clip_set_last_layer,
+    "LoraLoader": _lora_loader,
+    "VAELoader": _vae_loader,
     "EmptyLatentImage": _empty_latent,
     "KSampler": _ksampler,
     "KSamplerAdvanced": _ksampler_advanced,
@@ -306,9 +328,7 @@ CONVERTERS: dict[str, Callable[[ComfyNode, Context], Converted]] = {
 # Core nodes we know but cannot map yet: what the user is told.
 NO_EQUIVALENT = {
     "CLIPTextEncodeSDXL": "SDXL text encoding (two text encoders, size conditioning)",
-    "LoraLoader": "LoRA loading",
-    "LoraLoaderModelOnly": "LoRA loading",
-    "VAELoader": "loading a separate VAE file",
+    "LoraLoaderModelOnly": "LoRA on the model alone (LoadLoRA takes the CLIP too: use LoraLoader)",
     "LatentUpscale": "latent upscaling",
     "LatentUpscaleBy": "latent upscaling",
     "ImageScale": "image scaling",

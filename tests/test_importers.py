@@ -106,16 +106,55 @@ def test_unmappable_nodes_are_all_listed(engine: Engine) -> None:
     assert {("10", "no_equivalent"), ("11", "no_equivalent"), ("12", "no_equivalent")} <= got
     text = str(err.value)
     for expected in (
-        "LoraLoader",
+        "LoraLoaderModelOnly",
         "LoRA",
         "CLIPSetLastLayer",
-        "stop_at_clip_layer -2",
+        "stop_at_clip_layer 0",
         "IPAdapterAdvanced",
         "sampler 'dpmpp_3m_sde'",
     ):
         assert expected in text
     sampler = [p for p in err.value.problems if p.node_id == "3"]
     assert sampler and sampler[0].field == "sampler"
+
+
+def test_lora_clip_skip_vae_and_embeddings_map_onto_our_nodes(engine: Engine) -> None:
+    doc = json.loads((FIX / "case01_euler_normal.api.json").read_text())
+    doc["10"] = {
+        "class_type": "LoraLoader",
+        "inputs": {
+            "lora_name": "detail.safetensors",
+            "strength_model": 0.8,
+            "strength_clip": 0.6,
+            "model": ["4", 0],
+            "clip": ["4", 1],
+        },
+    }
+    doc["11"] = {
+        "class_type": "CLIPSetLastLayer",
+        "inputs": {"stop_at_clip_layer": -2, "clip": ["10", 1]},
+    }
+    doc["12"] = {"class_type": "VAELoader", "inputs": {"vae_name": "ft-mse.safetensors"}}
+    doc["3"]["inputs"]["model"] = ["10", 0]
+    doc["6"]["inputs"].update(clip=["11", 0], text="a horse, embedding:detailed:1.2")
+    doc["7"]["inputs"]["clip"] = ["11", 0]
+    doc["8"]["inputs"]["vae"] = ["12", 0]
+    wf = import_document(doc, known(engine)).workflow
+    nodes = wf.nodes
+    assert nodes["10"].type == "LoadLoRA" and nodes["10"].inputs["name"] == "detail.safetensors"
+    assert (nodes["10"].inputs["strength_model"], nodes["10"].inputs["strength_clip"]) == (0.8, 0.6)
+    assert as_link(nodes["10"].inputs["clip"]) == ("4", "clip")
+    assert nodes["11"].type == "ClipSkip" and nodes["11"].inputs["skip"] == 2
+    assert as_link(nodes["11"].inputs["clip"]) == ("10", "clip")
+    assert nodes["12"].type == "LoadVAE" and as_link(nodes["8"].inputs["vae"]) == ("12", "vae")
+    assert as_link(nodes["3"].inputs["model"]) == ("10", "model")
+    tokens = [
+        n for n in nodes.values() if n.type == "Tokenize" and "embedding:" in n.inputs["text"]
+    ]
+    assert len(tokens) == 1 and as_link(tokens[0].inputs["clip"]) == ("11", "clip")
+    # the files are not here: validation names each one, nothing else is wrong
+    got = {(nid, field, code) for nid, field, code in problems_of(engine, wf)}
+    assert ("10", "name", "not_in_choices") in got and ("12", "name", "not_in_choices") in got
 
 
 def test_samplers_without_a_comfyui_loop_run_on_diffusers_schedules(engine: Engine) -> None:

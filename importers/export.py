@@ -44,6 +44,19 @@ SIMPLE: dict[str, tuple[str, dict[str, str], list[str]]] = {
     "SaveImage": ("SaveImage", {"image": "images", "filename_prefix": "filename_prefix"}, []),
     "PreviewImage": ("PreviewImage", {"image": "images"}, []),
     "EncodeText": ("CLIPTextEncode", {"clip": "clip"}, ["conditioning"]),
+    "LoadLoRA": (
+        "LoraLoader",
+        {
+            "model": "model",
+            "clip": "clip",
+            "name": "lora_name",
+            "strength_model": "strength_model",
+            "strength_clip": "strength_clip",
+        },
+        ["model", "clip"],
+    ),
+    "LoadVAE": ("VAELoader", {"name": "vae_name"}, ["vae"]),
+    "ClipSkip": ("CLIPSetLastLayer", {"clip": "clip"}, ["clip"]),
 }
 TO_COMFY_SAMPLER = {ours: comfy for comfy, ours in SAMPLERS.items()}
 
@@ -89,6 +102,8 @@ def export_comfyui_api(workflow: Workflow, defaults: dict[str, dict[str, Any]]) 
             inputs["sampler_name"] = TO_COMFY_SAMPLER.get(values["sampler"], values["sampler"])
         if entry.type == "LoadImage":
             inputs["upload"] = "image"
+        if entry.type == "ClipSkip":  # A1111's skip n = ComfyUI's layer -n
+            inputs["stop_at_clip_layer"] = -int(extra.pop("skip"))
         if entry.type == "EncodeText":
             tokens = as_link(entry.inputs.get("tokens"))
             source = nodes.get(tokens[0]) if tokens else None

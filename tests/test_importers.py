@@ -324,6 +324,40 @@ def test_round_trip_ours_comfyui_ours(engine: Engine, name: str) -> None:
     assert set(back.workflow.nodes) == set(ours.nodes)  # ids survive too
 
 
+def test_round_trip_with_lora_clip_skip_and_vae(engine: Engine) -> None:
+    ours = json.loads((ROOT / "workflows" / "txt2img.json").read_text())
+    nodes = ours["nodes"]
+    nodes["lora"] = {
+        "type": "LoadLoRA",
+        "inputs": {
+            "model": {"node": "checkpoint", "output": "model"},
+            "clip": {"node": "checkpoint", "output": "clip"},
+            "name": "detail.safetensors",
+            "strength_model": 0.7,
+            "strength_clip": 0.5,
+        },
+    }
+    nodes["skip"] = {"type": "ClipSkip", "inputs": {"clip": {"node": "lora", "output": "clip"}}}
+    nodes["vae"] = {"type": "LoadVAE", "inputs": {"name": "ft-mse.safetensors"}}
+    for nid, entry in nodes.items():
+        for name, value in entry["inputs"].items():
+            if nid != "lora" and value == {"node": "checkpoint", "output": "clip"}:
+                entry["inputs"][name] = {"node": "skip", "output": "clip"}
+            if value == {"node": "checkpoint", "output": "vae"}:
+                entry["inputs"][name] = {"node": "vae", "output": "vae"}
+            if nid != "lora" and value == {"node": "checkpoint", "output": "model"}:
+                entry["inputs"][name] = {"node": "lora", "output": "model"}
+    wf = import_document(ours).workflow
+    api = export_comfyui_api(wf, _defaults(engine))
+    by_type = {v["class_type"]: v["inputs"] for v in api.values()}
+    assert by_type["CLIPSetLastLayer"]["stop_at_clip_layer"] == -2
+    assert by_type["LoraLoader"]["lora_name"] == "detail.safetensors"
+    assert by_type["VAELoader"]["vae_name"] == "ft-mse.safetensors"
+    back = import_document(json.loads(json.dumps(api)), known(engine)).workflow
+    a, b = _canonical(engine, wf), _canonical(engine, back)
+    assert nx.is_isomorphic(a, b, node_match=lambda x, y: x == y, edge_match=lambda x, y: x == y)
+
+
 def test_export_refuses_what_comfyui_lacks(engine: Engine) -> None:
     ours = import_file(ROOT / "workflows" / "ddim_inversion.json").workflow
     with pytest.raises(ImportRefused) as err:

@@ -211,6 +211,37 @@ def test_sdxl_embedding_equals_diffusers_load_textual_inversion(
     assert max_diff(weighted, image) > 2
 
 
+def test_each_encoder_takes_its_part_of_an_sdxl_embedding(base: Any) -> None:
+    """By encoder, not by width (both are 32 wide here): the base's CLIP-L takes clip_l
+    and its bigG clip_g; the refiner's only encoder is bigG: clip_g."""
+    from nodes.sd.handles import ClipHandle
+    from nodes.sd.sdxl_text import tokenize_for
+
+    cpu, f32 = torch.device("cpu"), torch.float32
+    big_g = {"text_encoder_ref": base["text_encoder_2"], "family": "sdxl"}
+    base_clip = ClipHandle(
+        base["tokenizer"],
+        base["text_encoder"],
+        cpu,
+        f32,
+        "b",
+        tokenizer_2=base["tokenizer_2"],
+        text_encoder_2_ref=base["text_encoder_2"],
+        family="sdxl",
+    )
+    refiner_clip = ClipHandle(base["tokenizer_2"], device=cpu, dtype=f32, identity="r", **big_g)
+    for clip, parts in ((base_clip, ["clip_l", "clip_g"]), (refiner_clip, ["clip_g"])):
+        asked: list[tuple[Any, str | None]] = []
+
+        def vectors_for(encoder: Any, part: str | None, asked: list = asked) -> Any:
+            asked.append((encoder, part))
+            return lambda name: torch.zeros(1, 32)
+
+        tokenize_for(clip, "an embedding:x fox", vectors_for=vectors_for)
+        assert [p for _, p in asked] == parts
+        assert asked[-1][0] is base["text_encoder_2"]
+
+
 # --- CLIP skip ---------------------------------------------------------------------------
 
 

@@ -61,9 +61,13 @@ def resources() -> Resources:
     return Resources()
 
 
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.from_package("nodes")
+
+
 @pytest.fixture
-def engine(models: Path, resources: Resources, tmp_path: Path) -> Engine:
-    registry = Registry.from_package("nodes")
+def engine(models: Path, registry: Registry, resources: Resources, tmp_path: Path) -> Engine:
     return Engine(registry, Workspace.at(tmp_path / "data", models).ensure(), resources=resources)
 
 
@@ -310,3 +314,23 @@ def test_comfyui_convention_on_sdxl_follows_comfyui_ksampler(engine: Engine, bas
     assert max_diff(image, ref) <= 1
     # it is ComfyUI's picture, not diffusers' (other noise scaling, sigmas and timesteps)
     assert max_diff(image, ours(engine, doc())) > 2
+
+
+def test_comfyui_negative_keeps_its_own_size_defaults(base: Any) -> None:
+    """ComfyUI encodes each conditioning's sizes on their own (defaults: the latent's
+    size); diffusers' base pipeline gives a negative without sizes the positive's."""
+    from nodes.sd.handles import Conditioning, ModelHandle
+    from nodes.sd.sdxl_conditioning import SizeConditioning, added_conditioning
+
+    cpu = torch.device("cpu")
+    model = ModelHandle(base["unet"], {}, "epsilon", cpu, torch.float32, "t")
+    pooled = torch.zeros(1, 32)
+    pos = Conditioning(torch.zeros(1, 77, 64), pooled=pooled, sizes=SizeConditioning((768, 1024)))
+    neg = Conditioning(torch.zeros(1, 77, 64), pooled=pooled)
+    for inherits, negative_ids in (
+        (True, [768, 1024, 0, 0, 64, 64]),
+        (False, [64, 64, 0, 0, 64, 64]),
+    ):
+        added = added_conditioning(model, pos, neg, 1, True, (64, 64), inherits)
+        assert added is not None
+        assert added["time_ids"].tolist() == [negative_ids, [768, 1024, 0, 0, 64, 64]]

@@ -147,6 +147,18 @@ def test_two_stacked_sdxl_loras_equal_diffusers_adapters(
     image = ours(engine, with_loras(doc(), loras))
     ref = lora_reference(base, models, ["kohya.safetensors", "small.safetensors"], [0.7, 0.4])
     assert max_diff(image, ref) <= 1
+    # the shared modules (the same objects every job gets) hold the base weights, bit for
+    # bit, after the LoRA runs: both text encoders and the U-Net
+    from nodes.sd.checkpoints import load_checkpoint
+
+    loaded = len(engine.resources.models.entries())
+    model, clip, _ = load_checkpoint(engine.workspace, engine.resources, CHECKPOINT, "fp32", "cpu")
+    assert len(engine.resources.models.entries()) == loaded  # the ones the runs used
+    shared = {"unet": model.unet, "text_encoder": clip.text_encoder}
+    shared["text_encoder_2"] = clip.text_encoder_2
+    for part, module in shared.items():
+        original = base[part].state_dict()
+        assert all(torch.equal(v, original[k]) for k, v in module.state_dict().items()), part
 
 
 # --- textual inversion -----------------------------------------------------------------

@@ -10,13 +10,13 @@ from importers.comfy_nodes import (
     CONVERTERS,
     META_KEY,
     NO_EQUIVALENT,
-    PRIMITIVES,
     ComfyNode,
     ComfyRef,
     Context,
     Output,
     is_link,
 )
+from importers.comfy_widgets import PRIMITIVES
 from importers.errors import ImportRefused
 
 # (x, y, width, height) per ComfyUI node id, from the UI format

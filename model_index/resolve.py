@@ -87,22 +87,21 @@ def resolve_models(
     notes: list[str] = []
     for key, node_id, name, kind, value in _references(workflow, inputs):
         ref = workflow.models.get(key)
-        if ref is None or not (ref.sha256 or ref.autov2):
+        if ref is None or not (ref.sha256 or ref.autov2 or ref.addnet):
             continue
         kind = ref.kind or kind
         path = index.path_of(kind, value)
-        if path is not None:
-            digest = index.sha256(path)
-            if digest == ref.sha256 or (not ref.sha256 and digest.startswith(ref.autov2 or "-")):
-                continue
-        found = index.find(kind, ref.sha256, ref.size, ref.autov2)
+        hashes = (ref.sha256, ref.autov2, ref.addnet)
+        if path is not None and index.matches(path, index.sha256(path), *hashes):
+            continue
+        found = index.find(kind, ref.sha256, ref.size, ref.autov2, ref.addnet)
         if found is not None:
             doc["nodes"][node_id]["inputs"][name] = found.name
             doc["models"][key].update(name=found.name, sha256=found.sha256, size=found.size)
             why = "is not here" if path is None else "here has other content"
             notes.append(f"{key}: {value!r} {why}; using {found.name!r} (same content)")
             continue
-        short = ref.sha256 or ref.autov2
+        short = ref.sha256 or ref.autov2 or ref.addnet
         where = "a different file" if path is not None else "no file"
         problems.append(
             Problem(

@@ -263,15 +263,10 @@ def test_a1111_refusals_name_every_setting() -> None:
     with pytest.raises(ImportRefused) as err:
         import_bytes((FIX / "a1111_refused.txt").read_bytes())
     fields = {p.field for p in err.value.problems}
-    assert fields == {
-        "Sampler",
-        "Schedule type",
-        "Hires upscale",
-        "Clip skip",
-        "Lora hashes",
-        "TI hashes",
-    }
-    assert "add_detail" in str(err.value)
+    assert fields == {"Sampler", "Schedule type", "Hires upscaler", "prompt", "TI hashes"}
+    text = str(err.value)
+    assert "R-ESRGAN 4x+" in text and "image-space upscalers" in text
+    assert "hypernetwork 'old_style'" in text
 
 
 def test_a1111_old_style_img2img(engine: Engine) -> None:

@@ -3,8 +3,9 @@
 Layout: the prompt, an optional ``Negative prompt: ...`` (both may span lines), then one
 line ``Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1,
 Size: 512x512, Model hash: <10 hex>, Model: name, ...``. LoRA tags, clip skip and the hires
-fix become nodes (`a1111_extras`); settings we cannot reproduce (embeddings, image-space
-upscalers, unknown samplers) refuse the import, naming each one.
+fix become nodes, embeddings of ``TI hashes`` our ``embedding:NAME`` (`a1111_extras`);
+settings we cannot reproduce (image-space upscalers, hypernetworks, unknown samplers) refuse
+the import, naming each one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ import re
 from typing import Any
 
 from graph.validate import Problem
-from importers.a1111_extras import HIRES_HANDLED, add_loras, hires_pass, lora_hashes, parse_extras
+from importers.a1111_extras import (
+    HIRES_HANDLED,
+    add_loras,
+    embedding_refs,
+    hires_pass,
+    lora_hashes,
+    name_embeddings,
+    parse_extras,
+    ti_hashes,
+)
 from importers.errors import ImportRefused
 
 # A1111's own pattern for the settings line (modules/infotext_utils.py)
@@ -58,6 +68,7 @@ IGNORED = {
     "Clip skip",
     "Module 1",
     "Lora hashes",
+    "TI hashes",
     *HIRES_HANDLED,
 }
 
@@ -125,8 +136,8 @@ def convert_parameters(text: str) -> tuple[dict[str, Any], list[str]]:
     if not re.fullmatch(r"\d{1,2}", clip_skip) or int(clip_skip) > 24:
         refuse("Clip skip", f"clip skip {clip_skip} is not a layer count (1..24)")
         clip_skip = "1"
-    if "TI hashes" in s:
-        refuse("TI hashes", f"textual-inversion embeddings ({s['TI hashes']}) have no equivalent")
+    embeddings = ti_hashes(s.get("TI hashes"))
+    prompt, negative = name_embeddings(prompt, embeddings), name_embeddings(negative, embeddings)
     steps = _number(s, "Steps", int, problems)
     cfg = _number(s, "CFG scale", float, problems)
     seed = _number(s, "Seed", int, problems)
@@ -207,6 +218,7 @@ def convert_parameters(text: str) -> tuple[dict[str, Any], list[str]]:
         }
         sample_inputs["denoise"] = denoise
         warnings.append("img2img: choose the source picture in LoadImage (the file has none)")
+    models |= embedding_refs(nodes, embeddings)
     if short and re.fullmatch(r"[0-9a-fA-F]{10}", short):
         models["checkpoint.name"] = {"kind": "checkpoints", "name": model, "autov2": short.lower()}
     doc: dict[str, Any] = {"version": 1, "nodes": nodes}

@@ -109,6 +109,31 @@ def lora_hashes(text: str | None) -> dict[str, str]:
     return out
 
 
+def ti_hashes(text: str | None) -> dict[str, str]:
+    """``"name: hash, ..."`` -> {name: AutoV2 hash} (A1111's embedding hash is the file's
+    sha256, of which it writes 12 hex digits; AutoV2 is the first 10)."""
+    return {name: short[:10] for name, short in lora_hashes(text).items() if len(short) >= 10}
+
+
+def name_embeddings(text: str, names: dict[str, str]) -> str:
+    """A1111 names an embedding by its bare name in the prompt; ours says embedding:NAME."""
+    for name in names:
+        text = re.sub(rf"(?<![\w:]){re.escape(name)}(?![\w])", f"embedding:{name}", text)
+    return text
+
+
+def embedding_refs(nodes: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """models entries (by AutoV2 hash) for the embeddings each Tokenize's prompt names."""
+    refs = {}
+    for nid, node in nodes.items():
+        if node["type"] != "Tokenize":
+            continue
+        for name, short in names.items():
+            if f"embedding:{name}" in node["inputs"]["text"]:
+                refs[f"{nid}.text:{name}"] = {"kind": "embeddings", "name": name, "autov2": short}
+    return refs
+
+
 def add_loras(
     nodes: dict[str, Any], models: dict[str, Any], loras: list[Lora], hashes: dict[str, str]
 ) -> tuple[dict[str, str], dict[str, str]]:

@@ -263,7 +263,7 @@ def test_a1111_refusals_name_every_setting() -> None:
     with pytest.raises(ImportRefused) as err:
         import_bytes((FIX / "a1111_refused.txt").read_bytes())
     fields = {p.field for p in err.value.problems}
-    assert fields == {"Sampler", "Schedule type", "Hires upscaler", "prompt", "TI hashes"}
+    assert fields == {"Sampler", "Schedule type", "Hires upscaler", "prompt"}
     text = str(err.value)
     assert "R-ESRGAN 4x+" in text and "image-space upscalers" in text
     assert "hypernetwork 'old_style'" in text

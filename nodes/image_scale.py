@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
-from nodes.sd.resize import keep_aspect, resize, sized_cost
+from nodes.sd.resize import Crop, ImageMethod, keep_aspect, resize, sized_cost
 from nodes.types import Image
 
 
@@ -20,12 +20,10 @@ class ImageScale(Node):
     CATEGORY = "image"
     OUTPUTS = {"image": Image}
     image: Image
-    upscale_method: Literal["nearest-exact", "bilinear", "area", "bicubic", "lanczos"] = (
-        "nearest-exact"
-    )
+    upscale_method: ImageMethod = "nearest-exact"
     width: int = Widget(512, ge=0, le=16384)
     height: int = Widget(512, ge=0, le=16384)
-    crop: Literal["disabled", "center"] = "disabled"
+    crop: Crop = "disabled"
 
     @classmethod
     def cost(cls, inputs: CostInputs) -> Cost:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
 from nodes.sd.handles import LatentBatch
 from nodes.sd.latent_resize import VAE_FACTOR, resize_latent
-from nodes.sd.resize import keep_aspect, sized_cost
+from nodes.sd.resize import Crop, LatentMethod, keep_aspect, sized_cost
 from nodes.types import Latent
 
 LEAST = 64  # ComfyUI's smallest side in pixels
@@ -23,12 +23,10 @@ class LatentUpscale(Node):
     CATEGORY = "latent"
     OUTPUTS = {"latent": Latent}
     latent: Latent
-    upscale_method: Literal["nearest-exact", "bilinear", "area", "bicubic", "bislerp"] = (
-        "nearest-exact"
-    )
+    upscale_method: LatentMethod = "nearest-exact"
     width: int = Widget(1024, ge=0, le=16384, step=8)
     height: int = Widget(1024, ge=0, le=16384, step=8)
-    crop: Literal["disabled", "center"] = "disabled"
+    crop: Crop = "disabled"
 
     @classmethod
     def cost(cls, inputs: CostInputs) -> Cost:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from graph.cost import Cost, CostInputs
 from graph.node import Node, Widget
 from nodes.sd.handles import LatentBatch
 from nodes.sd.latent_resize import resize_latent
+from nodes.sd.resize import LatentMethod
 from nodes.types import Latent
 
 
@@ -19,9 +20,7 @@ class LatentUpscaleBy(Node):
     CATEGORY = "latent"
     OUTPUTS = {"latent": Latent}
     latent: Latent
-    upscale_method: Literal["nearest-exact", "bilinear", "area", "bicubic", "bislerp"] = (
-        "nearest-exact"
-    )
+    upscale_method: LatentMethod = "nearest-exact"
     scale_by: float = Widget(1.5, ge=0.01, le=8.0, step=0.01)
 
     @classmethod

@@ -14,6 +14,7 @@ import pytest
 from graph import Engine, Registry, Workspace
 from graph.workflow import Workflow, as_link, parse_workflow
 from importers import ImportRefused, export_comfyui_api, import_document, import_file
+from tests.test_importers import _canonical, _defaults
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "comfyui"
 
@@ -26,26 +27,6 @@ def engine(tmp_path_factory) -> Engine:
 
 def _known(engine: Engine) -> set[str]:
     return set(engine.registry.nodes)
-
-
-def _defaults(engine: Engine) -> dict:
-    return {
-        t: {n: i.default for n, i in s.inputs.items() if i.socket is None}
-        for t, s in engine.registry.nodes.items()
-    }
-
-
-def _canonical(engine: Engine, wf: Workflow) -> nx.DiGraph:
-    checked = engine.check(wf)
-    g = nx.DiGraph()
-    for nid, node in checked.nodes.items():
-        g.add_node(nid, label=(node.spec.type, json.dumps(node.literals, sort_keys=True)))
-    for nid, entry in wf.nodes.items():
-        for name, v in entry.inputs.items():
-            link = as_link(v)
-            if link:
-                g.add_edge(link[0], nid, label=(link[1], name))
-    return g
 
 
 def _same(engine: Engine, a: Workflow, b: Workflow) -> bool:

@@ -11,6 +11,8 @@ axis: the idea of ComfyUI's, not its exact numbers.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 from PIL import Image
@@ -19,9 +21,10 @@ from torch.nn import functional
 from graph.cost import Cost, CostInputs
 
 INTERPOLATE = ("nearest-exact", "bilinear", "area", "bicubic")
-LATENT_METHODS = (*INTERPOLATE, "bislerp")
-IMAGE_METHODS = (*INTERPOLATE, "lanczos")
-CROPS = ("disabled", "center")
+# the choices of the nodes' inputs (ComfyUI's lists)
+LatentMethod = Literal["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
+ImageMethod = Literal["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
+Crop = Literal["disabled", "center"]
 
 
 def keep_aspect(width: int, height: int, old_w: int, old_h: int, least: int) -> tuple[int, int]:

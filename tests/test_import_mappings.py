@@ -76,6 +76,7 @@ def test_sdxl_encoders_lora_model_only_and_resizes_import(engine: Engine) -> Non
     # each of the three nodes a CLIPTextEncodeSDXL became sits beside the previous one
     pos = ui.workflow.ui["positions"]
     assert pos["6_encode"]["x"] - pos["6_tokens"]["x"] == pos["6"]["x"] - pos["6_encode"]["x"]
+    assert pos["6"]["x"] + 340 <= pos["3"]["x"]  # the layout stretched to make room for three
     # only the model files are missing here: every value fits our nodes
     problems = {(p.node_id, p.field, p.code) for p in engine.check(ui.workflow).problems}
     assert problems == {("4", "name", "not_in_choices"), ("10", "name", "not_in_choices")}

@@ -153,9 +153,9 @@ def add_loras(
                 "strength_clip": lora.strength_clip,
             },
         }
-        short = hashes.get(lora.name)
-        if short:
-            models[f"{nid}.name"] = {"kind": "loras", "name": file, "addnet": short}
+        # by hash where A1111 gave one, else by name (model_index: any folder, any extension)
+        ref = {"kind": "loras", "name": file, "addnet": hashes.get(lora.name)}
+        models[f"{nid}.name"] = {k: v for k, v in ref.items() if v}
         model, clip = {"node": nid, "output": "model"}, {"node": nid, "output": "clip"}
     return model, clip
 

@@ -277,6 +277,13 @@ class ModelIndex:
                 return ModelFile(kind, f.name, f.size, digest, f.family)
         return None
 
+    def find_by_stem(self, kind: str, name: str) -> ModelFile | None:
+        """The one local file whose name without folders and extension is ``name``'s (as
+        A1111 finds a LoRA from its tag), or None when there is none or several."""
+        stem = Path(name).stem if Path(name).suffix.lower() in EXTENSIONS else Path(name).name
+        found = [f for f in self.scan([kind], background=False) if Path(f.name).stem == stem]
+        return found[0] if len(found) == 1 else None
+
     def matches(
         self,
         path: Path,

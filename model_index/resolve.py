@@ -127,10 +127,17 @@ def resolve_models(
     texts = getattr(inputs, "texts", {})
     for key, node_id, name, kind, value, in_text in _references(workflow, inputs):
         ref = workflow.models.get(key)
-        if ref is None or not (ref.sha256 or ref.autov2 or ref.addnet):
+        if ref is None:
             continue
         kind = ref.kind or kind
         path = _path(index, kind, value, in_text)
+        if not (ref.sha256 or ref.autov2 or ref.addnet):  # a name only (A1111's LoRA tags)
+            same = None if path is not None or in_text else index.find_by_stem(kind, value)
+            if same is not None:
+                doc["nodes"][node_id]["inputs"][name] = same.name
+                doc["models"][key]["name"] = same.name
+                notes.append(f"{key}: {value!r} is not here; using {same.name!r} (same name)")
+            continue
         hashes = (ref.sha256, ref.autov2, ref.addnet)
         if path is not None and index.matches(path, index.sha256(path), *hashes):
             continue

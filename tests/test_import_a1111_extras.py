@@ -25,6 +25,7 @@ def _kohya_hash(path: Path) -> str:
 def test_loras_clip_skip_and_hires_fix_import_resolve_and_run(tmp_path: Path) -> None:
     registry = Registry.from_package("nodes")
     # the file is here under another name; the hash in the parameters finds it
+    write_lora(tmp_path / "models", "more/plain.safetensors", kohya_lora(tiny_components(0), 1))
     lora = write_lora(
         tmp_path / "models", "sub/renamed.safetensors", kohya_lora(tiny_components(0))
     )
@@ -48,10 +49,11 @@ def test_loras_clip_skip_and_hires_fix_import_resolve_and_run(tmp_path: Path) ->
         0.5,
     )
     assert as_link(two["model"]) == ("lora1", "model") and as_link(two["clip"]) == ("lora1", "clip")
+    assert nodes["lora3"].inputs["strength_model"] == 0.4
     assert nodes["clip_skip"].inputs["skip"] == 2
-    assert as_link(nodes["clip_skip"].inputs["clip"]) == ("lora2", "clip")
+    assert as_link(nodes["clip_skip"].inputs["clip"]) == ("lora3", "clip")
     assert as_link(nodes["positive_tokens"].inputs["clip"]) == ("clip_skip", "clip")
-    assert as_link(nodes["sample"].inputs["model"]) == ("lora2", "model")
+    assert as_link(nodes["sample"].inputs["model"]) == ("lora3", "model")
     # hires fix: the first pass scaled 1.5x in latent space, a second pass at the strength
     assert nodes["upscale"].type == "LatentUpscaleBy"
     assert (nodes["upscale"].inputs["upscale_method"], nodes["upscale"].inputs["scale_by"]) == (
@@ -63,10 +65,12 @@ def test_loras_clip_skip_and_hires_fix_import_resolve_and_run(tmp_path: Path) ->
     assert as_link(hires["latent"]) == ("upscale", "latent")
     assert as_link(nodes["decode"].inputs["latent"]) == ("hires", "latent")
     assert nodes["sample"].inputs["denoise"] == 1.0  # not an img2img
-    # resolution: lora1 by its hash (another name, a sub-folder); lora2 is not here
+    # resolution: lora1 by its hash (another name, a sub-folder), lora3 (no hash) by its
+    # name in any folder; lora2 is not here
     index = ModelIndex(tmp_path / "models", tmp_path / "data")
     wf, missing, notes = resolve_models(result.workflow, index, model_inputs(registry))
-    assert wf.nodes["lora1"].inputs["name"] == "sub/renamed.safetensors" and notes
+    assert wf.nodes["lora1"].inputs["name"] == "sub/renamed.safetensors"
+    assert wf.nodes["lora3"].inputs["name"] == "more/plain.safetensors" and len(notes) == 2
     assert [(p.node_id, p.field, p.code) for p in missing] == [("lora2", "name", "model_missing")]
     assert "0123456789ab" in missing[0].message
     # without the missing LoRA the workflow runs: 64 px -> 96 px through the hires pass

@@ -36,6 +36,11 @@ def referenced(text: str) -> list[str]:
     return list(dict.fromkeys(m.group(1) for m in PATTERN.finditer(text)))
 
 
+def rename(text: str, old: str, new: str) -> str:
+    """``embedding:old`` (with any weight) as ``embedding:new`` throughout ``text``."""
+    return re.sub(rf"embedding:{re.escape(old)}(?![^\s,()\[\]:])", f"embedding:{new}", text)
+
+
 def find_file(name: str, available: list[str]) -> str | None:
     """The listed file ``name`` means: itself, or NAME plus an extension."""
     if name in available:

@@ -17,7 +17,9 @@ CACHE_TAG = "sd.lora"
 SHOW_UNMATCHED = 5  # first unmatched key names shown in the warning
 
 
-def _targets(model: ModelHandle, clip: ClipHandle) -> dict[str, Any]:
+def _targets(model: ModelHandle, clip: ClipHandle | None) -> dict[str, Any]:
+    if clip is None:  # the model alone (LoadLoRAModel): text-encoder keys stay unmatched
+        return {"unet": model.unet}
     out = {"unet": model.unet, "text_encoder": clip.text_encoder}
     second = getattr(clip, "text_encoder_2", None)
     if second is not None:
@@ -30,13 +32,14 @@ def load_lora(
     store: ModelStore,
     name: str,
     model: ModelHandle,
-    clip: ClipHandle,
+    clip: ClipHandle | None,
 ) -> tuple[ComponentRef, ParsedLora]:
     """The parsed LoRA (in the store) for this model and CLIP. AddonError naming the file
     when it cannot be read or nothing in it matches the model."""
     file = resolve_addon(workspace, "loras", name)
     ident = file.identity
-    key = (CACHE_TAG, ident.path, ident.size, ident.mtime_ns, model.identity, clip.identity)
+    clip_id = clip.identity if clip is not None else None
+    key = (CACHE_TAG, ident.path, ident.size, ident.mtime_ns, model.identity, clip_id)
 
     def loader() -> None:
         if file.identity != ident:
@@ -68,13 +71,13 @@ def unmatched_warning(name: str, parsed: ParsedLora) -> str | None:
 
 def with_lora(
     model: ModelHandle,
-    clip: ClipHandle,
+    clip: ClipHandle | None,
     ref: ComponentRef,
     parsed: ParsedLora,
     name: str,
     strength_model: float,
     strength_clip: float,
-) -> tuple[ModelHandle, ClipHandle]:
+) -> tuple[ModelHandle, ClipHandle | None]:
     """New handles that apply the LoRA (after any they already apply)."""
     unet = LoraPatch(ref, strength_model, "unet", name)
     text = tuple(

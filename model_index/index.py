@@ -168,6 +168,10 @@ class ModelIndex:
     def _digest(self, path: Path) -> str:
         return file_sha256(path)
 
+    def family_of(self, kind: str, path: Path) -> str:
+        """The family of a file under the ``kind`` folder (memoized with its hash)."""
+        return self._family(kind, path, path.stat())
+
     def _family(self, kind: str, path: Path, st: os.stat_result) -> str:
         entry = self._known(path, st)
         if entry and entry.get("family"):

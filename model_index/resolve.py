@@ -96,7 +96,11 @@ def record_models(
         sha = index.sha256(path) if wait else index.known_sha256(path)
         if in_text:  # the file, with its extension
             value = path.relative_to((index.models_dir / kind).resolve()).as_posix()
-        refs[key] = ModelRef(kind=kind, name=value, sha256=sha, size=path.stat().st_size)
+        family = index.family_of(kind, path)
+        family = None if family == "unknown" else family
+        refs[key] = ModelRef(
+            kind=kind, name=value, sha256=sha, size=path.stat().st_size, family=family
+        )
     return workflow.model_copy(update={"models": refs or None})
 
 
@@ -166,6 +170,7 @@ def resolve_models(
                 "model_missing",
                 f"model {what} (sha256 {short}) is not in {kind}/ under any name "
                 f"({where} has that name)",
+                {"family": ref.family} if ref.family else None,
             )
         )
     return Workflow.model_validate(doc), problems, notes

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from tests.browser_support import (  # noqa: F401 - fixtures
     Canvas,
@@ -32,6 +34,8 @@ def models_dir_fixture(tmp_path: Path) -> Path:
     folder = tmp_path / "models" / "checkpoints"
     folder.mkdir(parents=True)
     shutil.copy(DEMO, folder / "local-demo.safetensors")
+    # an SD 2 file (its header says so): not offered for a model saved as sd1
+    save_file({"cond_stage_model.model.ln_final.weight": torch.ones(2)}, folder / "sd2.safetensors")
     return tmp_path / "models"
 
 
@@ -39,15 +43,18 @@ async def test_missing_checkpoint_is_pointed_at_a_local_file_and_runs(canvas: Ca
     doc = default_workflow()
     doc["nodes"]["checkpoint"]["inputs"]["name"] = "gone.safetensors"
     doc["nodes"]["sample"]["inputs"]["steps"] = 2
-    doc["models"] = {"checkpoint.name": {"kind": "checkpoints", "sha256": "ab" * 32, "size": 9}}
+    doc["models"] = {
+        "checkpoint.name": {"kind": "checkpoints", "sha256": "ab" * 32, "size": 9, "family": "sd1"}
+    }
     await drop_file(canvas, "shared.json", "application/json", json.dumps(doc).encode())
     node = canvas.node("checkpoint")
     pick = node.locator(".gnode-pick")
     await pick.wait_for()
-    # the local checkpoints, grouped by the family the model index read from the file
+    # the local checkpoints of the family the file recorded (sd1), read from their headers
     group = pick.get_by_role("group", name="sd1")
     button = group.locator("button", has_text="local-demo.safetensors")
     await button.wait_for()
+    assert await pick.locator("button", has_text="sd2.safetensors").count() == 0
     await canvas.shot("missing-model-picker")
     box = await button.bounding_box()
     assert box, "the file's button is not on screen"

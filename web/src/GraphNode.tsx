@@ -139,6 +139,7 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
                 source={inp.widget.source}
                 field={inp.name}
                 value={data.inputs[inp.name]}
+                family={bad.find((b) => b.code === "model_missing")?.detail?.family}
                 onPick={(name) => setInput(id, inp.name, name)}
               />
             )}

@@ -1,6 +1,6 @@
 // Shown under a model input that validation reported as model_missing: the local files of
-// the same kind (and family, when the name still points at a file of known family), grouped
-// by family; a click points the input at that file.
+// the same kind and family (the family the saved workflow recorded, else that of the file
+// the name still points at), grouped by family; a click points the input at that file.
 import { useModelFiles, type ModelFile } from "./useModelFiles";
 
 // choice sources of model inputs -> the models sub-folder (model_index/resolve.py)
@@ -16,16 +16,17 @@ type Props = {
   source: string;
   field: string;
   value: unknown;
+  family?: string; // recorded in the workflow's models section when it was saved
   onPick: (name: string) => void;
 };
 
-export function MissingModelPicker({ source, field, value, onPick }: Props) {
+export function MissingModelPicker({ source, field, value, family: recorded, onPick }: Props) {
   const files = useModelFiles();
   const kind = KINDS[source];
   if (!kind) return null;
   const ofKind = (files ?? []).filter((f) => f.kind === kind);
   // the file now under that name has other content, but its family says what fits
-  const family = ofKind.find((f) => f.name === value)?.family;
+  const family = recorded ?? ofKind.find((f) => f.name === value)?.family;
   const fitting = family ? ofKind.filter((f) => f.family === family && f.name !== value) : ofKind;
   const groups: Record<string, ModelFile[]> = {};
   for (const f of fitting) (groups[f.family ?? "unknown family"] ??= []).push(f);

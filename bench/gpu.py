@@ -70,9 +70,9 @@ class Case:
 
 
 SD15 = Case("sd15", "sd15-random-fp16.safetensors", "build_full_checkpoint", 512, False,
-            60, 45, 1.5, 100)  # fmt: skip
+            40, 45, 1.5, 100)  # fmt: skip
 SDXL = Case("sdxl", "sdxl-base-random-bf16.safetensors", "build_sdxl_checkpoint", 1024, True,
-            150, 100, 5.0, 200)  # fmt: skip
+            90, 100, 5.0, 200)  # fmt: skip
 TINY = Case("tiny", "builtin/tiny-random", None, 64, False, 0, 30, 1.0, 300)
 CASES = (SD15, SDXL)
 

@@ -20,13 +20,26 @@ def checkpoint_ready(case: Case) -> bool:
     return case.builder is None or (MODELS / "checkpoints" / case.name).is_file()
 
 
-def build(case: Case) -> None:
+def build(case: Case, device: str) -> None:
+    """Write the case's random checkpoint (bench/pipeline.py's builder). On CUDA the
+    random initialisation runs on the GPU (minutes on the CPU for SDXL); should that
+    fail, it is built on the CPU as bench/pipeline.py does."""
     if checkpoint_ready(case):
         return
     path = MODELS / "checkpoints" / case.name
-    print(f"building {path} (once) ...", flush=True)
+    builder = getattr(bp, str(case.builder))
+    print(f"building {path} (once, on {device}) ...", flush=True)
     t0 = time.perf_counter()
-    getattr(bp, str(case.builder))(path)
+    try:
+        with torch.device(device):
+            builder(path)
+    except Exception as exc:  # noqa: BLE001 - the CPU build below is the reference path
+        if device == "cpu":
+            raise
+        print(f"building on {device} failed ({_message(exc)}); building on the CPU", flush=True)
+        path.unlink(missing_ok=True)
+        free_device_memory()
+        builder(path)
     print(f"built in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
@@ -99,7 +112,7 @@ def run_rows(
         t0 = time.perf_counter()
         try:
             if row == "baseline":
-                build(case)
+                build(case, device)
                 benches[case.label] = bench = EngineBench(case, MODELS, device, args.steps)
                 out = run_baseline(case, bench, args.steps)
                 baselines[case.label] = out

@@ -12,13 +12,14 @@ from nodes.sd.addon_files import AddonError, read_addon, resolve_addon
 from nodes.sd.handles import ClipHandle, ModelHandle
 from nodes.sd.lora_keys import ParsedLora, module_aliases, parse_lora
 from nodes.sd.lora_patch import LoraPatch
+from nodes.sd.unet_compile import base_module
 
 CACHE_TAG = "sd.lora"
 SHOW_UNMATCHED = 5  # first unmatched key names shown in the warning
 
 
 def _targets(model: ModelHandle, clip: ClipHandle) -> dict[str, Any]:
-    out = {"unet": model.unet, "text_encoder": clip.text_encoder}
+    out = {"unet": base_module(model.unet), "text_encoder": clip.text_encoder}
     second = getattr(clip, "text_encoder_2", None)
     if second is not None:
         out["text_encoder_2"] = second

@@ -132,3 +132,36 @@ def _parsed(doc: dict):
     from graph.workflow import parse_workflow
 
     return parse_workflow(doc)
+
+
+@pytest.mark.slow
+def test_a_lora_after_compile_model_gives_the_lora_image(engine: Engine, components) -> None:
+    """LoadLoRA after CompileModel finds the U-Net's own layer names and patches the
+    weights the compiled U-Net reads."""
+    from tests.lora_fixtures import kohya_lora, write_lora
+
+    write_lora(engine.workspace.models_dir, "k.safetensors", kohya_lora(components, seed=0))
+
+    def lora_doc(doc: dict) -> dict:
+        source = doc["nodes"]["sample"]["inputs"]["model"]
+        doc["nodes"]["lora"] = {
+            "type": "LoadLoRA",
+            "inputs": {
+                "model": source,
+                "clip": {"node": "checkpoint", "output": "clip"},
+                "name": "k.safetensors",
+                "strength_model": 1.0,
+                "strength_clip": 0.0,
+            },
+        }
+        doc["nodes"]["sample"]["inputs"]["model"] = {"node": "lora", "output": "model"}
+        return doc
+
+    # first: the LoRA is parsed against the compiled handle's U-Net
+    compiled = output_pixels(engine, run_ok(engine, lora_doc(compiled_doc())))[0]
+    plain = output_pixels(engine, run_ok(engine, with_inputs(workflow_doc("txt2img"), FAST)))[0]
+    lora = output_pixels(
+        engine, run_ok(engine, lora_doc(with_inputs(workflow_doc("txt2img"), FAST)))
+    )[0]
+    assert np.abs(plain.astype(int) - lora.astype(int)).max() > 10  # the LoRA does something
+    assert np.abs(lora.astype(int) - compiled.astype(int)).max() <= 1

@@ -199,6 +199,37 @@ def option_row(
     }
 
 
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per row, for the end of the output (the JSON has every field)."""
+    lines = []
+    for r in rows:
+        head = f"{r['model']:5} {r['row']:24}"
+        if "skipped" in r or "error" in r:
+            lines.append(f"{head} {'skipped: ' + r['skipped'] if 'skipped' in r else r['error']}")
+        elif r["row"] == "baseline":
+            pipe = (
+                f" | pipeline {r['pipeline_first_s']} s / {r['pipeline_rerun_s']} s "
+                f"(engine/pipeline {r['first_ratio']}x / {r['rerun_ratio']}x)"
+                if "pipeline_rerun_s" in r
+                else f" | pipeline: {r.get('pipeline_error', '-')}"
+            )
+            copies = r.get("rerun_copies") or {}
+            lines.append(
+                f"{head} engine first {r['engine_first_s']} s, rerun {r['engine_rerun_s']} s"
+                f"{pipe} | {r['it_per_s']} it/s | peak VRAM {r['peak_vram_first_gib']} GiB"
+                f" | rerun to host: {copies.get('to_host')} copies, "
+                f"{copies.get('to_host_bytes')} bytes"
+            )
+        else:
+            lines.append(
+                f"{head} first {r['first_s']} s, rerun {r['rerun_s']} s "
+                f"({r['vs_baseline_rerun']}x baseline) | {r['it_per_s']} it/s "
+                f"(baseline {r['baseline_it_per_s']}) | peak VRAM {r['peak_vram_gib']} GiB "
+                f"| max diff vs off {r['max_diff_vs_off']}"
+            )
+    return lines
+
+
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -283,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(json_path(args.json), {"device": device, "budget_s": args.budget})
     start_watchdog(report, args.budget + GRACE)
     run_rows(todo, args, device, Budget(args.budget), report)
+    print("\n".join(["", *summary(report.rows)]))
     print(f"done: {len(report.rows)} rows in {report.path}")
     return 0
 

@@ -79,6 +79,9 @@ def test_rows_are_built_from_the_runs() -> None:
     row = gpu.option_row(gpu.SD15, "compile:default", 20, measured, base)
     assert row["vs_baseline_rerun"] == 0.5 and row["it_per_s"] == 25.0
     assert row["baseline_it_per_s"] == 12.5 and row["max_diff_vs_off"] == 1
+    lines = gpu.summary([base, row, {"model": "sdxl", "row": "baseline", "skipped": "budget"}])
+    assert "engine/pipeline 0.8x / 0.8x" in lines[0] and "to host: 1 copies" in lines[0]
+    assert "(0.5x baseline)" in lines[1] and lines[2].endswith("skipped: budget")
 
 
 def test_the_compile_rows_put_compile_model_between_checkpoint_and_sampler() -> None:

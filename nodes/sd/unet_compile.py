@@ -132,6 +132,8 @@ def compiled_model(model: ModelHandle, mode: str, backend: str) -> ModelHandle:
         raise CompileError(f"mode {mode!r} is the inductor backend's; use mode 'default'")
     check_can_compile(model.device, backend)
     base = model.unet_ref
+    if isinstance(base, CompiledRef):  # compiling a compiled model: the new settings win
+        base = base.base
     if not isinstance(base, ComponentRef):  # a handle around a module (tests, scripts)
         return replace(model, unet_ref=_compile(base_module(resolve(base)), mode, backend))
     store = base.store

@@ -78,6 +78,7 @@ def test_another_mode_is_another_entry_and_another_cache_key(engine: Engine) -> 
     two = compiled_model(handle, "reduce-overhead", "inductor")
     assert one.unet is not two.unet and base_module(one.unet) is base_module(two.unet)
     assert compiled_model(handle, "default", "inductor").unet is one.unet
+    assert compiled_model(two, "default", "inductor").unet is one.unet  # not nested
     assert one.identity == handle.identity and one.unet.in_features == 4  # reads through
 
 

@@ -12,6 +12,7 @@ from nodes.sd.addon_files import AddonError, read_addon, resolve_addon
 from nodes.sd.handles import ClipHandle, ModelHandle
 from nodes.sd.lora_keys import ParsedLora, module_aliases, parse_lora
 from nodes.sd.lora_patch import LoraPatch
+from nodes.sd.unet_compile import base_module
 
 CACHE_TAG = "sd.lora"
 SHOW_UNMATCHED = 5  # first unmatched key names shown in the warning
@@ -19,8 +20,8 @@ SHOW_UNMATCHED = 5  # first unmatched key names shown in the warning
 
 def _targets(model: ModelHandle, clip: ClipHandle | None) -> dict[str, Any]:
     if clip is None:  # the model alone (LoadLoRAModel): text-encoder keys stay unmatched
-        return {"unet": model.unet}
-    out = {"unet": model.unet, "text_encoder": clip.text_encoder}
+        return {"unet": base_module(model.unet)}
+    out = {"unet": base_module(model.unet), "text_encoder": clip.text_encoder}
     second = getattr(clip, "text_encoder_2", None)
     if second is not None:
         out["text_encoder_2"] = second

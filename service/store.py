@@ -32,6 +32,7 @@ from service.job_record import (
     job_from_row,
     lost_error,
 )
+from service.store_checkpoint import BACKSTOP_PAGES, Checkpointer
 from service.store_file import StoreUnusable, check_contents, check_database_file
 
 
@@ -103,11 +104,16 @@ class JobStore:
                 check_contents(self._db)
             self._db.execute("PRAGMA busy_timeout=10000")  # another server may hold the lock
             self._db.execute("PRAGMA journal_mode=WAL")
+            # commits write the log without an fsync (a process crash loses nothing, a
+            # power cut may lose the last moments); checkpoints sync, off the hot path
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             self._db.executescript(SCHEMA)
             self._migrate()
             self.recovered = self.recover_lost()
             self.prune()
+            self._checkpoints = Checkpointer(path)
+            self._checkpoints.start()
         except (sqlite3.DatabaseError, ValueError) as exc:
             with contextlib.suppress(Exception):
                 self._db.close()
@@ -123,6 +129,7 @@ class JobStore:
     def close(self) -> None:
         """Close; jobs this store still holds are released to the next store that opens
         (their lease ends now), as after a crash."""
+        self._checkpoints.close()
         with self._lock:
             self._db.execute(
                 "UPDATE jobs SET lease_until=0 WHERE owner=? AND status='running'", (self.owner,)

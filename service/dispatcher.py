@@ -22,10 +22,10 @@ from typing import Any
 
 from graph.failure import failure
 from service.deadline import JobDeadline
-from service.messages import with_urls
+from service.job_ends import JobEnds
 from service.node_states import track_node
 from service.scheduler import Idle, Policy, Waiting, assign
-from service.store import Job, JobStore, settle_nodes
+from service.store import Job, JobStore
 from service.timers import Timers
 from service.worker import JobOutcome, JobRequest, Worker, WorkerLost
 
@@ -51,7 +51,7 @@ class Slot:
     thread: threading.Thread | None = None  # runs the jobs put in its inbox, one by one
 
 
-class Dispatcher:
+class Dispatcher(JobEnds):
     def __init__(
         self,
         store: JobStore,
@@ -371,63 +371,3 @@ class Dispatcher:
                 self._notify(job.client_id, {"type": "error", "job": job.id, **outcome.error})
         slot.models[:] = [*self._models(job.id, job.workflow), *slot.models][:KEEP_MODEL_HINTS]
         self._finish(job, nodes, outcome, final.get("seconds", outcome.seconds), deadline.expired)
-
-    def _finish(
-        self,
-        job: Job,
-        nodes: dict[str, dict[str, Any]],
-        outcome: JobOutcome,
-        seconds: float,
-        timed_out: bool = False,
-    ) -> None:
-        nodes.update(outcome.nodes)
-        settle_nodes(nodes, "interrupted" if timed_out else outcome.status)
-        try:
-            self.store.finish(
-                job.id,
-                outcome.status,
-                outcome.seconds,
-                nodes,
-                with_urls(outcome.files),
-                outcome.error,
-            )
-        except Exception:
-            log.exception("could not record the result of job %s", job.id)
-        self._finished_message(job, outcome.status, seconds)
-
-    def _finished_message(self, job: Job, status: str, seconds: float) -> None:
-        self._notify(
-            job.client_id,
-            {"type": "run_finished", "job": job.id, "status": status, "seconds": seconds},
-        )
-        self.broadcast_status()
-
-    def _lost(self, slot: Slot, job: Job, nodes: dict[str, dict[str, Any]], message: str) -> None:
-        """The worker died under the job: fail it (replaced on purpose, or out of
-        attempts) or queue it again."""
-        at = next((n for n, s in nodes.items() if s["status"] == "running"), None)
-        where = f"worker {slot.worker.name}: {message}"
-        if slot.replacing is not None:
-            error = failure(
-                error_type=slot.replacing,
-                message=f"{where}: the job did not stop when interrupted; its worker was restarted",
-                node_id=at,
-            )
-            self._notify(job.client_id, {"type": "error", "job": job.id, **error})
-            self._finish(job, nodes, JobOutcome("error", 0.0, error=error), 0.0)
-            return
-        log.warning("job %s lost its worker (%s)", job.id, where)
-        status = self.store.release_lost(job.id, where, at)
-        if status == "queued":
-            self._notify(
-                job.client_id,
-                {"type": "requeued", "job": job.id, "worker": slot.worker.name, "reason": where},
-            )
-            self.broadcast_status()
-        elif status == "error":
-            settle_nodes(nodes, "interrupted")  # as the store recorded it
-            self.store.set_nodes(job.id, nodes)
-            stored = self.store.get(job.id)
-            error = stored.error if stored is not None and stored.error else {}
-            self._notify(job.client_id, {"type": "error", "job": job.id, **error})
-            self._finished_message(job, "error", 0.0)

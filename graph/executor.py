@@ -96,6 +96,11 @@ class Engine:
         """Every problem of the workflow (empty when it can run)."""
         return validate(workflow, self.registry, self.choices)
 
+    def still_valid(self, checked: Checked) -> bool:
+        """Whether this engine's earlier ``check`` of a workflow (without problems) would
+        give the same verdict now: the Choice listings it read are unchanged."""
+        return checked.ok and all(self.choices(s) == v for s, v in checked.listed.items())
+
     # -- running ----------------------------------------------------------
     def run(
         self,
@@ -103,9 +108,13 @@ class Engine:
         on_event: EventSink | None = None,
         cancel: CancelToken | None = None,
         run_id: str | None = None,
+        checked: Checked | None = None,
     ) -> RunResult:
-        """Validate then execute. Raises InvalidWorkflow (nothing runs) on problems."""
-        checked = self.check(workflow)
+        """Validate then execute. Raises InvalidWorkflow (nothing runs) on problems.
+        ``checked``: this engine's own earlier check of the same workflow (the server's,
+        when the job was queued), used when `still_valid`, else checked again."""
+        if checked is None or not self.still_valid(checked):
+            checked = self.check(workflow)
         if not checked.ok:
             raise InvalidWorkflow(checked.problems)
         return self.execute(checked, workflow, on_event, cancel, run_id)

@@ -73,6 +73,9 @@ class Checked:
     nodes: dict[str, CheckedNode] = field(default_factory=dict)
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
     order: list[str] = field(default_factory=list)  # deterministic topological order
+    # the Choice listings consulted ({source: values}): the same listings later mean
+    # the same verdict (validation reads nothing else outside the workflow)
+    listed: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -95,7 +98,7 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
 
     out = Checked()
     problems = out.problems
-    lookup = _lister(choices, {})
+    lookup = _lister(choices, out.listed)
     workflow, version_problems = migrate(workflow, registry)  # old files: node migrations
     problems.extend(version_problems)
     outdated = {p.node_id for p in version_problems}

@@ -306,15 +306,22 @@ class ModelIndex:
 
 
 _SHARED: dict[tuple[str, str], ModelIndex] = {}
+_BY_GIVEN: dict[tuple[str, str], ModelIndex] = {}
 _SHARED_LOCK = threading.Lock()
 
 
 def index_for(workspace: Any) -> ModelIndex:
     """The process's one index for a workspace's models and data folders (a memo of file
     facts, shared so two callers never hash the same file twice)."""
+    given = (str(workspace.models_dir), str(workspace.input_dir))
+    found = _BY_GIVEN.get(given)  # the paths as given: no resolving on every job
+    if found is not None:
+        return found
     data_dir = Path(workspace.input_dir).parent
     key = (str(Path(workspace.models_dir).resolve()), str(data_dir.resolve()))
     with _SHARED_LOCK:
         if key not in _SHARED:
             _SHARED[key] = ModelIndex(Path(workspace.models_dir), data_dir)
+        if all(Path(p).is_absolute() for p in given):  # a relative one follows the cwd
+            _BY_GIVEN[given] = _SHARED[key]
         return _SHARED[key]

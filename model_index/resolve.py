@@ -10,6 +10,8 @@ name and rewrites the input (the name inside the text); otherwise it reports
 
 from __future__ import annotations
 
+import operator
+import weakref
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -41,8 +43,24 @@ class ModelInputs(dict[str, dict[str, str]]):
         self.texts = texts
 
 
+_DERIVED: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], ModelInputs]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def model_inputs(registry: Any) -> ModelInputs:
-    """The model-naming inputs, read off the node declarations."""
+    """The model-naming inputs, read off the node declarations (once per registry and
+    set of node types: every queued job asks)."""
+    specs = tuple(registry.nodes.values())
+    held = _DERIVED.get(registry)
+    if held is not None and len(held[0]) == len(specs) and all(map(operator.is_, held[0], specs)):
+        return held[1]
+    found = _model_inputs(registry)
+    _DERIVED[registry] = (specs, found)
+    return found
+
+
+def _model_inputs(registry: Any) -> ModelInputs:
     files: dict[str, dict[str, str]] = {}
     texts: dict[str, Any] = {}
     for type_name, spec in registry.nodes.items():

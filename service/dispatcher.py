@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from service.node_states import track_node
 from service.scheduler import Idle, Policy, Waiting, assign
 from service.store import Job, JobStore
 from service.timers import Timers
-from service.worker import JobOutcome, JobRequest, Worker, WorkerLost
+from service.worker import JobOutcome, JobRequest, Prepared, Worker, WorkerLost
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ NotifyAll = Callable[[dict[str, Any]], None]
 ModelsOf = Callable[[dict[str, Any]], frozenset[str]]  # a job's workflow -> its model keys
 KEEP_MODEL_HINTS = 4  # models remembered per worker for affinity (a hint, not a promise)
 QUEUE_WINDOW = 256  # queued jobs the scheduler looks at per round
+KEEP_PREPARED = 256  # validated workflows held for queued jobs (the rest: checked again)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Dispatcher(JobEnds):
         self._status_changed = status_changed  # e.g. a coalescing StatusFeed's request
         self._models_of = models_of or (lambda workflow: frozenset())
         self._model_keys: dict[str, frozenset[str]] = {}
+        self._prepared: OrderedDict[str, Prepared] = OrderedDict()  # by job id
         self.policy = policy or Policy()
         self.replace_grace = replace_grace  # seconds an interrupted job has to stop
         self._last_client: str | None = None
@@ -159,9 +162,15 @@ class Dispatcher(JobEnds):
         else:
             self.wake()
 
-    def submitted(self, job: Job) -> None:
+    def submitted(self, job: Job, prepared: Prepared | None = None) -> None:
         """A job was just queued (any thread): tell its client, then start it if a
-        worker is idle. The ``queued`` message goes out before any of the job's own."""
+        worker is idle. The ``queued`` message goes out before any of the job's own.
+        ``prepared``: its validated workflow, for an in-process worker to reuse."""
+        if prepared is not None:
+            with self._lock:
+                self._prepared[job.id] = prepared
+                while len(self._prepared) > KEEP_PREPARED:
+                    self._prepared.popitem(last=False)
         self._models(job.id, job.workflow)
         self._notify(job.client_id, {"type": "queued", "job": job.id})
         self.broadcast_status()
@@ -175,6 +184,8 @@ class Dispatcher(JobEnds):
         if job is None:
             return None
         if job.status == "queued" and self.store.cancel_queued(job_id):
+            with self._lock:
+                self._prepared.pop(job_id, None)
             self._notify(
                 job.client_id,
                 {"type": "run_finished", "job": job_id, "status": "cancelled", "seconds": 0.0},
@@ -353,9 +364,11 @@ class Dispatcher(JobEnds):
 
         # past the limit: interrupt; a job that ignores it gets its worker replaced
         deadline = JobDeadline(self.job_timeout, lambda: self.stop_or_replace(job.id), self._timers)
+        with self._lock:
+            prepared = self._prepared.pop(job.id, None)
         try:
             with deadline:
-                outcome = worker.run(JobRequest(job.id, job.workflow), on_message)
+                outcome = worker.run(JobRequest(job.id, job.workflow, prepared), on_message)
         except WorkerLost as exc:
             slot.models.clear()  # it starts cold
             self._lost(slot, job, nodes, str(exc) or "the worker stopped")

@@ -22,6 +22,7 @@ from service.params import query_int
 from service.routes_import import import_checked
 from service.state import Services, services
 from service.store import FINISHED, IdempotencyConflict, Job
+from service.worker import Prepared
 
 routes = web.RouteTableDef()
 STATUSES = ("queued", "running", *FINISHED)
@@ -56,10 +57,15 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not accepted: {exc}") from None
 
 
-def _stored_form(workflow: Workflow, client_id: str, sent: Any) -> tuple[dict[str, Any], str]:
+def _stored_form(
+    workflow: Workflow, client_id: str, sent: Any, key: str | None
+) -> tuple[dict[str, Any], str | None]:
     """The workflow as stored, and the digest that ties an idempotency key to it (of the
-    workflow as sent: model hashes recorded on the way in may still have been pending)."""
+    workflow as sent: model hashes recorded on the way in may still have been pending;
+    None without a key: nothing compares it)."""
     data = workflow.model_dump(mode="json")
+    if key is None:
+        return data, None
     digest = hashlib.sha256(json.dumps([sent, client_id], sort_keys=True).encode()).hexdigest()
     return data, digest
 
@@ -111,7 +117,7 @@ def _queue_job(
     if over:
         raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
 
-    data, digest = _stored_form(workflow, client_id, body["workflow"])  # ~1 s at 5 MB
+    data, digest = _stored_form(workflow, client_id, body["workflow"], key)  # ~1 s at 5 MB
     store = svc.jobs
     if key is None or store.get_by_key(key) is None:
         queued = store.count("queued")
@@ -128,8 +134,8 @@ def _queue_job(
         raise ApiError(
             409, "idempotency_conflict", "this idempotency_key was used with a different request"
         ) from None
-    if created:
-        svc.queue.submitted(job)  # starts it here when a worker is idle
+    if created:  # starts it here when a worker is idle, with the checked workflow at hand
+        svc.queue.submitted(job, Prepared(svc.engine, workflow, checked))
     reply: dict[str, Any] = {"id": job.id, "status": job.status, "client_id": client_id}
     if imported.warnings:
         reply["import"] = {"source": imported.source, "warnings": imported.warnings}

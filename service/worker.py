@@ -23,8 +23,8 @@ from typing import Any, Protocol
 from graph.context import CancelToken
 from graph.executor import Engine
 from graph.failure import failure
-from graph.validate import InvalidWorkflow
-from graph.workflow import WorkflowFormatError, parse_workflow
+from graph.validate import Checked, InvalidWorkflow
+from graph.workflow import Workflow, WorkflowFormatError, parse_workflow
 from service.messages import EventEncoder
 from service.previews import preview_data_url
 
@@ -34,9 +34,21 @@ JobScope = Callable[[dict[str, Any]], contextlib.AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A job's workflow as the server parsed and validated it when it was queued (this
+    process only): an in-process worker on the same engine runs it without parsing and
+    checking it again (`Engine.run` checks again when a listing it read has changed)."""
+
+    engine: Engine
+    workflow: Workflow
+    checked: Checked
+
+
+@dataclass(frozen=True)
 class JobRequest:
     id: str
     workflow: dict[str, Any]
+    prepared: Prepared | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -151,10 +163,17 @@ class InProcessWorker:
         token = self._token(job.id)
         encode = EventEncoder(job.id, self._encode, self._preview_interval)
         t0 = time.perf_counter()
+        ready = job.prepared if job.prepared and job.prepared.engine is self.engine else None
         try:
-            workflow = parse_workflow(job.workflow)
+            workflow = ready.workflow if ready else parse_workflow(job.workflow)
             with self._job_scope(job.workflow):  # e.g. the per-job thread policy
-                result = self.engine.run(workflow, lambda ev: emit(encode(ev)), token, job.id)
+                result = self.engine.run(
+                    workflow,
+                    lambda ev: emit(encode(ev)),
+                    token,
+                    job.id,
+                    checked=ready.checked if ready else None,
+                )
         except (InvalidWorkflow, WorkflowFormatError) as exc:
             # The workflow was valid when queued; its files or models changed since.
             problems = [p.to_json() for p in getattr(exc, "problems", [])]

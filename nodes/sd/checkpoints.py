@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 
 from graph.context import Resources
+from graph.listing import LISTINGS
 from graph.models import ComponentRef, ModelStore
 from graph.registry import choice_source
 from graph.workspace import NotARegularFile, PathOutsideFolder, confined_path, is_regular_file
@@ -85,20 +86,26 @@ def checkpoints_folder(workspace: Any) -> Path:
 
 
 def _builtin_files() -> dict[str, Path]:
+    names = LISTINGS.get(("builtin",), BUILTIN_MODELS_DIR, _list_builtin)
+    return {BUILTIN_PREFIX + Path(n).stem: BUILTIN_MODELS_DIR / n for n in names}
+
+
+def _list_builtin() -> list[str]:
     if not BUILTIN_MODELS_DIR.is_dir():
-        return {}
-    return {
-        BUILTIN_PREFIX + p.stem: p
-        for p in sorted(BUILTIN_MODELS_DIR.glob("*.safetensors"))
-        if p.is_file()
-    }
+        return []
+    return [p.name for p in sorted(BUILTIN_MODELS_DIR.glob("*.safetensors")) if p.is_file()]
 
 
 def scan_folder(
     folder: Path, extensions: tuple[str, ...] = EXTENSIONS, marker: str = "model_index.json"
 ) -> list[str]:
     """Model files and diffusers folders (holding ``marker``) under ``folder`` (relative
-    posix paths)."""
+    posix paths); remembered while the folder's tree is unchanged (every job lists it)."""
+    key = ("scan_folder", str(folder), extensions, marker)
+    return LISTINGS.get(key, folder, lambda: _scan_folder(folder, extensions, marker))
+
+
+def _scan_folder(folder: Path, extensions: tuple[str, ...], marker: str) -> list[str]:
     if not folder.is_dir():
         return []
     base = folder.resolve()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, PngImagePlugin
 
+from graph.listing import LISTINGS
 from graph.workspace import Workspace, confined_path, is_regular_file, open_regular
 
 MAX_INPUT_PIXELS = 4096 * 4096  # larger inputs are refused before decoding
@@ -62,7 +63,11 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def list_images(folder: Path) -> list[str]:
     """Regular image files under ``folder`` (recursive, hidden entries skipped), as
-    relative POSIX names, sorted."""
+    relative POSIX names, sorted; remembered while the folder's tree is unchanged."""
+    return LISTINGS.get(("images", str(folder)), folder, lambda: _list_images(folder))
+
+
+def _list_images(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     names = []

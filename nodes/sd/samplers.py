@@ -19,6 +19,7 @@ euler_ancestral and ddim have no sigma-schedule option in diffusers, so they acc
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Literal
 
@@ -77,6 +78,12 @@ class UnsupportedSchedule(ValueError):
     """The sampler's diffusers scheduler has no such sigma schedule."""
 
 
+@functools.cache
+def _init_parameters(cls: type) -> frozenset[str]:
+    """The constructor's parameter names (read once: every validation asks)."""
+    return frozenset(inspect.signature(cls.__init__).parameters)
+
+
 def scheduler_kwargs(sampler: str, schedule: str) -> tuple[type, dict[str, Any]]:
     """The diffusers class and the from_config overrides for a sampler/schedule pair."""
     if sampler not in SAMPLERS:
@@ -89,8 +96,7 @@ def scheduler_kwargs(sampler: str, schedule: str) -> tuple[type, dict[str, Any]]
         )
     cls, kwargs = SAMPLERS[sampler]
     flags = SCHEDULE_FLAGS[schedule]
-    params = inspect.signature(cls.__init__).parameters
-    missing = [k for k in flags if k not in params]
+    missing = [k for k in flags if k not in _init_parameters(cls)]
     if missing:
         raise UnsupportedSchedule(
             f"sampler {sampler} ({cls.__name__}) has no {schedule} schedule in diffusers; "

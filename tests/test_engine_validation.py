@@ -156,3 +156,29 @@ def test_file_format_errors() -> None:
         parse_workflow({"version": 1, "nodes": {"a": {"type": "Const", "bogus": 1}}})
     with pytest.raises(WorkflowFormatError):
         parse_workflow([1, 2])
+
+
+def test_run_reuses_an_earlier_check_until_a_listing_changes(
+    engine: Engine, workspace, monkeypatch
+) -> None:
+    """The server checks a job when it is queued and hands the result to the worker: run
+    does not check again unless a Choice listing read by that check has changed since."""
+    import graph.executor
+
+    (workspace.input_dir / "a.txt").write_text("a")
+    w = wf(r=n("ReadNote", name="a.txt"), t=n("Save", text=link("r", "text")))
+    checked = engine.check(w)
+    assert checked.ok and checked.listed == {"notes": ["a.txt"]}
+    calls = []
+    real = graph.executor.validate
+    monkeypatch.setattr(
+        graph.executor, "validate", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    assert engine.run(w, checked=checked).status == "ok"
+    assert calls == []
+    (workspace.input_dir / "a.txt").unlink()  # gone between queueing and running
+    with pytest.raises(InvalidWorkflow) as err:
+        engine.run(w, checked=checked)
+    assert calls == [1]
+    [problem] = err.value.problems
+    assert (problem.node_id, problem.field, problem.code) == ("r", "name", "not_in_choices")

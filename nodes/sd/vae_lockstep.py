@@ -2,11 +2,13 @@
 
 Each tile runs diffusers' own modules (ResnetBlock2D, Upsample2D, ...) unchanged, in a
 thread of its own, but only one tile computes at a time: at every GroupNorm a tile hands
-its core's mean and variance in and passes the turn to the next tile; the last one
-combines them (weighted by pixel count), and every tile then normalises with the
-statistics of the whole image. So the tiles advance layer by layer together and each
-core is normalised exactly as in the untiled pass; only one tile's temporaries exist at
-a time. A thread per tile is what lets an unmodified ``forward`` pause in the middle.
+its input in and passes the turn to the next tile. The last one refreshes every tile's
+margin from the neighbours' cores (in place, so the block's residual, the same tensor, is
+refreshed too), takes each core's mean and variance and combines them (weighted by pixel
+count); every tile then normalises with the statistics of the whole image. So the tiles
+advance layer by layer together and each core is normalised exactly as in the untiled
+pass; only one tile's temporaries exist at a time and the margins stay narrow. A thread
+per tile is what lets an unmodified ``forward`` pause in the middle.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nodes.sd.vae_tile_grid import Tile, crop
+from nodes.sd.vae_tile_grid import Tile, crop, overlap
 
 Stats = tuple[torch.Tensor, torch.Tensor, int]  # mean, variance [B, G] float64, pixels
 
@@ -46,7 +48,7 @@ class Lockstep:
         self._turn = 0
         self._error: BaseException | None = None
         self._local = threading.local()
-        self._parts: list[Stats] = []
+        self._inputs: list[torch.Tensor] = []
         self._shared: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- the scheduler ---------------------------------------------------------------
@@ -101,13 +103,13 @@ class Lockstep:
         index = self._local.index
         b, c, h, w = x.shape
         g = norm.num_groups
-        core = crop(x, self.tiles[index].core_within(h, w)).float()
-        var, mean = torch.var_mean(core.reshape(b, g, -1), dim=-1, correction=0)
-        self._parts.append((mean.double(), var.double(), core[0, 0].numel()))
+        self._inputs.append(x)
         if index == len(self.tiles) - 1:
             if self.check is not None:
                 self.check()
-            self._shared, self._parts = combine(self._parts), []
+            self._refresh_margins(self._inputs)
+            self._shared = combine([self._core_stats(i, t, g) for i, t in enumerate(self._inputs)])
+            self._inputs = []
         self._pass_turn(index)
         self._wait_for_turn(index)
         mean, var = self._shared
@@ -117,6 +119,20 @@ class Lockstep:
         if norm.affine:
             y = y * norm.weight[None, :, None, None] + norm.bias[None, :, None, None]
         return y
+
+    def _refresh_margins(self, inputs: Sequence[torch.Tensor]) -> None:
+        """Copy into every tile's margin what the neighbours' cores hold there."""
+        for i, (tile, x) in enumerate(zip(self.tiles, inputs, strict=True)):
+            for j, (other, y) in enumerate(zip(self.tiles, inputs, strict=True)):
+                shared = overlap(tile.crop, other.core) if i != j else None
+                if shared is not None:
+                    into = tile.within(shared, *x.shape[-2:])
+                    crop(x, into).copy_(crop(y, other.within(shared, *y.shape[-2:])))
+
+    def _core_stats(self, index: int, x: torch.Tensor, groups: int) -> Stats:
+        core = crop(x, self.tiles[index].core_within(*x.shape[-2:])).float()
+        var, mean = torch.var_mean(core.reshape(x.shape[0], groups, -1), dim=-1, correction=0)
+        return mean.double(), var.double(), core[0, 0].numel()
 
 
 class SharedGroupNorm(nn.Module):

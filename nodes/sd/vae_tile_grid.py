@@ -1,18 +1,19 @@
 """Where the VAE's tiles lie, and how much overlap each one needs.
 
 A tile is a core (the part of the image it is responsible for; the cores cover the image
-exactly once) plus a margin on every side that is not an image border. The margin is the
-network's reach: how far, in the tiled stage's input units, a wrong value at a tile's cut
-edge can travel inward through the convolutions (GroupNorm, SiLU and nearest upsampling are
-pointwise and do not spread it). With a margin at least that wide and the GroupNorm
-statistics shared over all cores (`nodes.sd.vae_lockstep`), each core comes out as the
-untiled network computes it, so the stitched image has no seams to blend away.
+exactly once) plus a margin on every side that is not an image border. A convolution at a
+tile's cut edge sees zeros instead of the neighbour's pixels, and that wrong value travels
+inward one kernel radius per convolution (GroupNorm, SiLU and nearest upsampling are
+pointwise and do not spread it). At every GroupNorm `nodes.sd.vae_lockstep` copies each
+margin afresh from the neighbours' cores, so the margin only has to be as wide as the reach
+between two GroupNorms (about 2 latent pixels for the decoder, 16 image pixels for the
+encoder); with the statistics shared over all cores each core comes out as the untiled
+network computes it, and the stitched image has no seams to blend away.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -28,18 +29,29 @@ class Tile:
     crop: Box
     core: Box
 
-    def core_within(self, height: int, width: int) -> Box:
-        """The core inside a feature map of this tile that is ``height`` x ``width``
-        (the crop rescaled: larger after upsampling, smaller after downsampling)."""
+    def within(self, box: Box, height: int, width: int) -> Box:
+        """``box`` (input units) inside a feature map of this tile that is ``height`` x
+        ``width`` (the crop rescaled: larger after upsampling, smaller after downsampling)."""
         top, bottom, left, right = self.crop
         sy, sx = height / (bottom - top), width / (right - left)
-        ct, cb, cl, cr = self.core
+        bt, bb, bl, br = box
         return (
-            round((ct - top) * sy),
-            round((cb - top) * sy),
-            round((cl - left) * sx),
-            round((cr - left) * sx),
+            round((bt - top) * sy),
+            round((bb - top) * sy),
+            round((bl - left) * sx),
+            round((br - left) * sx),
         )
+
+    def core_within(self, height: int, width: int) -> Box:
+        """The core inside a feature map of this tile that is ``height`` x ``width``."""
+        return self.within(self.core, height, width)
+
+
+def overlap(a: Box, b: Box) -> Box | None:
+    """The intersection of two boxes, or None."""
+    top, bottom = max(a[0], b[0]), min(a[1], b[1])
+    left, right = max(a[2], b[2]), min(a[3], b[3])
+    return (top, bottom, left, right) if top < bottom and left < right else None
 
 
 def _spans(size: int, core: int, margin: int, align: int) -> list[tuple[int, int, int, int]]:
@@ -65,37 +77,27 @@ def tile_grid(height: int, width: int, core: int, margin: int, align: int = 1) -
     ]
 
 
-def _conv_reach(modules: Iterable[nn.Module]) -> int:
-    """How far (in the convolutions' own pixels) an error spreads through these modules:
-    half a kernel per stride-1 convolution, a whole kernel per strided one."""
-    reach = 0
-    for m in modules:
-        if isinstance(m, nn.Conv2d):
+def reach_between_norms(part: nn.Module) -> float:
+    """How far, in ``part``'s input pixels, a wrong value can travel inward between two
+    GroupNorms (where `nodes.sd.vae_lockstep` refreshes every tile's margin from its
+    neighbours): the largest sum of convolution reaches along a stretch of layers, walked
+    in ``part``'s order, with no GroupNorm in it. A stride-1 convolution reaches half its
+    kernel, a strided one its whole kernel and then coarsens the pixels; an upsampler makes
+    them finer (nearest upsampling itself spreads nothing, in input pixels)."""
+    from diffusers.models.upsampling import Upsample2D
+
+    pixel, run, most = 1.0, 0.0, 0.0  # input pixels per pixel at this point of the walk
+    for m in part.modules():
+        if isinstance(m, nn.GroupNorm):
+            run = 0.0
+        elif isinstance(m, Upsample2D):
+            pixel /= 2
+        elif isinstance(m, nn.Conv2d):
             extent = (m.kernel_size[0] - 1) * m.dilation[0]
-            reach += extent if m.stride[0] > 1 else extent // 2
-    return reach
-
-
-def decoder_reach(decoder: nn.Module) -> float:
-    """Reach of a diffusers ``Decoder`` after its mid-block, in latent pixels."""
-    scale, reach = 1, 0.0
-    for block in decoder.up_blocks:
-        reach += _conv_reach(block.resnets.modules()) / scale
-        if block.upsamplers is not None:
-            scale *= 2
-            reach += _conv_reach(block.upsamplers.modules()) / scale
-    return reach + _conv_reach([decoder.conv_out]) / scale
-
-
-def encoder_reach(encoder: nn.Module) -> int:
-    """Reach of a diffusers ``Encoder`` up to its mid-block, in image pixels."""
-    scale, reach = 1, _conv_reach([encoder.conv_in])
-    for block in encoder.down_blocks:
-        reach += _conv_reach(block.resnets.modules()) * scale
-        if block.downsamplers is not None:
-            reach += _conv_reach(block.downsamplers.modules()) * scale
-            scale *= 2
-    return reach
+            run += (extent if m.stride[0] > 1 else extent // 2) * pixel
+            pixel *= m.stride[0]
+        most = max(most, run)
+    return most
 
 
 def crop(x: torch.Tensor, box: Box) -> torch.Tensor:

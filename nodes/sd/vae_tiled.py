@@ -3,9 +3,10 @@
 Only the full-resolution part of each network is tiled: the decoder after its mid-block
 (the up blocks and output layers) and the encoder up to its mid-block. The mid-block,
 whose attention mixes every position with every other, runs untiled at latent
-resolution, where it is smallest. Tiles carry a margin as wide as the tiled part's reach
-(`nodes.sd.vae_tile_grid`) and share their GroupNorm statistics (`nodes.sd.vae_lockstep`),
-so the stitched cores equal the untiled result up to float rounding: no blending.
+resolution, where it is smallest. Tiles carry a margin as wide as the tiled part's reach between two
+GroupNorms (`nodes.sd.vae_tile_grid`), refreshed from the neighbours and with statistics
+shared at every GroupNorm (`nodes.sd.vae_lockstep`), so the stitched cores equal the
+untiled result up to float rounding: no blending.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from nodes.sd.vae_lockstep import Lockstep, with_shared_norms
-from nodes.sd.vae_tile_grid import Tile, crop, decoder_reach, encoder_reach, tile_grid
+from nodes.sd.vae_tile_grid import Tile, crop, reach_between_norms, tile_grid
 
 Check = Callable[[], None] | None
 
@@ -35,7 +36,8 @@ def _run_tiles(
     written into ``out`` (``scale`` output pixels per input pixel)."""
     lockstep = Lockstep(tiles, check)
     shared = with_shared_norms(part, lockstep)
-    results = lockstep.run(lambda t: fn(shared, t), [crop(x, t.crop) for t in tiles])
+    pieces = [crop(x, t.crop).clone() for t in tiles]  # their margins are written to
+    results = lockstep.run(lambda t: fn(shared, t), pieces)
     for tile, result in zip(tiles, results, strict=True):
         core = tile.core_within(*result.shape[-2:])
         top, bottom, left, right = (round(v * scale) for v in tile.core)
@@ -66,8 +68,6 @@ def tiled_decode(vae: Any, z: torch.Tensor, tile: int, check: Check = None) -> t
     sample = decoder.mid_block(decoder.conv_in(z), None)
     b, _, h, w = sample.shape
     factor = 2 ** sum(block.upsamplers is not None for block in decoder.up_blocks)
-    tiles = tile_grid(h, w, tile, math.ceil(decoder_reach(decoder)))
-    out = sample.new_empty(b, decoder.conv_out.out_channels, h * factor, w * factor)
     tail = torch.nn.ModuleDict(
         {
             "up_blocks": decoder.up_blocks,
@@ -76,6 +76,8 @@ def tiled_decode(vae: Any, z: torch.Tensor, tile: int, check: Check = None) -> t
             "conv_out": decoder.conv_out,
         }
     )
+    tiles = tile_grid(h, w, tile, math.ceil(reach_between_norms(tail)))
+    out = sample.new_empty(b, decoder.conv_out.out_channels, h * factor, w * factor)
     return _run_tiles(tail, _decoder_tail, sample, tiles, factor, out, check)
 
 
@@ -85,10 +87,10 @@ def tiled_encode(vae: Any, x: torch.Tensor, tile: int, check: Check = None) -> t
     encoder = vae.encoder
     b, _, h, w = x.shape
     factor = 2 ** sum(block.downsamplers is not None for block in encoder.down_blocks)
-    tiles = tile_grid(h, w, tile, encoder_reach(encoder), align=factor)
+    head = torch.nn.ModuleDict({"conv_in": encoder.conv_in, "down_blocks": encoder.down_blocks})
+    tiles = tile_grid(h, w, tile, math.ceil(reach_between_norms(head)), align=factor)
     channels = encoder.down_blocks[-1].resnets[-1].out_channels
     out = x.new_empty(b, channels, h // factor, w // factor)
-    head = torch.nn.ModuleDict({"conv_in": encoder.conv_in, "down_blocks": encoder.down_blocks})
     sample = _run_tiles(head, _encoder_head, x, tiles, 1 / factor, out, check)
     sample = encoder.mid_block(sample)
     moments = encoder.conv_out(encoder.conv_act(encoder.conv_norm_out(sample)))

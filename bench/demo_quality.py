@@ -61,7 +61,8 @@ class Pipeline:
             (tmp / "models" / "checkpoints").mkdir(parents=True)
             shutil.copy(file, tmp / "models" / "checkpoints" / file.name)
             name = file.name
-        self.model, self.clip, self.vae = load_checkpoint(ws, Resources(), name, dtype, "cpu")
+        self.workspace, self.resources = ws, Resources()  # bench/demo_lora.py loads LoRAs
+        self.model, self.clip, self.vae = load_checkpoint(ws, self.resources, name, dtype, "cpu")
         self._cond: dict[str, Conditioning] = {}
 
     def cond(self, text: str) -> Conditioning:

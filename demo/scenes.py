@@ -28,11 +28,15 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 }
 COLOURS = tuple(PALETTE)
 SHAPES = ("circle", "square", "triangle", "diamond")
-# The demo LoRA's new shape word (never in the base model's captions): a wide rectangle,
-# as wide as the size's side and half as tall. One CLIP token ("rectangle" is two, which
-# would shift every later word's position); the frozen VAE reconstructs it, unlike a
-# star, an outline or a new colour (docs/demo-model.md, "The demo LoRA").
+# The demo LoRA's new shape word (never in the base model's captions): a wide rectangle.
+# One CLIP token ("rectangle" is two, which would shift every later word's position); the
+# frozen VAE gives it back recognisably, unlike a star, an outline or a new colour
+# (docs/demo-model.md, "The demo LoRA").
 LORA_SHAPE = "brick"
+# A brick is 1.5 sides wide and half a side tall (aspect 3): the decoder draws thin things
+# thicker and rounder, so a 2:1 brick came back from the VAE at aspect 1.1-1.4, too close to
+# the base shapes' 1.0-1.2; a 3:1 brick comes back at 1.3-2.4
+BRICK_WIDTH = 1.5
 LORA_SHARE = 0.5  # fraction of the LoRA's scenes that show a brick
 SIZES = ("small", "large")
 # Side of the shape's bounding box in pixels (before a +-1 px jitter).
@@ -145,11 +149,12 @@ def shape_polygon(shape: str, cx: float, cy: float, side: float) -> list[tuple[f
     if shape == "diamond":
         return [(cx, cy - h), (cx + h, cy), (cx, cy + h), (cx - h, cy)]
     if shape == LORA_SHAPE:
+        w = BRICK_WIDTH * h
         return [
-            (cx - h, cy - h / 2),
-            (cx + h, cy - h / 2),
-            (cx + h, cy + h / 2),
-            (cx - h, cy + h / 2),
+            (cx - w, cy - h / 2),
+            (cx + w, cy - h / 2),
+            (cx + w, cy + h / 2),
+            (cx - w, cy + h / 2),
         ]
     return [(cx - h, cy - h), (cx + h, cy - h), (cx + h, cy + h), (cx - h, cy + h)]
 

@@ -81,7 +81,7 @@ class LoraRun:
     steps: int = 1500
     batch: int = 32
     seed: int = 0
-    lr: float = 1e-3
+    lr: float = 2e-3
     rank: int = 8
     alpha: float = 4.0
     save_every: int = 50

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.demo_quality import Pipeline, fmt_row, held_out, to_uint8  # noqa: E402
+from bench.demo_quality import Pipeline, fmt_row, held_out, to_uint8, write_json  # noqa: E402
 from demo import scenes  # noqa: E402
 from demo.judge import ATTRIBUTES, accuracy  # noqa: E402
 from demo.train_lora import NAME, held_out_bricks  # noqa: E402
@@ -94,9 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     report["strength_0_identical"] = f"{sum(same)}/{n}"
     report["load_average"] = os.getloadavg()
     print_report(report)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(report, indent=2))
+    write_json(a.json, report)
     return report
 
 

@@ -206,10 +206,14 @@ def main(argv: list[str] | None = None) -> dict:
             for n in STEPS
         }
     print_report(report)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(report, indent=2))
+    write_json(a.json, report)
     return report
+
+
+def write_json(path: Path | None, report: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2))
 
 
 def print_report(r: dict) -> None:

@@ -7,17 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nodes.sd.checkpoints import BUILTIN_MODELS_DIR, BUILTIN_PREFIX
+from nodes.sd.checkpoints import BUILTIN_MODELS_DIR, _builtin_files
 
 BUILTIN_LORAS_DIR = BUILTIN_MODELS_DIR / "loras"  # a subfolder: never listed as a checkpoint
 
 
 def builtin_loras() -> dict[str, Path]:
     """{"builtin/<stem>": path} of the shipped LoRA files, sorted."""
-    if not BUILTIN_LORAS_DIR.is_dir():
-        return {}
-    return {
-        BUILTIN_PREFIX + p.stem: p
-        for p in sorted(BUILTIN_LORAS_DIR.glob("*.safetensors"))
-        if p.is_file()
-    }
+    return _builtin_files(BUILTIN_LORAS_DIR)

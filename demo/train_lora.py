@@ -87,6 +87,7 @@ class LoraRun:
     save_every: int = 50
     eval_every: int = 250
     eval_prompts: int = 24
+    stop_at: int | None = None  # end here, saved, within the schedule of `steps`
 
 
 def held_out_bricks(n: int, seed: int = 0) -> list[scenes.Scene]:
@@ -143,7 +144,7 @@ def train(run: LoraRun, log: Logger) -> dict[str, float]:
             last = float(np.mean(losses))
             log(f"lora step {step + 1}/{run.steps} loss {last:.4f}")
             losses = []
-        if (step + 1) % run.save_every == 0 or step + 1 == run.steps or flag.stop:
+        if (step + 1) % run.save_every == 0 or step + 1 in (run.steps, run.stop_at) or flag.stop:
             save_atomic(
                 {
                     "lora": lora.state_dict(),
@@ -153,7 +154,7 @@ def train(run: LoraRun, log: Logger) -> dict[str, float]:
                 },
                 path,
             )
-        if flag.stop:
+        if flag.stop or step + 1 == run.stop_at:
             log(f"stopped at step {step + 1} (checkpoint saved)")
             break
         if (step + 1) % run.eval_every == 0:
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rank", type=int, default=LoraRun.rank)
     p.add_argument("--alpha", type=float, default=LoraRun.alpha)
     p.add_argument("--eval-every", type=int, default=LoraRun.eval_every)
+    p.add_argument("--stop-at", type=int, default=None, help="stop (saved) at this step")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -223,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         run = LoraRun(
             a.out, a.steps, a.batch, a.seed, a.lr, a.rank, a.alpha, eval_every=a.eval_every
         )
+        run.stop_at = a.stop_at
         log(f"done: {train(run, log)}")
     else:
         print(json.dumps(export(a.out), indent=2))

@@ -144,3 +144,19 @@ def test_lora_workflow_draws_a_brick_and_strength_zero_is_the_base_image(tmp_pat
     assert zero.tobytes() == base.tobytes()
     assert lora.tobytes() != base.tobytes()
     assert judge.judge(lora).shape == "brick" and judge.judge(base).shape != "brick"
+
+
+@shipped
+def test_lora_workflow_resolves_on_a_fresh_machine_without_a_hash(tmp_path: Path) -> None:
+    """Shipped files travel with the code: nothing to record or look up by content."""
+    from graph.workflow import parse_workflow
+    from model_index import ModelIndex, model_inputs, record_models, resolve_models
+
+    index = ModelIndex(tmp_path / "models", tmp_path / "data")
+    inputs = model_inputs(Registry.from_package("nodes"))
+    assert inputs["LoadLoRA"] == {"name": "loras"}
+    wf = parse_workflow(json.loads((WORKFLOWS / "lora.json").read_text()))
+    recorded = record_models(wf, index, inputs)
+    assert not recorded.models
+    resolved, problems, _ = resolve_models(recorded, index, inputs)
+    assert problems == [] and resolved.nodes["lora"].inputs["name"] == LORA

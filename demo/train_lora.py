@@ -189,11 +189,14 @@ def export(out: Path, dest: Path = LORAS_DIR) -> dict:
         "sha256": sha256_of(weights),
         "bytes": weights.stat().st_size,
         "format": "kohya (lora_unet_*, lora_te_*, .alpha; LoCon convolutions), float16",
-        "teaches": f'the shape word "{scenes.LORA_SHAPE}": a wide rectangle, twice as wide as tall',
+        "teaches": f'the shape word "{scenes.LORA_SHAPE}": a rectangle 3 times as wide as tall',
         "training": {k: run[k] for k in ("steps", "batch", "seed", "lr", "rank", "alpha")}
         | {
             "trained_steps": int(state["step"]),
-            "command": "python -m demo.train_lora latents|train|export",
+            "command": (
+                "python -m demo.train_lora latents|train "
+                f"--steps {run['steps']} --lr {run['lr']:g} --stop-at {int(state['step'])}|export"
+            ),
         },
         "params": sum(p.numel() for p in lora.parameters()),
         "layers": len(lora.adapters),

@@ -84,14 +84,12 @@ def checkpoints_folder(workspace: Any) -> Path:
     return Path(workspace.models_dir) / "checkpoints"
 
 
-def _builtin_files() -> dict[str, Path]:
-    if not BUILTIN_MODELS_DIR.is_dir():
+def _builtin_files(folder: Path = BUILTIN_MODELS_DIR) -> dict[str, Path]:
+    """{"builtin/<stem>": path} of the shipped files in ``folder`` (checkpoints here; the
+    shipped LoRAs in its ``loras/``, nodes.sd.builtin_loras)."""
+    if not folder.is_dir():
         return {}
-    return {
-        BUILTIN_PREFIX + p.stem: p
-        for p in sorted(BUILTIN_MODELS_DIR.glob("*.safetensors"))
-        if p.is_file()
-    }
+    return {BUILTIN_PREFIX + p.stem: p for p in sorted(folder.glob("*.safetensors")) if p.is_file()}
 
 
 def scan_folder(

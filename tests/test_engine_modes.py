@@ -22,9 +22,7 @@ def mode(node: dict[str, Any], value: str) -> dict[str, Any]:
 
 
 def saved(engine: Engine, result: Any) -> list[dict[str, Any]]:
-    return [
-        json.loads((engine.workspace.output_dir / f["name"]).read_text()) for f in result.files
-    ]
+    return [json.loads((engine.workspace.output_dir / f["name"]).read_text()) for f in result.files]
 
 
 def problems(engine: Engine, workflow: Any) -> list[tuple[str | None, str | None, str]]:

@@ -9,9 +9,10 @@ from typing import Any
 import networkx as nx
 from pydantic import ValidationError
 
-from graph.node import InputSpec, NodeSpec
+from graph.node import NodeSpec
 from graph.registry import Registry
 from graph.types import can_connect
+from graph.value_links import UNKNOWN, constant_value, worst_case
 from graph.workflow import Workflow, as_link
 
 INT_LIMIT = 2**64  # no integer input accepts more, constrained or not
@@ -143,7 +144,7 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
                     links[name] = link
                     if inp.socket is None:  # a widget fed by a link (a primitive node)
                         known = constant_value(workflow, registry, link, inp)
-                        if known is _UNKNOWN:
+                        if known is UNKNOWN:
                             pending.add(name)
                         else:
                             literals[name] = known
@@ -165,8 +166,9 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
                 )
         values = _check_literals(node_id, spec, literals, problems, frozenset(pending))
         if values is not None:
-            _check_values(node_id, spec, values, lookup, problems)
-            bounds = {name: _worst_case(spec.inputs[name]) for name in sorted(pending)}
+            # the node's own rules wait for linked values (run then: check_arrived_values)
+            _check_values(node_id, spec, values, lookup, problems, rules=not pending)
+            bounds = {name: worst_case(spec.inputs[name]) for name in sorted(pending)}
             out.nodes[node_id] = CheckedNode(node_id, spec, values, links, bounds)
     _check_links(workflow, registry, problems)
     out.graph = dependency_graph(workflow)
@@ -245,6 +247,7 @@ def _check_values(
     values: dict[str, Any],
     lookup: Callable[[str], list[str]] | None,
     problems: list[Problem],
+    rules: bool = True,
 ) -> None:
     """Choice inputs against their listings, then the node's own rules on its values
     (`Node.check`: rules across inputs, names inside a prompt)."""
@@ -263,6 +266,8 @@ def _check_values(
                     f"{inp.choice_source}: {shown or '(none)'}",
                 )
             )
+    if not rules:
+        return
     try:
         broken = list(spec.cls.check(dict(values), lookup))
     except Exception as exc:  # noqa: BLE001 - a faulty rule must not crash validation
@@ -313,34 +318,6 @@ def _check_links(workflow: Workflow, registry: Registry, problems: list[Problem]
                         f"is {out_type.name}",
                     )
                 )
-
-
-_UNKNOWN: Any = object()
-
-
-def constant_value(
-    workflow: Workflow, registry: Registry, link: tuple[str, str], inp: InputSpec
-) -> Any:
-    """The value a widget fed by ``link`` will get, when the source is a primitive node
-    (`Node.CONSTANT_OUTPUTS`) holding a literal of the right type; else ``_UNKNOWN``."""
-    src = workflow.nodes.get(link[0])
-    spec = registry.nodes.get(src.type) if src is not None else None
-    name = spec.constant_outputs.get(link[1]) if spec is not None else None
-    if spec is None or name is None or inp.link_type is None:
-        return _UNKNOWN
-    if not can_connect(spec.outputs[link[1]], inp.link_type):
-        return _UNKNOWN
-    if name in src.inputs:
-        value = src.inputs[name]
-        return _UNKNOWN if as_link(value) is not None else value
-    source_input = spec.inputs[name]
-    return _UNKNOWN if source_input.required else source_input.default
-
-
-def _worst_case(inp: InputSpec) -> Any:
-    """What a budget sizes a value known only at run time at: its upper bound."""
-    c = inp.constraints
-    return c.get("le", c.get("lt", inp.default))
 
 
 def check_arrived_values(

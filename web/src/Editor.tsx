@@ -115,7 +115,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const { loadWorkflow, openFile, save } = files;
   const links = useConnections(graph, clearField);
   const { isValidConnection, onConnect } = links;
-  const rules = useNodeRules(graph); // Ctrl+B / Ctrl+M, widgets converted to inputs
+  const rules = useNodeRules(graph); // bypass / mute, widgets converted to inputs
   const search = useNodeSearch(graph, onConnect);
   const [menu, setMenu] = useState<{ x: number; y: number; id: string } | null>(null);
   const menuNode = menu ? nodes.find((n) => n.id === menu.id) : undefined;
@@ -142,6 +142,8 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
     save,
     run: () => void runBatch(),
     selectAll: graph.selectAll,
+    bypass: () => rules.toggleMode("bypass"),
+    mute: () => rules.toggleMode("mute"),
   });
   const { onDragOver, onDrop } = useCanvasDrop(addNode, openFile);
   const [lightbox, setLightbox] = useLightbox();

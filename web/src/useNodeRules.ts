@@ -1,7 +1,7 @@
 // Editing node modes and converted widgets: Ctrl+B (bypass) and Ctrl+M (mute) on the selected
-// nodes, and the node menu's actions. What they change is saved in the workflow (mode) and
+// nodes (keys in useShortcuts), and the node menu's actions. What they change is saved in the workflow (mode) and
 // its `ui` (which widgets are shown as inputs).
-import { useCallback, useEffect, useRef } from "react";
+import { useCallback } from "react";
 import { toggleModes } from "./nodeRules";
 import type { NodeMode } from "./types";
 import type { GraphState } from "./useGraphState";
@@ -40,22 +40,6 @@ export function useNodeRules(graph: Pick<GraphState, "nodesRef" | "setNodes" | "
     },
     [setNodes, setEdges],
   );
-
-  const toggleRef = useRef(toggleMode);
-  toggleRef.current = toggleMode;
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      const t = e.target as HTMLElement | null;
-      if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
-      if (!(e.ctrlKey || e.metaKey) || e.shiftKey || e.altKey) return;
-      const k = e.key.toLowerCase();
-      if (k !== "b" && k !== "m") return;
-      e.preventDefault();
-      toggleRef.current(k === "b" ? "bypass" : "mute");
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, []);
 
   return { toggleMode, setConverted };
 }

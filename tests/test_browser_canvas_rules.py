@@ -20,6 +20,14 @@ from tests.test_browser_canvas import drop_file
 
 pytestmark = pytest.mark.browser
 
+BIG = 2**64 - 1
+
+
+async def type_into(canvas: Canvas, locator: Any, text: str) -> None:
+    await locator.click()
+    await canvas.page.keyboard.press("Control+a")
+    await canvas.page.keyboard.type(text)
+
 
 async def menu_item(canvas: Canvas, node_id: str, name: str) -> None:
     """Right-click a node's header and pick an entry of its menu."""
@@ -29,6 +37,8 @@ async def menu_item(canvas: Canvas, node_id: str, name: str) -> None:
 
 
 async def save_file(canvas: Canvas) -> dict[str, Any]:
+    """Ctrl+S on the canvas (in a text field it would be the field's key)."""
+    await canvas.page.locator(".react-flow__pane").click(position={"x": 4, "y": 4})
     async with canvas.page.expect_download() as info:
         await canvas.page.keyboard.press("Control+s")
     return json.loads(Path(await (await info.value).path()).read_text())
@@ -91,8 +101,12 @@ async def test_a_seed_node_feeds_a_widget_converted_to_an_input(canvas: Canvas) 
     doc = await canvas.workflow()
     assert doc["nodes"]["sample"]["inputs"]["seed"] == {"node": "seed", "output": "value"}
     assert doc["ui"]["nodes"]["sample"]["inputs"] == ["seed"]
+    # The shared seed is exact to 2^64-1 (tests/sd/test_node_modes.py runs such a graph).
+    await type_into(canvas, canvas.node("seed").locator('input[name="value"]'), str(BIG))
+    await canvas.wait_app("String(app.workflow().nodes.seed.inputs.value) === arg", str(BIG))
     saved = await save_file(canvas)
     assert saved["nodes"]["sample"]["inputs"]["seed"] == {"node": "seed", "output": "value"}
+    assert saved["nodes"]["seed"]["inputs"]["value"] == BIG
     # Converting back drops the link and shows the widget again.
     await menu_item(canvas, "sample", "Convert seed to widget")
     await canvas.wait_app("typeof app.workflow().nodes.sample.inputs.seed !== 'object'")

@@ -37,7 +37,8 @@ class Modes:
 
 @dataclass(frozen=True)
 class _Skipped:
-    node: str  # the muted node the value would have come from
+    node: str  # the skipped node the value would have come from
+    muted: bool  # muted itself (else skipped for being fed only by skipped nodes)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def apply_modes(workflow: Workflow, registry: Registry) -> Modes:
     def feed(link: tuple[str, str], seen: frozenset[str] = frozenset()) -> _Feed:
         src, out = link
         if src in skipped:
-            return _Skipped(src)
+            return _Skipped(src, nodes[src].mode == "mute")
         if src not in bypassed or src in seen:
             return link
         passed = _passed_input(nodes[src], out, registry)
@@ -141,10 +142,11 @@ def _feed_problem(
     inp = spec.inputs.get(name) if spec is not None else None
     if inp is not None and not inp.required:
         return None
+    why = "muted" if feed.muted else "skipped (it is fed only by muted nodes)"
     return Problem(
         nid,
         name,
         "fed_by_muted",
-        f"required input {name} is fed only by muted node {feed.node}; mute this node too, "
-        "or link the input elsewhere",
+        f"required input {name} is fed only by node {feed.node}, which is {why}; mute this "
+        "node too, or link the input elsewhere",
     )

@@ -111,7 +111,12 @@ def test_a_required_input_fed_only_by_a_muted_node_is_an_error(engine: Engine) -
         s=n("Save", text=link("j", "text")),
     )
     assert problems(engine, doc) == [("j", "a", "fed_by_muted")]
-    assert "muted node f" in str(engine.check(doc).problems[0])
+    assert "node f, which is muted" in str(engine.check(doc).problems[0])
+    doc.nodes["f"].mode, doc.nodes["c"].mode = "normal", "mute"  # f is skipped with c
+    doc.nodes["g"].inputs["x"] = {"node": "c2", "output": "value"}
+    doc.nodes["c2"] = doc.nodes["g"].model_copy(update={"type": "Const", "inputs": {}})
+    assert problems(engine, doc) == [("j", "a", "fed_by_muted")]
+    assert "node f, which is skipped" in str(engine.check(doc).problems[0])
 
 
 def test_muting_every_output_says_so(engine: Engine) -> None:

@@ -90,15 +90,19 @@ def test_case13_img2img(engine: Engine) -> None:
 def test_ui_primitive_reroute_bypass_mute_note(engine: Engine) -> None:
     result = import_file(FIX / "features.ui.json", known(engine))
     wf = result.workflow
-    assert set(wf.nodes) == {"3", "4", "5", "6", "6_tokens", "7", "7_tokens", "8", "9", "23"}
+    kept = {"3", "4", "5", "6", "6_tokens", "7", "7_tokens", "8", "9", "22", "23"}
+    assert set(wf.nodes) == kept
     sample = wf.nodes["3"].inputs
     assert sample["seed"] == 777  # from the PrimitiveNode's link, not the stale widget
-    assert sample["latent"] == {"node": "5", "output": "latent"}  # through the bypassed node
     assert wf.nodes["8"].inputs["vae"] == {"node": "4", "output": "vae"}  # through the Reroute
-    # the muted PreviewImage stays, muted (it can be switched back on); the bypassed
-    # LatentUpscaleBy has no equivalent here and is resolved away as ComfyUI does
+    # the muted PreviewImage and the bypassed LatentUpscaleBy stay, with their modes (they
+    # can be switched back on); the engine passes the bypassed node's latent through
     assert wf.nodes["23"].mode == "mute" and wf.nodes["23"].type == "PreviewImage"
-    assert "22" not in wf.nodes
+    assert wf.nodes["22"].mode == "bypass" and sample["latent"] == {
+        "node": "22",
+        "output": "latent",
+    }
+    assert engine.check(wf).bypassed == ["22"]
     assert wf.ui["viewport"] == {"x": 50.0, "y": -20.0, "zoom": 0.5}
 
 
@@ -109,9 +113,9 @@ def test_ui_bypass_maps_onto_our_mode_and_export_rewires_it(engine: Engine) -> N
             node["mode"] = 4  # the KSampler bypassed: its LATENT input passes through
     wf = import_document(data, known(engine)).workflow
     assert wf.nodes["3"].mode == "bypass" and wf.nodes["23"].mode == "mute"
-    assert engine.check(wf).bypassed == ["3"]
+    assert engine.check(wf).bypassed == ["22", "3"]
     api = export_comfyui_api(wf, _defaults(engine), engine.registry)
-    assert "3" not in api and "23" not in api  # rewired out / left out, not dropped silently
+    assert not {"3", "22", "23"} & set(api)  # rewired out / left out, not dropped silently
     assert api["8"]["inputs"]["samples"] == ["5", 0]
 
 

@@ -7,6 +7,8 @@ import { clientId } from "./clientId";
 import { Ctx, type CanvasContext } from "./context";
 import { nodeTypes } from "./GraphNode";
 import { NodeMenu } from "./NodeMenu";
+import { NodeRulesMenu } from "./NodeRulesMenu";
+import { useNodeRules } from "./useNodeRules";
 import { NodeSearch } from "./NodeSearch";
 import { useNodeSearch } from "./useNodeSearch";
 import { Lightbox, Toasts } from "./Overlays";
@@ -113,6 +115,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const { loadWorkflow, openFile, save } = files;
   const links = useConnections(graph, clearField);
   const { isValidConnection, onConnect } = links;
+  const rules = useNodeRules(graph); // bypass / mute, widgets converted to inputs
   const search = useNodeSearch(graph, onConnect);
   const [menu, setMenu] = useState<{ x: number; y: number; id: string } | null>(null);
   const menuNode = menu ? nodes.find((n) => n.id === menu.id) : undefined;
@@ -139,6 +142,8 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
     save,
     run: () => void runBatch(),
     selectAll: graph.selectAll,
+    bypass: () => rules.toggleMode("bypass"),
+    mute: () => rules.toggleMode("mute"),
   });
   const { onDragOver, onDrop } = useCanvasDrop(addNode, openFile);
   const [lightbox, setLightbox] = useLightbox();
@@ -257,7 +262,14 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
             onChange={(patch) => graph.setNodeUi(menu.id, patch)}
             onDelete={() => graph.removeNode(menu.id)}
             onClose={() => setMenu(null)}
-          />
+          >
+            <NodeRulesMenu
+              node={menuNode}
+              spec={schema.nodes[menuNode.data.type]}
+              rules={rules}
+              onClose={() => setMenu(null)}
+            />
+          </NodeMenu>
         )}
         {search.request && (
           <NodeSearch {...search.request} schema={schema} onPick={search.pick} onClose={search.close} />

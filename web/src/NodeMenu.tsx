@@ -1,6 +1,6 @@
 // The right-click menu of a node: rename, collapse, header colour, delete. What it changes is
 // layout only (stored under the workflow's `ui.nodes`), so runs are unaffected.
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useState, type ReactNode } from "react";
 import type { NodeUi } from "./workflow";
 
 export const NODE_COLOURS = ["#7f1d1d", "#78350f", "#14532d", "#1e3a8a", "#581c87", "#374151"];
@@ -14,9 +14,11 @@ type Props = {
   onChange: (patch: NodeUi) => void;
   onDelete: () => void;
   onClose: () => void;
+  /** More entries (node modes, converted widgets: NodeRulesMenu), above Delete. */
+  children?: ReactNode;
 };
 
-export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, onClose }: Props) {
+export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, onClose, children }: Props) {
   const [renaming, setRenaming] = useState(false);
   const [title, setTitle] = useState(ui.title ?? defaultTitle);
   const first = useRef<HTMLButtonElement>(null);
@@ -88,6 +90,7 @@ export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, o
             ∅
           </button>
         </div>
+        {children}
         <button
           role="menuitem"
           onClick={() => {

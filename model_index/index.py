@@ -22,6 +22,7 @@ from typing import Any
 
 from graph.workspace import is_regular_file, open_regular
 from model_index.family import detect_family
+from model_index.native_size import native_size
 
 KINDS = ("checkpoints", "loras", "vae", "embeddings", "controlnet", "upscale_models")
 EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".bin", ".pth", ".gguf")
@@ -38,6 +39,7 @@ class ModelFile:
     size: int
     sha256: str | None
     family: str | None
+    native_size: int | None = None  # checkpoints: pixels per side it was trained at
 
     @property
     def autov2(self) -> str | None:
@@ -148,6 +150,18 @@ class ModelIndex:
             self._memo[str(path)] = {**old, "family": family}
         return family
 
+    def _native_size(self, family: str, path: Path, st: os.stat_result) -> int | None:
+        """Memoized like the family (0 in the memo: not known)."""
+        entry = self._known(path, st)
+        if entry and "native_size" in entry:
+            return int(entry["native_size"]) or None
+        size = native_size(family, path)
+        with self._lock:
+            old = self._memo.get(str(path), {})
+            if old.get("key") == _key(st):
+                self._memo[str(path)] = {**old, "native_size": size or 0}
+        return size
+
     def hash_in_background(self, paths: Iterable[Path]) -> None:
         """Queue files for the background thread (started on first use)."""
         with self._lock:
@@ -208,7 +222,8 @@ class ModelIndex:
                     todo.append(real)
                 name = path.relative_to(folder).as_posix()
                 family = self._family(kind, real, st)
-                out.append(ModelFile(kind, name, st.st_size, sha, family))
+                px = self._native_size(family, real, st) if kind == "checkpoints" else None
+                out.append(ModelFile(kind, name, st.st_size, sha, family, px))
         if todo and background:
             self.hash_in_background(todo)
         return out
@@ -243,7 +258,7 @@ class ModelIndex:
             if (sha256 and digest == sha256) or (
                 not sha256 and autov2 and digest.startswith(autov2)
             ):
-                return ModelFile(kind, f.name, f.size, digest, f.family)
+                return ModelFile(kind, f.name, f.size, digest, f.family, f.native_size)
         return None
 
 

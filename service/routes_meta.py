@@ -13,6 +13,7 @@ from graph import jsondoc
 from graph.schema import registry_schema
 from graph.workspace import PathOutsideFolder, confined_path
 from model_index import index_for
+from nodes.sd.checkpoint_sizes import native_sizes
 from service.errors import ApiError
 from service.state import services
 
@@ -37,7 +38,10 @@ async def models(request: web.Request) -> web.Response:
         }
         found.setdefault("checkpoints", [])
         # every model file: size, family, sha256 and AutoV2 (null while hashing)
-        found["files"] = [f.to_json() for f in index_for(engine.workspace).scan()]
+        files = index_for(engine.workspace).scan()
+        found["files"] = [f.to_json() for f in files]
+        # what new latents start at, per checkpoint (the canvas's EmptyLatent)
+        found["native_sizes"] = native_sizes(engine.workspace, found["checkpoints"], files)
         return found
 
     return web.json_response(await asyncio.to_thread(listing))

@@ -6,6 +6,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { clientId } from "./clientId";
 import { Ctx, type CanvasContext } from "./context";
 import { nodeTypes } from "./GraphNode";
+import { edgeTypes, RerouteCtx } from "./RerouteEdge";
 import { NodeMenu } from "./NodeMenu";
 import { NodeSearch } from "./NodeSearch";
 import { useNodeSearch } from "./useNodeSearch";
@@ -24,7 +25,7 @@ import { useGraphState } from "./useGraphState";
 import { useIssues } from "./useIssues";
 import { useJobEvents } from "./useJobEvents";
 import { useLightbox } from "./useLightbox";
-import { usePresets } from "./usePresets";
+import { useNativeSizes, usePresets } from "./usePresets";
 import { useRunControl } from "./useRunControl";
 import { useShortcuts } from "./useShortcuts";
 import { useShowLoaded } from "./useShowLoaded";
@@ -83,6 +84,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const graph = useGraphState(schema, canvasRef, clearField);
   const { nodes, edges, currentWorkflow, apply, setInput, setSeedControl, addNode } = graph;
   usePresets(graph.presetsRef);
+  useNativeSizes(graph.nativeSizesRef, schema);
   const showLoaded = useShowLoaded(nodes, canvasRef);
   const naming = useTitle();
   const { setTitle, titleRef } = naming;
@@ -203,6 +205,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
               onDrop={onDrop}
               onDoubleClick={search.onPaneDoubleClick}
             >
+              <RerouteCtx.Provider value={graph.setEdges}>
               <ReactFlow<FlowNode, Edge>
                 nodes={nodes}
                 edges={edges}
@@ -221,6 +224,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 zoomOnDoubleClick={false}
                 isValidConnection={isValidConnection}
                 nodeTypes={nodeTypes}
+                edgeTypes={edgeTypes}
                 deleteKeyCode={["Delete", "Backspace"]}
                 minZoom={0.1}
                 maxZoom={2}
@@ -230,6 +234,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 <Controls />
                 <MiniMap pannable zoomable className="minimap" ariaLabel="Minimap" />
               </ReactFlow>
+              </RerouteCtx.Provider>
             </div>
             <Sidebar
               schema={schema}

@@ -5,6 +5,7 @@ import { useCallback, useRef, type Dispatch, type RefObject, type SetStateAction
 import type { Schema, Workflow } from "./types";
 import { randomSeed } from "./seeds";
 import { freeSpot } from "./placement";
+import { withNativeSize } from "./nativeSize";
 import { freshId, fromFlow, NODE_WIDTH, newNodeData, toFlow, type FlowNode, type NodeUi } from "./workflow";
 
 
@@ -31,6 +32,8 @@ export type GraphState = {
   /** Starting values of new nodes per type (from the default workflow): the model it uses
    * and that model's size, rather than the schema's test-model defaults. */
   presetsRef: RefObject<Record<string, Record<string, unknown>>>;
+  /** Each checkpoint's native size (GET /api/models): new latents start there. */
+  nativeSizesRef: RefObject<Record<string, number>>;
   /** Select every node (Ctrl+A). */
   selectAll: () => void;
   /** Change a node's layout-only look (title, colour, collapsed). */
@@ -53,6 +56,7 @@ export function useGraphState(
   const schemaRef = useRef(schema);
   schemaRef.current = schema;
   const presetsRef = useRef<Record<string, Record<string, unknown>>>({});
+  const nativeSizesRef = useRef<Record<string, number>>({});
 
   const currentWorkflow = useCallback(
     (withViewport = true): Workflow =>
@@ -111,7 +115,10 @@ export function useGraphState(
         position = freeSpot(nodesRef.current, centre, { w: NODE_WIDTH, h: height });
       }
       const id = freshId(type, new Set(nodesRef.current.map((n) => n.id)));
-      const data = newNodeData(spec, presetsRef.current[type]);
+      const preset = withNativeSize(
+        spec, presetsRef.current[type], nodesRef.current, schemaRef.current, nativeSizesRef.current,
+      );
+      const data = newNodeData(spec, preset);
       const node: FlowNode = { id, type: "graph", position, data, selected: true };
       const next = [...nodesRef.current.map((n) => (n.selected ? { ...n, selected: false } : n)), node];
       nodesRef.current = next; // a link made right after (node search) sees the node
@@ -162,6 +169,7 @@ export function useGraphState(
     setNodeUi,
     removeNode,
     presetsRef,
+    nativeSizesRef,
     selectAll,
     nodes,
     edges,

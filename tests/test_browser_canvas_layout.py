@@ -1,0 +1,147 @@
+"""Layout-only canvas features, driven with the mouse and keyboard in real chromium (issue 16):
+reroute points on links, groups, the A/B compare of two history images, and new latents at
+the selected checkpoint's native size. What is layout lives in the workflow's ``ui`` section
+and never changes what runs; the test hook only reads state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import run
+from tests.browser_support import (  # noqa: F401 - fixtures
+    Canvas,
+    canvas_fixture,
+    default_workflow,
+    live_url_fixture,
+    models_dir_fixture,
+)
+
+pytestmark = pytest.mark.browser
+EDGE = "checkpoint.vae->decode.vae"
+
+
+async def free_spots_on_link(canvas: Canvas, edge_id: str) -> list[dict[str, float]]:
+    """Screen points along a link where nothing covers it (so a click lands on the link)."""
+    return await canvas.page.evaluate(
+        """(id) => {
+            const path = document.querySelector(`.react-flow__edge[data-id="${id}"] .reroute-hit`);
+            const m = path.getScreenCTM(), len = path.getTotalLength(), out = [];
+            for (let f = 0.05; f < 0.96; f += 0.05) {
+              const p = path.getPointAtLength(len * f);
+              const x = m.a * p.x + m.c * p.y + m.e, y = m.b * p.x + m.d * p.y + m.f;
+              if (document.elementFromPoint(x, y) === path) out.push({ x, y });
+            }
+            return out;
+        }""",
+        edge_id,
+    )
+
+
+async def empty_canvas_spot(canvas: Canvas) -> dict[str, float]:
+    return await canvas.page.evaluate(
+        """() => {
+            const r = document.querySelector('.react-flow__pane').getBoundingClientRect();
+            for (let y = r.bottom - 30; y > r.top; y -= 20)
+              for (let x = r.left + 30; x < r.right - 30; x += 20) {
+                const el = document.elementFromPoint(x, y);
+                if (el && el.classList.contains('react-flow__pane')) return { x, y };
+              }
+            return null;
+        }"""
+    )
+
+
+async def link_passes(canvas: Canvas, edge_id: str, x: float, y: float) -> bool:
+    """Whether the drawn link goes through the screen point (within 3 px)."""
+    return await canvas.page.evaluate(
+        """([id, x, y]) => {
+            const path = document.querySelector(`.react-flow__edge[data-id="${id}"] .reroute-hit`);
+            const m = path.getScreenCTM(), len = path.getTotalLength();
+            for (let l = 0; l <= len; l += 1) {
+              const p = path.getPointAtLength(l);
+              const sx = m.a * p.x + m.c * p.y + m.e, sy = m.b * p.x + m.d * p.y + m.f;
+              if (Math.hypot(sx - x, sy - y) < 3) return true;
+            }
+            return false;
+        }""",
+        [edge_id, x, y],
+    )
+
+
+def strip_versions(nodes: dict) -> dict:
+    """The nodes without the node versions Save records."""
+    return {k: {f: v for f, v in n.items() if f != "version"} for k, n in nodes.items()}
+
+
+def centre(box: dict[str, float] | None) -> tuple[float, float]:
+    assert box
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def run_headless(path: Path, models: Path, out: Path) -> np.ndarray:
+    """Run a workflow file with the CLI (in this process) and return the image's pixels."""
+    code = run.main(
+        [str(path), "--data", str(out / "data"), "--models", str(models), "--out", str(out)]
+        + ["--set", "sample.steps=2"]
+    )
+    assert code == 0
+    (png,) = out.glob("*.png")
+    return np.asarray(Image.open(png).convert("RGB"))
+
+
+async def test_reroute_points_bend_links_and_stay_layout_only(
+    canvas: Canvas, tmp_path: Path, models_dir: Path
+) -> None:
+    page = canvas.page
+    points = page.locator(f'.reroute[data-edge="{EDGE}"]')
+    # Alt+click on the link puts a point there.
+    spots = await free_spots_on_link(canvas, EDGE)
+    assert len(spots) >= 2, spots
+    await page.keyboard.down("Alt")
+    await page.mouse.click(spots[0]["x"], spots[0]["y"])
+    await page.keyboard.up("Alt")
+    await points.first.wait_for()
+    assert await points.count() == 1
+    # Dragged to empty canvas, the link follows it.
+    spot = await empty_canvas_spot(canvas)
+    x, y = centre(await points.first.bounding_box())
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    await page.mouse.move(spot["x"], spot["y"], steps=6)
+    await page.mouse.up()
+    px, py = centre(await points.first.bounding_box())
+    assert abs(px - spot["x"]) < 3 and abs(py - spot["y"]) < 3
+    assert await link_passes(canvas, EDGE, px, py)
+    # A double-click elsewhere on the link adds a second; a double-click on a point removes it.
+    spots = await free_spots_on_link(canvas, EDGE)
+    await page.mouse.dblclick(spots[-1]["x"], spots[-1]["y"])
+    await canvas.wait_app("app.workflow().ui.reroutes?.[arg]?.length === 2", EDGE)
+    assert await page.locator(".node-search").count() == 0  # not the canvas's node search
+    await points.nth(1).dblclick()
+    await canvas.wait_app("app.workflow().ui.reroutes?.[arg]?.length === 1", EDGE)
+    # Saved in `ui` only; opening the file draws the point again.
+    async with page.expect_download() as info:
+        await page.keyboard.press("Control+s")
+    saved_path = tmp_path / "rerouted.json"
+    saved_path.write_bytes(Path(await (await info.value).path()).read_bytes())
+    saved = json.loads(saved_path.read_text())
+    assert list(saved["ui"]["reroutes"]) == [EDGE] and len(saved["ui"]["reroutes"][EDGE]) == 1
+    assert strip_versions(saved["nodes"]) == default_workflow()["nodes"]
+    await page.select_option("select.examples", "img2img")
+    await page.locator(".wf-title", has_text="img2img").wait_for()
+    await page.locator("input[type=file]").set_input_files(str(saved_path))
+    await points.first.wait_for()
+    assert await link_passes(canvas, EDGE, *centre(await points.first.bounding_box()))
+    assert canvas.unexpected_errors() == []
+    # Headless, the file makes the same image as without the layout.
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({**saved, "ui": None}))
+    with_points = await asyncio.to_thread(run_headless, saved_path, models_dir, tmp_path / "a")
+    without = await asyncio.to_thread(run_headless, bare, models_dir, tmp_path / "b")
+    assert np.array_equal(with_points, without)

@@ -1,7 +1,8 @@
 """Layout-only canvas features, driven with the mouse and keyboard in real chromium (issue 16):
 reroute points on links, groups, the A/B compare of two history images, and new latents at
 the selected checkpoint's native size. What is layout lives in the workflow's ``ui`` section
-and never changes what runs; the test hook only reads state."""
+and never changes what runs; the test hook only reads state. One server and browser serve
+the module (a fresh browser context per test)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from PIL import Image
 import run
 from tests.browser_support import (  # noqa: F401 - fixtures
     Canvas,
-    canvas_fixture,
     default_workflow,
-    live_url_fixture,
-    models_dir_fixture,
+    shared_browser_fixture,
+    shared_canvas_fixture,
+    shared_live_url_fixture,
+    shared_models_dir_fixture,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 EDGE = "checkpoint.vae->decode.vae"
 
 

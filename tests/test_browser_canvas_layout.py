@@ -147,3 +147,62 @@ async def test_reroute_points_bend_links_and_stay_layout_only(
     with_points = await asyncio.to_thread(run_headless, saved_path, models_dir, tmp_path / "a")
     without = await asyncio.to_thread(run_headless, bare, models_dir, tmp_path / "b")
     assert np.array_equal(with_points, without)
+
+
+async def test_groups_frame_move_rename_recolour_and_delete_keeping_nodes(canvas: Canvas) -> None:
+    page = canvas.page
+    await canvas.node("positive_tokens").locator(".gnode-head").click()
+    await canvas.node("negative_tokens").locator(".gnode-head").click(modifiers=["Control"])
+    await page.keyboard.press("Control+g")
+    frame = page.locator('.group-frame[data-group="group1"]')
+    await frame.wait_for()
+    fbox = await frame.bounding_box()
+    assert fbox
+    for nid in ("positive_tokens", "negative_tokens"):
+        b = await canvas.node(nid).bounding_box()
+        assert b and fbox["x"] < b["x"] and b["x"] + b["width"] < fbox["x"] + fbox["width"]
+        assert fbox["y"] < b["y"] and b["y"] + b["height"] < fbox["y"] + fbox["height"]
+    # Rename and recolour from the header's right-click menu.
+    head = frame.locator(".group-head")
+    menu = page.locator(".group-menu")
+    await head.click(button="right")
+    await menu.get_by_role("menuitem", name="Rename…").click()
+    await page.keyboard.press("Control+a")
+    await page.keyboard.type("Prompts")
+    await page.keyboard.press("Enter")
+    await head.filter(has_text="Prompts").wait_for()
+    await head.click(button="right")
+    await menu.get_by_label("colour #14532d").click()
+    await menu.wait_for(state="detached")
+    # Dragging the header moves the group and the nodes in it, and nothing else.
+    before = (await canvas.workflow())["ui"]["positions"]
+    zoom = await canvas.app("app.workflow().ui.viewport.zoom")
+    x, y = centre(await head.bounding_box())
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    await page.mouse.move(x + 60, y + 80, steps=6)
+    await page.mouse.up()
+    doc = await canvas.workflow()
+    after = doc["ui"]["positions"]
+    for nid, pos in before.items():
+        moved = (after[nid]["x"] - pos["x"], after[nid]["y"] - pos["y"])
+        if nid in ("positive_tokens", "negative_tokens"):
+            assert abs(moved[0] - 60 / zoom) <= 1 and abs(moved[1] - 80 / zoom) <= 1, nid
+        else:
+            assert moved == (0, 0), nid
+    (group,) = doc["ui"]["groups"]
+    assert group["title"] == "Prompts" and group["color"] == "#14532d"
+    assert doc["nodes"] == default_workflow()["nodes"]  # layout only
+    # A node's right-click menu groups that node; deleting a group keeps its nodes.
+    await canvas.node("sample").locator(".gnode-head").click(button="right")
+    await page.locator(".node-menu").get_by_role("menuitem", name="Group selected nodes").click()
+    await canvas.wait_app("app.workflow().ui.groups?.length === 2")
+    await head.click(button="right")
+    await menu.get_by_role("menuitem", name="Delete group (keep nodes)").click()
+    await canvas.wait_app("app.workflow().ui.groups?.length === 1")
+    assert await page.locator(".react-flow__node").count() == len(doc["nodes"])
+    await page.locator(".react-flow__pane").click(position={"x": 4, "y": 4})
+    await page.keyboard.press("Control+z")  # undo brings the group back
+    await canvas.wait_app("app.workflow().ui.groups?.length === 2")
+    await head.filter(has_text="Prompts").wait_for()
+    assert canvas.unexpected_errors() == []

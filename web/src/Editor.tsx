@@ -7,6 +7,8 @@ import { clientId } from "./clientId";
 import { Ctx, type CanvasContext } from "./context";
 import { nodeTypes } from "./GraphNode";
 import { edgeTypes, RerouteCtx } from "./RerouteEdge";
+import { GroupLayer } from "./Groups";
+import { useGroupEditing } from "./useGroupEditing";
 import { NodeMenu } from "./NodeMenu";
 import { NodeSearch } from "./NodeSearch";
 import { useNodeSearch } from "./useNodeSearch";
@@ -143,6 +145,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
     selectAll: graph.selectAll,
   });
   const { onDragOver, onDrop } = useCanvasDrop(addNode, openFile);
+  const grouping = useGroupEditing(graph, undo.commitNow);
   const [lightbox, setLightbox] = useLightbox();
   const closeLightbox = useCallback(() => setLightbox(null), [setLightbox]);
 
@@ -233,6 +236,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 <Background gap={20} />
                 <Controls />
                 <MiniMap pannable zoomable className="minimap" ariaLabel="Minimap" />
+                <GroupLayer {...grouping.layer} />
               </ReactFlow>
               </RerouteCtx.Provider>
             </div>
@@ -262,8 +266,10 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
             onChange={(patch) => graph.setNodeUi(menu.id, patch)}
             onDelete={() => graph.removeNode(menu.id)}
             onClose={() => setMenu(null)}
+            onGroup={() => grouping.groupSelected(menu.id)}
           />
         )}
+        {grouping.menu}
         {search.request && (
           <NodeSearch {...search.request} schema={schema} onPick={search.pick} onClose={search.close} />
         )}

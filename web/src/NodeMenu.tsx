@@ -14,9 +14,11 @@ type Props = {
   onChange: (patch: NodeUi) => void;
   onDelete: () => void;
   onClose: () => void;
+  /** Put the selected nodes (or this one) in a new group. */
+  onGroup?: () => void;
 };
 
-export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, onClose }: Props) {
+export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, onClose, onGroup }: Props) {
   const [renaming, setRenaming] = useState(false);
   const [title, setTitle] = useState(ui.title ?? defaultTitle);
   const first = useRef<HTMLButtonElement>(null);
@@ -88,6 +90,17 @@ export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, o
             ∅
           </button>
         </div>
+        {onGroup && (
+          <button
+            role="menuitem"
+            onClick={() => {
+              onGroup();
+              onClose();
+            }}
+          >
+            Group selected nodes
+          </button>
+        )}
         <button
           role="menuitem"
           onClick={() => {

@@ -6,6 +6,7 @@ import type { Schema, Workflow } from "./types";
 import { randomSeed } from "./seeds";
 import { freeSpot } from "./placement";
 import { withNativeSize } from "./nativeSize";
+import { readGroups, useGroups, type Groups } from "./groups";
 import { freshId, fromFlow, NODE_WIDTH, newNodeData, toFlow, type FlowNode, type NodeUi } from "./workflow";
 
 
@@ -39,6 +40,8 @@ export type GraphState = {
   /** Change a node's layout-only look (title, colour, collapsed). */
   setNodeUi: (nodeId: string, patch: NodeUi) => void;
   removeNode: (nodeId: string) => void;
+  /** Group frames (layout only, `ui.groups`). */
+  groups: Groups;
 };
 
 export function useGraphState(
@@ -57,11 +60,16 @@ export function useGraphState(
   schemaRef.current = schema;
   const presetsRef = useRef<Record<string, Record<string, unknown>>>({});
   const nativeSizesRef = useRef<Record<string, number>>({});
+  const groups = useGroups();
+  const { groupsRef, setGroups } = groups;
 
   const currentWorkflow = useCallback(
-    (withViewport = true): Workflow =>
-      fromFlow(nodesRef.current, edgesRef.current, schemaRef.current, withViewport ? rf.getViewport() : null),
-    [rf],
+    (withViewport = true): Workflow => {
+      const doc = fromFlow(nodesRef.current, edgesRef.current, schemaRef.current, withViewport ? rf.getViewport() : null);
+      if (groupsRef.current.length) doc.ui = { ...doc.ui, groups: groupsRef.current };
+      return doc;
+    },
+    [rf, groupsRef],
   );
 
   const apply = useCallback(
@@ -71,9 +79,10 @@ export function useGraphState(
       edgesRef.current = flow.edges;
       setNodes(flow.nodes);
       setEdges(flow.edges);
+      setGroups(readGroups(doc.ui?.groups));
       return flow;
     },
-    [setNodes, setEdges],
+    [setNodes, setEdges, setGroups],
   );
 
   const setInput = useCallback(
@@ -166,6 +175,7 @@ export function useGraphState(
   );
 
   return {
+    groups,
     setNodeUi,
     removeNode,
     presetsRef,

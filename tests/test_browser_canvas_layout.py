@@ -22,6 +22,7 @@ from tests.browser_support import (  # noqa: F401 - fixtures
     shared_canvas_fixture,
     shared_live_url_fixture,
     shared_models_dir_fixture,
+    type_into,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -205,4 +206,51 @@ async def test_groups_frame_move_rename_recolour_and_delete_keeping_nodes(canvas
     await page.keyboard.press("Control+z")  # undo brings the group back
     await canvas.wait_app("app.workflow().ui.groups?.length === 2")
     await head.filter(has_text="Prompts").wait_for()
+    assert canvas.unexpected_errors() == []
+
+
+async def test_ab_compare_of_two_history_images(canvas: Canvas) -> None:
+    page = canvas.page
+    await type_into(canvas, canvas.node("sample").locator('input[name="steps"]'), "1")
+    await type_into(canvas, page.locator(".toolbar .batch"), "2")
+    await page.click("button:has-text('Run')")
+    images = page.locator(".gallery .job.j-ok img")
+    await canvas.wait_app(
+        "document.querySelectorAll('.gallery .job.j-ok img').length === 2", timeout=60_000
+    )
+    urls = [await images.nth(i).get_attribute("src") for i in range(2)]
+    await images.first.click()
+    await page.get_by_role("button", name="Compare A/B…").click()
+    dialog = page.get_by_role("dialog", name="Compare images A and B")
+    a, b = dialog.locator("img.compare-a"), dialog.locator("img.compare-b")
+    assert [await a.get_attribute("src"), await b.get_attribute("src")] == urls
+    # The split slider has the focus: the keyboard moves it (B covers all at Home).
+    slider = dialog.get_by_role("slider")
+    assert await slider.evaluate("el => el === document.activeElement")
+    await page.keyboard.press("Home")
+    assert "inset(0px 0px 0px 0%)" in await b.evaluate("el => getComputedStyle(el).clipPath")
+    await page.keyboard.press("ArrowRight")
+    assert await slider.input_value() == "1"
+    # T toggles between A whole and B whole.
+    await page.keyboard.press("t")
+    assert await slider.input_value() == "100"
+    await page.keyboard.press("t")
+    assert await slider.input_value() == "0"
+    # Picking other images: A and B from the history (here swapped), by keyboard.
+    await dialog.get_by_label("Image A").focus()
+    await page.keyboard.press("ArrowDown")
+    await dialog.get_by_label("Image B").focus()
+    await page.keyboard.press("ArrowUp")
+    assert [await a.get_attribute("src"), await b.get_attribute("src")] == urls[::-1]
+    # The mouse drags the split across the image.
+    box = await dialog.locator(".compare-stage").bounding_box()
+    assert box
+    y = box["y"] + box["height"] / 2
+    await page.mouse.move(box["x"] + box["width"] * 0.8, y)
+    await page.mouse.down()
+    await page.mouse.move(box["x"] + box["width"] * 0.25, y, steps=4)
+    await page.mouse.up()
+    assert abs(int(await slider.input_value()) - 25) <= 2
+    await page.keyboard.press("Escape")
+    await dialog.wait_for(state="detached")
     assert canvas.unexpected_errors() == []

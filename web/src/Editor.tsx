@@ -26,7 +26,8 @@ import { useDocumentState, useTitle } from "./useDocument";
 import { useGraphState } from "./useGraphState";
 import { useIssues } from "./useIssues";
 import { useJobEvents } from "./useJobEvents";
-import { useLightbox } from "./useLightbox";
+import { useLightbox, type ShownImage } from "./useLightbox";
+import { Compare } from "./Compare";
 import { useNativeSizes, usePresets } from "./usePresets";
 import { useRunControl } from "./useRunControl";
 import { useShortcuts } from "./useShortcuts";
@@ -147,6 +148,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const { onDragOver, onDrop } = useCanvasDrop(addNode, openFile);
   const grouping = useGroupEditing(graph, undo.commitNow);
   const [lightbox, setLightbox] = useLightbox();
+  const [compare, setCompare] = useState<{ list: ShownImage[]; a: number } | null>(null);
   const closeLightbox = useCallback(() => setLightbox(null), [setLightbox]);
 
   useTestHook({
@@ -295,12 +297,21 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 : undefined
             }
             onClose={closeLightbox}
+            onCompare={
+              lightbox.list && lightbox.list.length > 1
+                ? () => {
+                    setCompare({ list: lightbox.list!, a: lightbox.index ?? 0 });
+                    setLightbox(null);
+                  }
+                : undefined
+            }
             onLoad={(job) => {
               loadWorkflow(checkWorkflowShape(job.workflow), `job ${job.id.slice(0, 8)}`);
               setLightbox(null);
             }}
           />
         )}
+        {compare && <Compare {...compare} onClose={() => setCompare(null)} />}
       </div>
     </Ctx.Provider>
   );

@@ -24,6 +24,7 @@ from tests.browser_support import (  # noqa: F401 - fixtures
     shared_models_dir_fixture,
     type_into,
 )
+from tests.test_model_native_size import SD1, SDXL, write
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 EDGE = "checkpoint.vae->decode.vae"
@@ -253,4 +254,34 @@ async def test_ab_compare_of_two_history_images(canvas: Canvas) -> None:
     assert abs(int(await slider.input_value()) - 25) <= 2
     await page.keyboard.press("Escape")
     await dialog.wait_for(state="detached")
+    assert canvas.unexpected_errors() == []
+
+
+@pytest.fixture(name="user_checkpoints")
+def user_checkpoints_fixture(models_dir: Path) -> list[str]:
+    """Header-only SD 1.x and SDXL files in the server's models folder (before the page
+    loads, so its checkpoint list has them)."""
+    write(models_dir / "checkpoints" / "mine-sd15.safetensors", SD1)
+    write(models_dir / "checkpoints" / "mine-xl.safetensors", SDXL)
+    return ["mine-sd15.safetensors", "mine-xl.safetensors"]
+
+
+async def test_new_latents_take_the_selected_checkpoints_native_size(
+    user_checkpoints: list[str], canvas: Canvas
+) -> None:
+    page = canvas.page
+    name = canvas.node("checkpoint").locator('select[name="name"]')
+    expected = {"mine-xl.safetensors": 1024, "mine-sd15.safetensors": 512}
+    expected["builtin/shapes-demo"] = 64
+    for i, (checkpoint, size) in enumerate(expected.items()):
+        await name.select_option(checkpoint)
+        await page.click(".palette-search")
+        await page.keyboard.press("Control+a")
+        await page.keyboard.type("emptylatent")
+        await page.keyboard.press("Enter")
+        new = f"emptylatent{i + 1}" if i else "emptylatent"
+        await canvas.wait_app("arg in app.workflow().nodes", new)
+        for field in ("width", "height"):
+            widget = canvas.node(new).locator(f'input[name="{field}"]')
+            assert await widget.input_value() == str(size), (checkpoint, field)
     assert canvas.unexpected_errors() == []

@@ -2,7 +2,7 @@
 // link's edge id; the engine never sees them). Every link is drawn by this edge component:
 // through its points when it has some, as React Flow's usual curve otherwise.
 // Alt+click or double-click on a link adds a point there; drag a point to move it;
-// double-click (or Alt+click) a point to remove it.
+// double-click, Alt+click or Delete (when focused) removes a point.
 import { BaseEdge, EdgeLabelRenderer, getBezierPath, useReactFlow, type Edge, type EdgeProps } from "@xyflow/react";
 import { createContext, memo, useCallback, useContext, type Dispatch, type SetStateAction } from "react";
 import { insertPoint, pathThrough, type Point, type RerouteData } from "./reroutes";
@@ -81,8 +81,15 @@ function RerouteEdgeImpl(props: EdgeProps<Edge<RerouteData>>) {
               className="reroute nodrag nopan"
               role="button"
               aria-label={`Reroute point ${i + 1} of link ${id}`}
-              title="Drag to move; double-click or Alt+click to remove"
+              title="Drag to move; double-click, Alt+click or Delete to remove"
               data-edge={id}
+              tabIndex={0}
+              onKeyDown={(e) => {
+                if (e.key !== "Delete" && e.key !== "Backspace") return;
+                e.stopPropagation();
+                e.preventDefault();
+                setPoints((pts) => pts.filter((_, j) => j !== i));
+              }}
               style={{ transform: `translate(-50%, -50%) translate(${p.x}px, ${p.y}px)`, borderColor: style?.stroke }}
               onPointerDown={drag(i)}
               onDoubleClick={(e) => {

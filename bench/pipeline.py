@@ -1,8 +1,9 @@
 """Workflow (through graph.Engine) vs diffusers' StableDiffusionPipeline: same model, size,
 steps, sampler (euler), cfg, prompt and negative prompt.
 
-    python bench/pipeline.py [--full | --only-full] [--sdxl] [--steps 10] [--repeat 3] [--threads N]
-                             [--device cpu|cuda] [--dtype fp32,bf16] [--engine-only]
+    python bench/pipeline.py [--full | --only-full] [--sdxl | --only-sdxl] [--steps 10]
+                             [--repeat 3] [--threads N] [--device cpu|cuda]
+                             [--dtype fp32,bf16] [--engine-only]
                              [--json OUT]
 
 Two measurements per side, each in a fresh process (so neither side inherits the other's
@@ -50,53 +51,17 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as run.py and server.py
 
+from bench.random_checkpoints import (  # noqa: E402  (bench/gpu.py finds them here too)
+    build_full_checkpoint,
+    build_sdxl_checkpoint,
+)
+
 OUT = ROOT / "bench" / "out"
 FULL_NAME = "sd15-random-fp16.safetensors"
 SDXL_NAME = "sdxl-base-random-bf16.safetensors"
 PROMPT = "a red circle on a blue background"
 NEGATIVE = "blurry, low quality"
 CFG = 7.5
-
-
-def build_full_checkpoint(path: Path) -> Path:
-    """A full-size SD-1.5-architecture model with seeded random weights, saved as an fp16
-    single-file LDM checkpoint (about 2 GB, built once)."""
-    import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from nodes.sd.ldm_export import save_single_file
-
-    cfg = ROOT / "nodes" / "sd" / "configs" / "sd15"
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(cfg / "unet"))
-    vae = AutoencoderKL.from_config(AutoencoderKL.load_config(cfg / "vae"))
-    text = CLIPTextModel(CLIPTextConfig.from_pretrained(cfg / "text_encoder"))
-    sched = PNDMScheduler.from_config(PNDMScheduler.load_config(cfg / "scheduler"))
-    return save_single_file(path, unet, vae, text, sched, dtype=torch.float16)
-
-
-def build_sdxl_checkpoint(path: Path) -> Path:
-    """A full-size SDXL base with seeded random weights as a bf16 SGM single file (built
-    and written in bf16: no fp32 copy of 3.5 billion weights on a shared machine)."""
-    import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    from nodes.sd.sdxl_arch import shipped_sdxl
-    from nodes.sd.sgm_export import save_sgm_file
-
-    arch = shipped_sdxl("sdxl-base")
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.bfloat16)  # 7 GB of weights instead of 14
-    try:
-        unet = UNet2DConditionModel.from_config(arch.unet)
-        vae = AutoencoderKL.from_config(arch.vae)
-        te1 = CLIPTextModel(CLIPTextConfig(**arch.text_encoder))
-        te2 = CLIPTextModelWithProjection(CLIPTextConfig(**arch.text_encoder_2))
-    finally:
-        torch.set_default_dtype(torch.float32)
-    return save_sgm_file(path, unet, vae, te1, te2, dtype=torch.bfloat16)
 
 
 # -- workers (run in their own process) -------------------------------------------------
@@ -387,6 +352,7 @@ def main() -> None:
         "--dtype", default="fp32", help="comma-separated: fp32, bf16, fp16 (one row each)"
     )
     p.add_argument("--sdxl", action="store_true", help="also a full-size SDXL base (random)")
+    p.add_argument("--only-sdxl", action="store_true", help="only the SDXL base")
     p.add_argument("--sdxl-size", type=int, default=256)
     p.add_argument("--engine-only", action="store_true", help="skip the diffusers pipeline")
     p.add_argument("--json", type=Path, help="write the result rows here")
@@ -402,7 +368,7 @@ def main() -> None:
         return
     OUT.mkdir(parents=True, exist_ok=True)
     models_list: list[tuple[str, str, int, Path | None]] = []
-    if not args.only_full:
+    if not (args.only_full or args.only_sdxl):
         models_list.append(("tiny", "builtin/tiny-random", args.tiny_size, None))
     if args.full or args.only_full:
         models = OUT / "models"
@@ -411,7 +377,7 @@ def main() -> None:
             print(f"building {path} (once) ...", flush=True)
             build_full_checkpoint(path)
         models_list.append(("sd15-random", FULL_NAME, args.full_size, models))
-    if args.sdxl:
+    if args.sdxl or args.only_sdxl:
         sdxl_models = OUT / "models"
         sdxl_path = sdxl_models / "checkpoints" / SDXL_NAME
         if not sdxl_path.is_file():

@@ -100,29 +100,41 @@ ARCHS = {
         {**SCHED, "prediction_type": "v_prediction"},
     ),
 }
-for name, (u, v, t, sched_cls, s) in ARCHS.items():
-    d = ROOT / name
-    shutil.rmtree(d, ignore_errors=True)
-    with torch.device("meta"):
-        unet = UNet2DConditionModel.from_config(u)
-        vae = AutoencoderKL.from_config(v)
-    unet.save_config(d / "unet")
-    vae.save_config(d / "vae")
-    tc = CLIPTextConfig(**t)
-    tc.architectures = ["CLIPTextModel"]
-    tc.save_pretrained(d / "text_encoder")
-    sched_cls.from_config(s).save_config(d / "scheduler")
-    idx = {
-        "_class_name": "StableDiffusionPipeline",
-        "_diffusers_version": "0.42.1",
-        "feature_extractor": [None, None],
-        "requires_safety_checker": False,
-        "safety_checker": [None, None],
-        "scheduler": ["diffusers", sched_cls.__name__],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    }
-    (d / "model_index.json").write_text(json.dumps(idx, indent=2, sort_keys=True) + "\n")
-    print(name, sum(p.numel() for p in unet.parameters()), sum(p.numel() for p in vae.parameters()))
+
+
+def main() -> None:
+    """Write every SD 1.x/2.x configs-only folder."""
+    for name, (u, v, t, sched_cls, s) in ARCHS.items():
+        d = ROOT / name
+        shutil.rmtree(d, ignore_errors=True)
+        with torch.device("meta"):
+            unet = UNet2DConditionModel.from_config(u)
+            vae = AutoencoderKL.from_config(v)
+        unet.save_config(d / "unet")
+        vae.save_config(d / "vae")
+        tc = CLIPTextConfig(**t)
+        tc.architectures = ["CLIPTextModel"]
+        tc.save_pretrained(d / "text_encoder")
+        sched_cls.from_config(s).save_config(d / "scheduler")
+        idx = {
+            "_class_name": "StableDiffusionPipeline",
+            "_diffusers_version": "0.42.1",
+            "feature_extractor": [None, None],
+            "requires_safety_checker": False,
+            "safety_checker": [None, None],
+            "scheduler": ["diffusers", sched_cls.__name__],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        }
+        (d / "model_index.json").write_text(json.dumps(idx, indent=2, sort_keys=True) + "\n")
+        print(
+            name,
+            sum(p.numel() for p in unet.parameters()),
+            sum(p.numel() for p in vae.parameters()),
+        )
+
+
+if __name__ == "__main__":
+    main()

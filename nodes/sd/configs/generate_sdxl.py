@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+from generate import CLIP_L
+from generate import VAE as SD_VAE
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 ROOT = Path("nodes/sd/configs")
@@ -72,38 +74,8 @@ REFINER_UNET = {
     "transformer_layers_per_block": 4,
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
 }
-VAE = dict(
-    act_fn="silu",
-    block_out_channels=[128, 256, 512, 512],
-    down_block_types=["DownEncoderBlock2D"] * 4,
-    force_upcast=True,
-    in_channels=3,
-    latent_channels=4,
-    layers_per_block=2,
-    norm_num_groups=32,
-    out_channels=3,
-    sample_size=1024,
-    scaling_factor=0.13025,
-    up_block_types=["UpDecoderBlock2D"] * 4,
-)
-CLIP_L = dict(
-    vocab_size=49408,
-    hidden_size=768,
-    intermediate_size=3072,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    max_position_embeddings=77,
-    hidden_act="quick_gelu",
-    layer_norm_eps=1e-5,
-    projection_dim=768,
-    bos_token_id=0,
-    eos_token_id=2,
-    pad_token_id=1,
-    attention_dropout=0.0,
-    dropout=0.0,
-    initializer_factor=1.0,
-    initializer_range=0.02,
-)
+# the SD VAE and CLIP-L of generate.py (same directory: run as a script)
+VAE = {**SD_VAE, "force_upcast": True, "sample_size": 1024, "scaling_factor": 0.13025}
 OPENCLIP_BIGG = {
     **CLIP_L,
     "hidden_size": 1280,
@@ -150,39 +122,45 @@ def write(name: str, unet: dict, encoders: dict[str, tuple[type, dict]], index: 
     print(name, counts)
 
 
-write(
-    "sdxl-base",
-    BASE_UNET,
-    {
-        "text_encoder": (CLIPTextModel, CLIP_L),
-        "text_encoder_2": (CLIPTextModelWithProjection, OPENCLIP_BIGG),
-    },
-    {
-        "_class_name": "StableDiffusionXLPipeline",
-        "force_zeros_for_empty_prompt": True,
-        "scheduler": ["diffusers", "EulerDiscreteScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "tokenizer_2": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    },
-)
-write(
-    "sdxl-refiner",
-    REFINER_UNET,
-    {"text_encoder_2": (CLIPTextModelWithProjection, OPENCLIP_BIGG)},
-    {
-        "_class_name": "StableDiffusionXLImg2ImgPipeline",
-        "force_zeros_for_empty_prompt": False,
-        "requires_aesthetics_score": True,
-        "scheduler": ["diffusers", "EulerDiscreteScheduler"],
-        "text_encoder": [None, None],
-        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
-        "tokenizer": [None, None],
-        "tokenizer_2": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    },
-)
+def main() -> None:
+    """Write the SDXL base and refiner configs-only folders."""
+    write(
+        "sdxl-base",
+        BASE_UNET,
+        {
+            "text_encoder": (CLIPTextModel, CLIP_L),
+            "text_encoder_2": (CLIPTextModelWithProjection, OPENCLIP_BIGG),
+        },
+        {
+            "_class_name": "StableDiffusionXLPipeline",
+            "force_zeros_for_empty_prompt": True,
+            "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "tokenizer_2": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        },
+    )
+    write(
+        "sdxl-refiner",
+        REFINER_UNET,
+        {"text_encoder_2": (CLIPTextModelWithProjection, OPENCLIP_BIGG)},
+        {
+            "_class_name": "StableDiffusionXLImg2ImgPipeline",
+            "force_zeros_for_empty_prompt": False,
+            "requires_aesthetics_score": True,
+            "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+            "text_encoder": [None, None],
+            "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+            "tokenizer": [None, None],
+            "tokenizer_2": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

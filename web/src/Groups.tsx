@@ -4,7 +4,7 @@
 // the selected nodes.
 import { useReactFlow, ViewportPortal } from "@xyflow/react";
 import { useEffect, useRef, useState, type Dispatch, type SetStateAction } from "react";
-import { NODE_COLOURS } from "./NodeMenu";
+import { ColourSwatches, useEscape } from "./menuParts";
 import { nodesIn, type Group } from "./groups";
 import type { FlowNode } from "./workflow";
 import "./canvas-layout.css";
@@ -125,11 +125,7 @@ export function GroupMenu({ x, y, group, onChange, onDelete, onClose }: MenuProp
   const [title, setTitle] = useState(group.title);
   const first = useRef<HTMLButtonElement>(null);
   useEffect(() => first.current?.focus(), []);
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => e.key === "Escape" && onClose();
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [onClose]);
+  useEscape(onClose);
   const act = (f: () => void) => () => {
     f();
     onClose();
@@ -156,20 +152,7 @@ export function GroupMenu({ x, y, group, onChange, onDelete, onClose }: MenuProp
             Rename…
           </button>
         )}
-        <div className="node-menu-colours" role="group" aria-label="Group colour">
-          {NODE_COLOURS.map((c) => (
-            <button
-              key={c}
-              className="swatch"
-              aria-label={`colour ${c}`}
-              style={{ background: c }}
-              onClick={act(() => onChange({ color: c }))}
-            />
-          ))}
-          <button className="swatch none" aria-label="no colour" onClick={act(() => onChange({ color: undefined }))}>
-            ∅
-          </button>
-        </div>
+        <ColourSwatches label="Group colour" onPick={(color) => act(() => onChange({ color }))()} />
         <button role="menuitem" onClick={act(onDelete)}>
           Delete group (keep nodes)
         </button>

@@ -1,9 +1,8 @@
 // The right-click menu of a node: rename, collapse, header colour, delete. What it changes is
 // layout only (stored under the workflow's `ui.nodes`), so runs are unaffected.
 import { useEffect, useRef, useState } from "react";
+import { ColourSwatches, useEscape } from "./menuParts";
 import type { NodeUi } from "./workflow";
-
-export const NODE_COLOURS = ["#7f1d1d", "#78350f", "#14532d", "#1e3a8a", "#581c87", "#374151"];
 
 type Props = {
   x: number;
@@ -23,11 +22,7 @@ export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, o
   const [title, setTitle] = useState(ui.title ?? defaultTitle);
   const first = useRef<HTMLButtonElement>(null);
   useEffect(() => first.current?.focus(), []);
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => e.key === "Escape" && onClose();
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [onClose]);
+  useEscape(onClose);
   const left = Math.min(x, window.innerWidth - 210);
   const top = Math.min(y, window.innerHeight - 230);
   return (
@@ -66,30 +61,13 @@ export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, o
         >
           {ui.collapsed ? "Expand" : "Collapse"}
         </button>
-        <div className="node-menu-colours" role="group" aria-label="Header colour">
-          {NODE_COLOURS.map((c) => (
-            <button
-              key={c}
-              className="swatch"
-              aria-label={`colour ${c}`}
-              style={{ background: c }}
-              onClick={() => {
-                onChange({ color: c });
-                onClose();
-              }}
-            />
-          ))}
-          <button
-            className="swatch none"
-            aria-label="no colour"
-            onClick={() => {
-              onChange({ color: undefined });
-              onClose();
-            }}
-          >
-            ∅
-          </button>
-        </div>
+        <ColourSwatches
+          label="Header colour"
+          onPick={(color) => {
+            onChange({ color });
+            onClose();
+          }}
+        />
         {onGroup && (
           <button
             role="menuitem"

@@ -122,6 +122,7 @@ async def test_reroute_points_bend_links_and_stay_layout_only(
     px, py = centre(await points.first.bounding_box())
     assert abs(px - spot["x"]) < 3 and abs(py - spot["y"]) < 3
     assert await link_passes(canvas, EDGE, px, py)
+    await canvas.shot("reroute-point")
     # A double-click elsewhere on the link adds a second; a double-click on a point removes it.
     spots = await free_spots_on_link(canvas, EDGE)
     await page.mouse.dblclick(spots[-1]["x"], spots[-1]["y"])
@@ -252,6 +253,7 @@ async def test_ab_compare_of_two_history_images(canvas: Canvas) -> None:
     await page.mouse.move(box["x"] + box["width"] * 0.25, y, steps=4)
     await page.mouse.up()
     assert abs(int(await slider.input_value()) - 25) <= 2
+    await canvas.shot("ab-compare")
     await page.keyboard.press("Escape")
     await dialog.wait_for(state="detached")
     assert canvas.unexpected_errors() == []

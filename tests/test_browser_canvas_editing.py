@@ -90,6 +90,10 @@ async def test_batch_runs_fill_a_named_queue_that_can_be_cleared(canvas: Canvas)
     await page.click("button:has-text('Run')")
     items = page.locator(".queue-item")
     await canvas.wait_app("document.querySelectorAll('.queue-item').length === 3")
+    await page.wait_for_function(  # each named as it is drawn (a frame later under load)
+        "() => [...document.querySelectorAll('.queue-item .queue-name')]"
+        ".filter(e => e.textContent.includes('txt2img')).length === 3"
+    )
     assert await items.locator(".queue-name", has_text="txt2img").count() == 3
     jobs = await canvas.app("app.activeJobs()")
     seeds = set()

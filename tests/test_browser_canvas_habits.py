@@ -182,7 +182,11 @@ async def test_seeds_are_exact_and_results_show_the_seed_used(canvas: Canvas) ->
     await canvas.wait_app(
         "String(app.workflow().nodes.sample.inputs.seed) === arg", str(BIG_SEED - 1)
     )
-    assert await seed.input_value() == str(BIG_SEED - 1)
+    await page.wait_for_function(  # the widget is drawn a frame after the graph changes
+        'v => document.querySelector(\'.react-flow__node[data-id="sample"] input[name="seed"]\')'
+        ".value === v",
+        arg=str(BIG_SEED - 1),
+    )
     async with page.expect_download() as info:
         await page.click("button:has-text('Save')")
     text = Path(await (await info.value).path()).read_text()

@@ -23,8 +23,13 @@ python_deps() {
 
 web_build() {
   command -v npm >/dev/null || { echo "npm is required to build the canvas (web/)" >&2; exit 1; }
-  if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  # reinstall when the lockfile's content changed (not its mtime: a fresh clone or worktree
+  # has a newer lockfile than an install it may share)
+  local lock_sum stamp=web/node_modules/.installed-lock.sha256
+  lock_sum="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+  if [ ! -d web/node_modules ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
     (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > "$stamp"
   fi
   web_bundle dist build
 }

@@ -9,7 +9,8 @@ folder and prints:
 - cached jobs: the workflow (on ``builtin/tiny-random`` at 64x64, so the first run is
   short) runs once to fill the cache, then every client (its own websocket) submits it
   again and again: latency from the POST to its ``run_finished`` on the websocket, p50
-  and p95, and jobs per second over the whole batch, for each ``--clients`` count.
+  and p95, jobs per second over the whole batch, and the CPU time per job of the
+  server process (all threads) and of this client, for each ``--clients`` count.
 """
 
 from __future__ import annotations
@@ -97,12 +98,26 @@ async def client_jobs(base: str, workflow: dict, n: int, latencies: list[float])
             latencies.append(time.perf_counter() - t)
 
 
-async def cached_jobs(base: str, workflow: dict, clients: int, jobs: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, all threads (Linux /proc; else None)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cached_jobs(
+    base: str, workflow: dict, clients: int, jobs: int, server_pid: int
+) -> dict[str, float]:
     latencies: list[float] = []
     per = max(1, jobs // clients)
+    cpu0, own0 = cpu_seconds(server_pid), time.process_time()
     t = time.perf_counter()
     await asyncio.gather(*(client_jobs(base, workflow, per, latencies) for _ in range(clients)))
     wall = time.perf_counter() - t
+    cpu1, own = cpu_seconds(server_pid), time.process_time() - own0
+    server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     q = statistics.quantiles(latencies, n=20)
     return {
         "clients": clients,
@@ -110,6 +125,9 @@ async def cached_jobs(base: str, workflow: dict, clients: int, jobs: int) -> dic
         "p50_ms": 1000 * statistics.median(latencies),
         "p95_ms": 1000 * q[18],
         "jobs_per_s": len(latencies) / wall,
+        # CPU per job: less at the mercy of other load on the machine than latency
+        "server_cpu_ms": float("nan") if server_cpu is None else 1000 * server_cpu / len(latencies),
+        "client_cpu_ms": 1000 * own / len(latencies),
     }
 
 
@@ -131,18 +149,18 @@ async def run(args: argparse.Namespace) -> None:
             )
             workflow = cached_workflow(args.workflow)
             await client_jobs(base, workflow, 1, [])  # fills the cache
-            rows = [await cached_jobs(base, workflow, c, args.jobs) for c in args.clients]
+            rows = [await cached_jobs(base, workflow, c, args.jobs, proc.pid) for c in args.clients]
         finally:
             proc.terminate()
             proc.wait(30)
             log.close()
     print()
-    print("| clients | jobs | p50 | p95 | jobs/s |")
-    print("|---|---|---|---|---|")
+    print("| clients | jobs | p50 | p95 | jobs/s | server CPU/job | client CPU/job |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['clients']} | {r['jobs']} | {r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms "
-            f"| {r['jobs_per_s']:.0f} |"
+            f"| {r['jobs_per_s']:.0f} | {r['server_cpu_ms']:.1f} ms | {r['client_cpu_ms']:.1f} ms |"
         )
     print(f"load average: {os.getloadavg()}")
 

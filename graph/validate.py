@@ -38,6 +38,8 @@ class Problem:
     field: str | None
     code: str
     message: str
+    # machine-readable facts a client can act on (model_missing: the model's family)
+    detail: dict[str, Any] | None = None
 
     def __str__(self) -> str:
         where = ".".join(p for p in (self.node_id, self.field) if p) or "workflow"
@@ -49,6 +51,7 @@ class Problem:
             "field": self.field,
             "code": self.code,
             "message": self.message,
+            **({"detail": self.detail} if self.detail else {}),
         }
 
 

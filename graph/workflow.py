@@ -46,6 +46,10 @@ class ModelRef(BaseModel):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     size: int | None = Field(default=None, ge=0)
     autov2: str | None = Field(default=None, pattern=r"^[0-9a-f]{10}$")
+    family: str | None = None  # sd1, sdxl, lora-sdxl, ...: what a replacement must be
+    # A1111's "Lora hashes": kohya's sha256 of a .safetensors file's tensor data (after the
+    # header), short; for other files the sha256 of the whole file
+    addnet: str | None = Field(default=None, pattern=r"^[0-9a-f]{8,64}$")
 
 
 class Workflow(BaseModel):

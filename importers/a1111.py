@@ -2,8 +2,10 @@
 
 Layout: the prompt, an optional ``Negative prompt: ...`` (both may span lines), then one
 line ``Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1,
-Size: 512x512, Model hash: <10 hex>, Model: name, ...``. Settings we cannot reproduce (hires
-fix, clip skip, LoRA, embeddings, unknown samplers) refuse the import, naming each one.
+Size: 512x512, Model hash: <10 hex>, Model: name, ...``. LoRA tags, clip skip and the hires
+fix become nodes, embeddings of ``TI hashes`` our ``embedding:NAME`` (`a1111_extras`);
+settings we cannot reproduce (image-space upscalers, hypernetworks, unknown samplers) refuse
+the import, naming each one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,16 @@ import re
 from typing import Any
 
 from graph.validate import Problem
+from importers.a1111_extras import (
+    HIRES_HANDLED,
+    add_loras,
+    embedding_refs,
+    hires_pass,
+    lora_hashes,
+    name_embeddings,
+    parse_extras,
+    ti_hashes,
+)
 from importers.errors import ImportRefused
 
 # A1111's own pattern for the settings line (modules/infotext_utils.py)
@@ -55,9 +67,10 @@ IGNORED = {
     "Denoising strength",
     "Clip skip",
     "Module 1",
+    "Lora hashes",
+    "TI hashes",
+    *HIRES_HANDLED,
 }
-HIRES_PREFIX = "Hires"
-LORA_TAG = re.compile(r"<(lora|lyco|hypernet):([^:>]+)(?::[^>]*)?>")
 
 
 def looks_like_parameters(text: str) -> bool:
@@ -117,17 +130,14 @@ def convert_parameters(text: str) -> tuple[dict[str, Any], list[str]]:
     schedule = SCHEDULES.get(schedule_text or "Automatic")
     if schedule is None:
         refuse("Schedule type", f"{schedule_text!r} has no equivalent")
-    if any(k.startswith(HIRES_PREFIX) for k in s):
-        refuse("Hires upscale", "hires fix (latent upscale and a second pass) has no equivalent")
-    clip_skip = s.get("Clip skip", "1")
-    if clip_skip.strip() not in ("1", "0"):
-        refuse("Clip skip", f"clip skip {clip_skip} has no equivalent")
-    loras = sorted({m.group(2) for m in LORA_TAG.finditer(prompt + "\n" + negative)})
-    if loras or "Lora hashes" in s:
-        names = ", ".join(loras) or s["Lora hashes"]
-        refuse("Lora hashes", f"LoRA ({names}) has no equivalent")
-    if "TI hashes" in s:
-        refuse("TI hashes", f"textual-inversion embeddings ({s['TI hashes']}) have no equivalent")
+    extras = parse_extras(prompt, negative)
+    prompt, negative = extras.prompt, extras.negative
+    clip_skip = s.get("Clip skip", "1").strip()
+    if not re.fullmatch(r"\d{1,2}", clip_skip) or int(clip_skip) > 24:
+        refuse("Clip skip", f"clip skip {clip_skip} is not a layer count (1..24)")
+        clip_skip = "1"
+    embeddings = ti_hashes(s.get("TI hashes"))
+    prompt, negative = name_embeddings(prompt, embeddings), name_embeddings(negative, embeddings)
     steps = _number(s, "Steps", int, problems)
     cfg = _number(s, "CFG scale", float, problems)
     seed = _number(s, "Seed", int, problems)
@@ -135,16 +145,13 @@ def convert_parameters(text: str) -> tuple[dict[str, Any], list[str]]:
     if size is None:
         problems.append(Problem(None, "Size", "bad_format", "Size: missing or not WxH"))
     denoise = _number(s, "Denoising strength", float, []) if "Denoising strength" in s else None
-    if problems:
-        raise ImportRefused("A1111", problems)
-    ignored = sorted(k for k in s if k not in IGNORED and not k.startswith(HIRES_PREFIX))
+    ignored = sorted(k for k in s if k not in IGNORED)
     if ignored:
         warnings.append("ignored settings: " + ", ".join(ignored))
     warnings.append("A1111 draws its noise differently; the picture will not match A1111's")
     name, short = s.get("Model"), s.get("Model hash")
     model = name or ""  # the models section's AutoV2 hash finds the file (model_index)
-    assert size is not None
-    width, height = int(size.group(1)), int(size.group(2))
+    width, height = (int(size.group(1)), int(size.group(2))) if size else (0, 0)
     sample_inputs: dict[str, Any] = {
         "model": {"node": "checkpoint", "output": "model"},
         "positive": {"node": "positive", "output": "conditioning"},
@@ -157,9 +164,15 @@ def convert_parameters(text: str) -> tuple[dict[str, Any], list[str]]:
         "schedule": schedule,
         "denoise": 1.0,
     }
-    clip = {"node": "checkpoint", "output": "clip"}
-    nodes: dict[str, Any] = {
-        "checkpoint": {"type": "LoadCheckpoint", "inputs": {"name": model}},
+    nodes: dict[str, Any] = {"checkpoint": {"type": "LoadCheckpoint", "inputs": {"name": model}}}
+    models: dict[str, Any] = {}
+    sample_inputs["model"], clip = add_loras(
+        nodes, models, extras.loras, lora_hashes(s.get("Lora hashes"))
+    )
+    if int(clip_skip) > 1:
+        nodes["clip_skip"] = {"type": "ClipSkip", "inputs": {"clip": clip, "skip": int(clip_skip)}}
+        clip = {"node": "clip_skip", "output": "clip"}
+    nodes |= {
         "positive_tokens": {"type": "Tokenize", "inputs": {"clip": clip, "text": prompt}},
         "positive": {
             "type": "EncodeText",
@@ -187,7 +200,13 @@ def convert_parameters(text: str) -> tuple[dict[str, Any], list[str]]:
             "inputs": {"image": {"node": "decode", "output": "image"}, "filename_prefix": "a1111"},
         },
     }
-    if denoise is not None and denoise < 1.0:
+    hires = hires_pass(s, extras, sample_inputs, (width, height), SAMPLERS, SCHEDULES)
+    if problems or extras.problems:
+        raise ImportRefused("A1111", problems + extras.problems)
+    if hires is not None:  # txt2img + hires fix: Denoising strength is the second pass's
+        nodes |= hires
+        nodes["decode"]["inputs"]["latent"] = {"node": "hires", "output": "latent"}
+    elif denoise is not None and denoise < 1.0:
         # img2img: the source picture is not in the file; the user picks it in LoadImage
         nodes["source"] = {"type": "LoadImage", "inputs": {"file": ""}}
         nodes["latent"] = {
@@ -199,8 +218,10 @@ def convert_parameters(text: str) -> tuple[dict[str, Any], list[str]]:
         }
         sample_inputs["denoise"] = denoise
         warnings.append("img2img: choose the source picture in LoadImage (the file has none)")
-    doc: dict[str, Any] = {"version": 1, "nodes": nodes}
+    models |= embedding_refs(nodes, embeddings)
     if short and re.fullmatch(r"[0-9a-fA-F]{10}", short):
-        ref = {"kind": "checkpoints", "name": model, "autov2": short.lower()}
-        doc["models"] = {"checkpoint.name": ref}
+        models["checkpoint.name"] = {"kind": "checkpoints", "name": model, "autov2": short.lower()}
+    doc: dict[str, Any] = {"version": 1, "nodes": nodes}
+    if models:
+        doc["models"] = models
     return doc, warnings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 from graph.validate import Problem
@@ -10,18 +11,18 @@ from importers.comfy_nodes import (
     CONVERTERS,
     META_KEY,
     NO_EQUIVALENT,
-    PRIMITIVES,
     ComfyNode,
     ComfyRef,
     Context,
     Output,
     is_link,
 )
+from importers.comfy_widgets import PRIMITIVES
 from importers.errors import ImportRefused
 
 # (x, y, width, height) per ComfyUI node id, from the UI format
 Layout = dict[str, tuple[float, float, float, float]]
-SPLIT_STRETCH, SPLIT_OFFSET = 1.6, 360  # room for a second node beside a split one
+SPLIT_STRETCH, SPLIT_OFFSET = 1.6, 360  # room for each further node beside a split one
 
 
 def looks_like_api(data: Any) -> bool:
@@ -140,13 +141,14 @@ def convert_api(
 def _positions(
     ours: dict[str, Any], origin: dict[str, str], layout: Layout
 ) -> dict[str, dict[str, int]]:
-    """Each node at its ComfyUI position. Where one ComfyUI node became two of ours (the
-    Tokenize before EncodeText), the second goes right of the first and the whole layout is
-    stretched sideways to make room, so nothing overlaps and the arrangement stays."""
+    """Each node at its ComfyUI position. Where one ComfyUI node became several of ours (the
+    Tokenize before EncodeText, and a SizeConditioning after it), each goes right of the
+    previous and the whole layout is stretched sideways to make room (1.6x for two, 2.56x for
+    three), so nothing overlaps and the arrangement stays."""
     out: dict[str, dict[str, int]] = {}
     count: dict[str, int] = {}
-    split = len(set(origin.values())) < len(origin)
-    stretch = SPLIT_STRETCH if split else 1.0
+    most = max(Counter(origin.values()).values(), default=1)  # ours per ComfyUI node
+    stretch = SPLIT_STRETCH ** (most - 1)
     for our_id in ours:
         cid = origin[our_id]
         if cid not in layout:

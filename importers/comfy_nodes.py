@@ -3,7 +3,7 @@
 A converter reads one ComfyUI node (API form: literal inputs and ``[source_id, output_index]``
 links) and returns our node(s) plus what each of its outputs becomes. What has no equivalent
 is recorded on the node (``ComfyNode.refuse``), so one import lists every problem at once.
-``WIDGETS`` gives the widget order of the UI format's ``widgets_values`` for the same nodes.
+The UI format's widget order for the same nodes is in ``comfy_widgets``.
 """
 
 from __future__ import annotations
@@ -33,63 +33,6 @@ DIFFUSERS_SCHEDULES = ("normal", "karras", "exponential")
 
 # our settings ComfyUI's nodes lack, kept in a node's _meta by our export
 META_KEY = "sdgraph_inputs"
-
-# UI format: the names behind widgets_values, in order. "control_after_generate" is the
-# frontend's extra entry after a seed widget; "upload" is LoadImage's upload button.
-CONTROL = "control_after_generate"
-WIDGETS: dict[str, list[str]] = {
-    "CheckpointLoaderSimple": ["ckpt_name"],
-    "CLIPTextEncode": ["text"],
-    "CLIPTextEncodeSDXL": [
-        "width",
-        "height",
-        "crop_w",
-        "crop_h",
-        "target_width",
-        "target_height",
-        "text_g",
-        "text_l",
-    ],
-    "CLIPSetLastLayer": ["stop_at_clip_layer"],
-    "LoraLoader": ["lora_name", "strength_model", "strength_clip"],
-    "LoraLoaderModelOnly": ["lora_name", "strength_model"],
-    "VAELoader": ["vae_name"],
-    "EmptyLatentImage": ["width", "height", "batch_size"],
-    "KSampler": ["seed", CONTROL, "steps", "cfg", "sampler_name", "scheduler", "denoise"],
-    "KSamplerAdvanced": [
-        "add_noise",
-        "noise_seed",
-        CONTROL,
-        "steps",
-        "cfg",
-        "sampler_name",
-        "scheduler",
-        "start_at_step",
-        "end_at_step",
-        "return_with_leftover_noise",
-    ],
-    "VAEDecode": [],
-    "VAEEncode": [],
-    "LoadImage": ["image", "upload"],
-    "SaveImage": ["filename_prefix"],
-    "PreviewImage": [],
-    "LatentUpscale": ["upscale_method", "width", "height", "crop"],
-    "LatentUpscaleBy": ["upscale_method", "scale_by"],
-    "ImageScale": ["upscale_method", "width", "height", "crop"],
-    "PrimitiveInt": ["value", CONTROL],
-    "PrimitiveFloat": ["value"],
-    "PrimitiveString": ["value"],
-    "PrimitiveStringMultiline": ["value"],
-    "PrimitiveBoolean": ["value"],
-}
-# API-format nodes that only hold a literal: links to them become that literal
-PRIMITIVES = {
-    "PrimitiveInt",
-    "PrimitiveFloat",
-    "PrimitiveString",
-    "PrimitiveStringMultiline",
-    "PrimitiveBoolean",
-}
 
 
 @dataclass(frozen=True)
@@ -248,6 +191,53 @@ def _text_encode(n: ComfyNode, ctx: Context) -> Converted:
     }, [(n.id, "conditioning")]
 
 
+def _encode_chain(
+    n: ComfyNode, ctx: Context, text: Any, text_2: Any, sizes: dict[str, Any]
+) -> Converted:
+    """Tokenize -> EncodeText -> SizeConditioning, the last keeping the ComfyUI id."""
+    clip = n.link("clip")
+    tokens, encode = ctx.new_id(f"{n.id}_tokens"), ctx.new_id(f"{n.id}_encode")
+    return {
+        tokens: {"type": "Tokenize", "inputs": {"clip": clip, "text": text, "text_2": text_2}},
+        encode: {
+            "type": "EncodeText",
+            "inputs": {"clip": clip, "tokens": {"node": tokens, "output": "tokens"}},
+        },
+        n.id: {
+            "type": "SizeConditioning",
+            "inputs": {"conditioning": {"node": encode, "output": "conditioning"}, **sizes},
+        },
+    }, [(n.id, "conditioning")]
+
+
+def _text_encode_sdxl(n: ComfyNode, ctx: Context) -> Converted:
+    """text_l is CLIP-L's prompt (our text, diffusers' prompt), text_g OpenCLIP bigG's
+    (our text_2, diffusers' prompt_2); the same text twice needs no text_2."""
+    text_l, text_g = n.value("text_l"), n.value("text_g")
+    sizes = {
+        ours: n.value(theirs)
+        for ours, theirs in (
+            ("original_width", "width"),
+            ("original_height", "height"),
+            ("crop_left", "crop_w"),
+            ("crop_top", "crop_h"),
+            ("target_width", "target_width"),
+            ("target_height", "target_height"),
+        )
+    }
+    return _encode_chain(n, ctx, text_l, "" if text_g == text_l else text_g, sizes)
+
+
+def _text_encode_sdxl_refiner(n: ComfyNode, ctx: Context) -> Converted:
+    """The refiner's one encoder (bigG) reads text; width/height are the original size."""
+    sizes = {
+        "aesthetic_score": n.value("ascore"),
+        "original_width": n.value("width"),
+        "original_height": n.value("height"),
+    }
+    return _encode_chain(n, ctx, n.value("text"), "", sizes)
+
+
 def _clip_set_last_layer(n: ComfyNode, ctx: Context) -> Converted:
     """stop_at_clip_layer -1 is the plain CLIP; -n is our ClipSkip(skip=n) (A1111's numbers)."""
     layer, clip = n.value("stop_at_clip_layer"), n.link("clip")
@@ -273,6 +263,15 @@ def _lora_loader(n: ComfyNode, ctx: Context) -> Converted:
     return {n.id: {"type": "LoadLoRA", "inputs": inputs}}, [(n.id, "model"), (n.id, "clip")]
 
 
+def _lora_loader_model_only(n: ComfyNode, ctx: Context) -> Converted:
+    inputs = {
+        "model": n.link("model"),
+        "name": n.value("lora_name"),
+        "strength_model": n.value("strength_model"),
+    }
+    return {n.id: {"type": "LoadLoRAModel", "inputs": inputs}}, [(n.id, "model")]
+
+
 def _vae_loader(n: ComfyNode, ctx: Context) -> Converted:
     return {n.id: {"type": "LoadVAE", "inputs": {"name": n.value("vae_name")}}}, [(n.id, "vae")]
 
@@ -280,6 +279,16 @@ def _vae_loader(n: ComfyNode, ctx: Context) -> Converted:
 def _empty_latent(n: ComfyNode, ctx: Context) -> Converted:
     inputs = {k: n.value(k) for k in ("width", "height", "batch_size")}
     return {n.id: {"type": "EmptyLatent", "inputs": inputs}}, [(n.id, "latent")]
+
+
+def _resize(our_type: str, source: str, target: str, names: tuple[str, ...]) -> Any:
+    """A converter for ComfyUI's resize nodes: the same inputs under the same names."""
+
+    def convert(n: ComfyNode, ctx: Context) -> Converted:
+        inputs = {target: n.link(source), **{k: n.value(k) for k in names}}
+        return {n.id: {"type": our_type, "inputs": inputs}}, [(n.id, target)]
+
+    return convert
 
 
 def _vae_decode(n: ComfyNode, ctx: Context) -> Converted:
@@ -313,7 +322,10 @@ CONVERTERS: dict[str, Callable[[ComfyNode, Context], Converted]] = {
     "CheckpointLoaderSimple": _checkpoint,
     "CLIPTextEncode": _text_encode,
     "CLIPSetLastLayer": _clip_set_last_layer,
+    "CLIPTextEncodeSDXL": _text_encode_sdxl,
+    "CLIPTextEncodeSDXLRefiner": _text_encode_sdxl_refiner,
     "LoraLoader": _lora_loader,
+    "LoraLoaderModelOnly": _lora_loader_model_only,
     "VAELoader": _vae_loader,
     "EmptyLatentImage": _empty_latent,
     "KSampler": _ksampler,
@@ -323,13 +335,16 @@ CONVERTERS: dict[str, Callable[[ComfyNode, Context], Converted]] = {
     "LoadImage": _load_image,
     "SaveImage": _save_image,
     "PreviewImage": _preview_image,
+    "LatentUpscale": _resize(
+        "LatentUpscale", "samples", "latent", ("upscale_method", "width", "height", "crop")
+    ),
+    "LatentUpscaleBy": _resize(
+        "LatentUpscaleBy", "samples", "latent", ("upscale_method", "scale_by")
+    ),
+    "ImageScale": _resize(
+        "ImageScale", "image", "image", ("upscale_method", "width", "height", "crop")
+    ),
 }
 
 # Core nodes we know but cannot map yet: what the user is told.
-NO_EQUIVALENT = {
-    "CLIPTextEncodeSDXL": "SDXL text encoding (two text encoders, size conditioning)",
-    "LoraLoaderModelOnly": "LoRA on the model alone (LoadLoRA takes the CLIP too: use LoraLoader)",
-    "LatentUpscale": "latent upscaling",
-    "LatentUpscaleBy": "latent upscaling",
-    "ImageScale": "image scaling",
-}
+NO_EQUIVALENT: dict[str, str] = {}

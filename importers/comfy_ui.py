@@ -14,7 +14,7 @@ from typing import Any
 
 from graph.validate import Problem
 from importers.comfy_api import Layout
-from importers.comfy_nodes import CONTROL, WIDGETS
+from importers.comfy_widgets import CONTROL, WIDGETS
 from importers.errors import ImportRefused
 
 MUTED, BYPASSED = 2, 4

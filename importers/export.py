@@ -1,8 +1,8 @@
 """Our workflow -> ComfyUI API format, for the node types both engines have.
 
-Node ids are kept (ComfyUI accepts any string id in the API format); a Tokenize node
-that only feeds EncodeText folds into that EncodeText's CLIPTextEncode. Anything else
-without a ComfyUI equivalent refuses the export, naming each node.
+Node ids are kept (ComfyUI accepts any string id in the API format); prompt chains fold
+into ComfyUI's text encoders (`export_text`). Anything else without a ComfyUI equivalent
+refuses the export, naming each node.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from graph.validate import Problem
 from graph.workflow import Workflow, as_link
 from importers.comfy_nodes import META_KEY, SAMPLERS
 from importers.errors import ImportRefused
+from importers.export_text import encode_text, folded_nodes, size_conditioning
 
 # our type -> (ComfyUI class, {our input: ComfyUI input}, [our outputs in ComfyUI's order])
 SIMPLE: dict[str, tuple[str, dict[str, str], list[str]]] = {
@@ -55,8 +56,42 @@ SIMPLE: dict[str, tuple[str, dict[str, str], list[str]]] = {
         },
         ["model", "clip"],
     ),
+    "LoadLoRAModel": (
+        "LoraLoaderModelOnly",
+        {"model": "model", "name": "lora_name", "strength_model": "strength_model"},
+        ["model"],
+    ),
     "LoadVAE": ("VAELoader", {"name": "vae_name"}, ["vae"]),
     "ClipSkip": ("CLIPSetLastLayer", {"clip": "clip"}, ["clip"]),
+    "LatentUpscale": (
+        "LatentUpscale",
+        {
+            "latent": "samples",
+            "upscale_method": "upscale_method",
+            "width": "width",
+            "height": "height",
+            "crop": "crop",
+        },
+        ["latent"],
+    ),
+    "LatentUpscaleBy": (
+        "LatentUpscaleBy",
+        {"latent": "samples", "upscale_method": "upscale_method", "scale_by": "scale_by"},
+        ["latent"],
+    ),
+    "ImageScale": (
+        "ImageScale",
+        {
+            "image": "image",
+            "upscale_method": "upscale_method",
+            "width": "width",
+            "height": "height",
+            "crop": "crop",
+        },
+        ["image"],
+    ),
+    # the class and widgets depend on the values (export_text.size_conditioning)
+    "SizeConditioning": ("CLIPTextEncodeSDXL", {}, ["conditioning"]),
 }
 TO_COMFY_SAMPLER = {ours: comfy for comfy, ours in SAMPLERS.items()}
 
@@ -72,13 +107,7 @@ def export_comfyui_api(workflow: Workflow, defaults: dict[str, dict[str, Any]]) 
             if link:
                 consumers.setdefault(link[0], []).append(nid)
     problems: list[Problem] = []
-    folded = {
-        nid
-        for nid, e in nodes.items()
-        if e.type == "Tokenize"
-        and consumers.get(nid)
-        and all(nodes[c].type == "EncodeText" for c in consumers[nid])
-    }
+    folded = folded_nodes(workflow, consumers)
     out: dict[str, Any] = {}
     for nid, entry in nodes.items():
         if nid in folded:
@@ -104,20 +133,14 @@ def export_comfyui_api(workflow: Workflow, defaults: dict[str, dict[str, Any]]) 
             inputs["upload"] = "image"
         if entry.type == "ClipSkip":  # A1111's skip n = ComfyUI's layer -n
             inputs["stop_at_clip_layer"] = -int(extra.pop("skip"))
+        found: list[tuple[str | None, str]] = []
         if entry.type == "EncodeText":
-            tokens = as_link(entry.inputs.get("tokens"))
-            source = nodes.get(tokens[0]) if tokens else None
-            text = source.inputs.get("text", "") if source else None
-            if source is None or tokens is None or tokens[0] not in folded or as_link(text):
-                problems.append(
-                    Problem(
-                        nid,
-                        "tokens",
-                        "no_equivalent",
-                        "tokens must come from a Tokenize node with a literal text",
-                    )
-                )
-            inputs["text"] = text
+            inputs.update(encode_text(workflow, nid, folded, found))
+        if entry.type == "SizeConditioning":
+            cls, inputs = size_conditioning(workflow, nid, values, folded, found)
+            inputs["clip"] = _value(nodes, inputs.get("clip"))
+            extra = {}
+        problems += [Problem(nid, f, "no_equivalent", m) for f, m in found]
         meta: dict[str, Any] = {"title": nid}
         if extra:
             meta[META_KEY] = extra

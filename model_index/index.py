@@ -62,6 +62,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def addnet_sha256(path: Path) -> str:
+    """kohya's (and A1111's "Lora hashes") hash of a .safetensors file: the sha256 of what
+    follows the header, so editing the metadata keeps it."""
+    digest = hashlib.sha256()
+    with open_regular(path) as f:
+        header = int.from_bytes(f.read(8), "little")
+        f.seek(8 + header)
+        while block := f.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class ModelIndex:
     """Facts about the files of one models folder, remembered in one data folder."""
 
@@ -135,8 +147,32 @@ class ModelIndex:
                     self._busy.pop(str(path), None)
                 busy.set()
 
+    def addnet(self, path: Path) -> str:
+        """A1111's LoRA hash of the file (`addnet_sha256`; the plain sha256 of a file that
+        is not .safetensors), memoized like the sha256."""
+        path = Path(path).resolve()
+        if path.suffix.lower() != ".safetensors":
+            return self.sha256(path)
+        st = path.stat()
+        entry = self._known(path, st)
+        if entry and entry.get("addnet"):
+            return str(entry["addnet"])
+        digest = addnet_sha256(path)
+        if _key(path.stat()) == _key(st):
+            with self._lock:
+                old = self._memo.get(str(path), {})
+                if old.get("key") != _key(st):
+                    old = {"key": _key(st)}
+                self._memo[str(path)] = {**old, "addnet": digest}
+            self._save()
+        return digest
+
     def _digest(self, path: Path) -> str:
         return file_sha256(path)
+
+    def family_of(self, kind: str, path: Path) -> str:
+        """The family of a file under the ``kind`` folder (memoized with its hash)."""
+        return self._family(kind, path, path.stat())
 
     def _family(self, kind: str, path: Path, st: os.stat_result) -> str:
         entry = self._known(path, st)
@@ -245,6 +281,7 @@ class ModelIndex:
         sha256: str | None = None,
         size: int | None = None,
         autov2: str | None = None,
+        addnet: str | None = None,
     ) -> ModelFile | None:
         """A local file with this content (any name, any sub-folder), hashing the
         candidates that are not hashed yet (only same-size ones when the size is known)."""
@@ -255,11 +292,32 @@ class ModelIndex:
             if path is None:
                 continue
             digest = f.sha256 or self.sha256(path)
-            if (sha256 and digest == sha256) or (
-                not sha256 and autov2 and digest.startswith(autov2)
-            ):
+            if self.matches(path, digest, sha256, autov2, addnet):
                 return ModelFile(kind, f.name, f.size, digest, f.family, f.native_size)
         return None
+
+    def find_by_stem(self, kind: str, name: str) -> ModelFile | None:
+        """The one local file whose name without folders and extension is ``name``'s (as
+        A1111 finds a LoRA from its tag), or None when there is none or several."""
+        stem = Path(name).stem if Path(name).suffix.lower() in EXTENSIONS else Path(name).name
+        found = [f for f in self.scan([kind], background=False) if Path(f.name).stem == stem]
+        return found[0] if len(found) == 1 else None
+
+    def matches(
+        self,
+        path: Path,
+        digest: str,
+        sha256: str | None,
+        autov2: str | None = None,
+        addnet: str | None = None,
+    ) -> bool:
+        """Whether the file (whose sha256 is ``digest``) is the one these hashes name; the
+        most exact hash given decides."""
+        if sha256:
+            return digest == sha256
+        if autov2:
+            return digest.startswith(autov2)
+        return bool(addnet) and self.addnet(path).startswith(addnet or "-")
 
 
 _SHARED: dict[tuple[str, str], ModelIndex] = {}

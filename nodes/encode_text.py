@@ -11,7 +11,7 @@ from nodes.sd.embeddings import vectors_in_place
 from nodes.sd.handles import ClipHandle, Conditioning, TokenWindows
 from nodes.sd.lora_patch import applies_patches
 from nodes.sd.prompt_weights import apply_weights
-from nodes.sd.sdxl_text import encode_sdxl
+from nodes.sd.sdxl_text import check_skip, encode_sdxl
 from nodes.types import Clip, Tokens
 from nodes.types import Conditioning as ConditioningType
 
@@ -42,9 +42,7 @@ def skipped_hidden(encoder: Any, ids: torch.Tensor, mask: Any, skip: int) -> tor
     """A1111 CLIP skip ``skip`` (1: the last layer) = diffusers ``clip_skip = skip - 1``."""
     if skip <= 1:
         return encoder(ids, attention_mask=mask)[0]
-    layers = encoder.config.num_hidden_layers
-    if skip > layers:
-        raise ValueError(f"CLIP skip {skip} is more than this text encoder's {layers} layers")
+    check_skip(encoder, skip)
     out = encoder(ids, attention_mask=mask, output_hidden_states=True)
     final_norm = getattr(encoder, "text_model", encoder).final_layer_norm  # transformers 5: flat
     return final_norm(out.hidden_states[-skip])

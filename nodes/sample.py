@@ -54,7 +54,8 @@ class Sample(Node):
 
     convention: ``diffusers`` reproduces diffusers' pipelines; ``comfyui`` reproduces
     ComfyUI's KSampler (its sigma schedules, noise scaling and timesteps; samplers euler,
-    euler_ancestral, dpmpp_2m, ddim), so an imported ComfyUI workflow gives its picture.
+    euler_ancestral, dpmpp_2m, ddim; SDXL with its pooled and size conditioning), so an
+    imported ComfyUI workflow gives its picture.
     The schedules simple, sgm_uniform, ddim_uniform and beta exist only there."""
 
     CATEGORY = "sampling"

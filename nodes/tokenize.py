@@ -40,6 +40,21 @@ class Tokenize(Node):
         ]
 
     @classmethod
+    def models_in_text(cls, values: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """(input, models kind, name) of each embedding the prompts name, so saved files
+        record them by content hash (`model_index.resolve`)."""
+        return [
+            (field, "embeddings", name)
+            for field in ("text", "text_2")
+            for name in embeddings.referenced(str(values.get(field) or ""))
+        ]
+
+    @classmethod
+    def rename_in_text(cls, value: str, old: str, new: str) -> str:
+        """The prompt with embedding ``old`` named ``new`` (a local file of the same content)."""
+        return embeddings.rename(value, old, new)
+
+    @classmethod
     def fingerprint(cls, workspace: Any, inputs: dict[str, Any]) -> str | None:
         """The embedding files the prompts name: replacing one re-tokenizes."""
         text = f"{inputs.get('text', '')} {inputs.get('text_2', '')}"

@@ -25,6 +25,7 @@ from service.scheduler import Policy, model_keys
 from service.security import json_errors, make_guard, safe_headers
 from service.startup import EngineLoad, make_engine_gate
 from service.state import SERVICES, Services
+from service.status_feed import StatusFeed
 from service.store import JobStore
 from service.worker import InProcessWorker, Worker
 from service.workers import build_workers
@@ -158,6 +159,9 @@ async def _start(app: web.Application) -> None:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(svc.hub.broadcast, message)
 
+    # one status message per 50 ms at most, however many jobs change state
+    status = StatusFeed(loop, lambda: svc.queue.snapshot(), svc.hub.broadcast)
+
     # first sight of the model files: hash them in the background
     loop.run_in_executor(None, index_for(workspace).scan)
 
@@ -174,6 +178,7 @@ async def _start(app: web.Application) -> None:
             models_of=lambda workflow: model_keys(workflow, registry),
             policy=Policy(cfg.schedule_lookahead, cfg.schedule_max_wait),
             job_timeout=cfg.job_timeout,
+            status_changed=status.request,
         )
         svc.dispatcher.start()
 

@@ -14,27 +14,34 @@ from dataclasses import replace
 from types import TracebackType
 
 from graph.failure import failure
+from service.timers import Timer, Timers
 from service.worker import JobOutcome
 
 
 class JobDeadline:
     """Calls ``on_expiry`` once if the ``with`` block runs past ``seconds`` (None: never)."""
 
-    def __init__(self, seconds: float | None, on_expiry: Callable[[], None]) -> None:
+    def __init__(
+        self, seconds: float | None, on_expiry: Callable[[], None], timers: Timers | None = None
+    ) -> None:
         self.seconds = seconds
         self.expired = False
         self._on_expiry = on_expiry
-        self._timer: threading.Timer | None = None
+        self._timers = timers  # shared (the dispatcher's); None: a thread of its own
+        self._timer: threading.Timer | Timer | None = None
 
     def _expire(self) -> None:
         self.expired = True
         self._on_expiry()
 
     def __enter__(self) -> JobDeadline:
-        if self.seconds:
-            self._timer = threading.Timer(self.seconds, self._expire)
-            self._timer.daemon = True
-            self._timer.start()
+        if self.seconds and self._timers is not None:
+            self._timer = self._timers.call_later(self.seconds, self._expire)
+        elif self.seconds:
+            timer = threading.Timer(self.seconds, self._expire)
+            timer.daemon = True
+            timer.start()
+            self._timer = timer
         return self
 
     def __exit__(

@@ -13,6 +13,7 @@ that reacts to it by fetching the job sees the final state.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,10 +22,11 @@ from typing import Any
 
 from graph.failure import failure
 from service.deadline import JobDeadline
-from service.messages import with_urls
+from service.job_ends import JobEnds
 from service.node_states import track_node
 from service.scheduler import Idle, Policy, Waiting, assign
-from service.store import Job, JobStore, settle_nodes
+from service.store import Job, JobStore
+from service.timers import Timers
 from service.worker import JobOutcome, JobRequest, Worker, WorkerLost
 
 log = logging.getLogger(__name__)
@@ -45,9 +47,11 @@ class Slot:
     models: list[str] = field(default_factory=list)  # most recently used first
     last_used: float = 0.0
     replacing: str | None = None  # why the dispatcher is killing it under its job
+    inbox: queue.SimpleQueue[Job | None] = field(default_factory=queue.SimpleQueue)
+    thread: threading.Thread | None = None  # runs the jobs put in its inbox, one by one
 
 
-class Dispatcher:
+class Dispatcher(JobEnds):
     def __init__(
         self,
         store: JobStore,
@@ -59,6 +63,7 @@ class Dispatcher:
         policy: Policy | None = None,
         replace_grace: float = 10.0,
         job_timeout: float | None = None,
+        status_changed: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         listed = [workers] if not isinstance(workers, Sequence) else list(workers)
@@ -69,17 +74,19 @@ class Dispatcher:
         self.job_timeout = job_timeout  # seconds a job may run before it is interrupted
         self._notify = notify
         self._notify_all = notify_all
+        self._status_changed = status_changed  # e.g. a coalescing StatusFeed's request
         self._models_of = models_of or (lambda workflow: frozenset())
         self._model_keys: dict[str, frozenset[str]] = {}
         self.policy = policy or Policy()
         self.replace_grace = replace_grace  # seconds an interrupted job has to stop
         self._last_client: str | None = None
         self._lock = threading.Lock()  # the slots' job fields
+        self._assigning = threading.Lock()  # one thread matches jobs to workers at a time
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._beat: threading.Thread | None = None
-        self._running: set[threading.Thread] = set()
+        self._timers = Timers("job-timers")  # deadlines and grace periods
 
     @property
     def worker(self) -> Worker:
@@ -97,6 +104,10 @@ class Dispatcher:
     def start(self) -> None:
         for slot in self.slots:
             slot.worker.start()
+            slot.thread = threading.Thread(
+                target=self._serve, args=(slot,), name=f"job-{slot.worker.name}", daemon=True
+            )
+            slot.thread.start()
         self._thread = threading.Thread(target=self._loop, name="job-dispatcher", daemon=True)
         self._thread.start()
         self._beat = threading.Thread(target=self._heartbeat, name="job-leases", daemon=True)
@@ -110,14 +121,20 @@ class Dispatcher:
         deadline = time.monotonic() + timeout
         if self._thread is not None:
             self._thread.join(timeout)
+        with self._assigning:  # a job being handed over lands in its inbox first
+            pass
         if interrupt:
             with self._lock:
                 busy = [(s.worker, s.job.id) for s in self.slots if s.job is not None]
             for worker, job_id in busy:
                 worker.interrupt(job_id)
-        for thread in list(self._running):
+        runners = [s.thread for s in self.slots if s.thread is not None]
+        for slot in self.slots:
+            slot.inbox.put(None)  # after any job already handed over
+        for thread in runners:
             thread.join(max(0.0, deadline - time.monotonic()))
-        done = not any(t.is_alive() for t in self._running)
+        done = not any(t.is_alive() for t in runners)
+        self._timers.close()
         for slot in self.slots:
             try:
                 slot.worker.close()
@@ -127,6 +144,28 @@ class Dispatcher:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def kick(self) -> None:
+        """Start queued jobs on idle workers now, in the calling thread (it has just
+        queued or finished a job), saving the hand-off to the dispatcher thread; when
+        another thread is assigning, the dispatcher thread looks again after it."""
+        if self._assigning.acquire(blocking=False):
+            try:
+                self._assign()
+            except Exception:
+                log.exception("could not read the queue")
+            finally:
+                self._assigning.release()
+        else:
+            self.wake()
+
+    def submitted(self, job: Job) -> None:
+        """A job was just queued (any thread): tell its client, then start it if a
+        worker is idle. The ``queued`` message goes out before any of the job's own."""
+        self._models(job.id, job.workflow)
+        self._notify(job.client_id, {"type": "queued", "job": job.id})
+        self.broadcast_status()
+        self.kick()
 
     # -- queue operations (event loop) ----------------------------------------
     def cancel(self, job_id: str) -> str | None:
@@ -165,9 +204,7 @@ class Dispatcher:
             if self.replace_worker(job_id, reason):
                 log.warning("job %s ignored its interrupt: replaced %s", job_id, slot.worker.name)
 
-        timer = threading.Timer(self.replace_grace, still_running)
-        timer.daemon = True
-        timer.start()
+        self._timers.call_later(self.replace_grace, still_running)
 
     def replace_worker(self, job_id: str, reason: str) -> bool:
         """Kill the worker running ``job_id`` and start it cold (a job that ignored its
@@ -193,7 +230,10 @@ class Dispatcher:
         }
 
     def broadcast_status(self) -> None:
-        self._notify_all({"type": "status", **self.snapshot()})
+        if self._status_changed is not None:
+            self._status_changed()
+        else:
+            self._notify_all({"type": "status", **self.snapshot()})
 
     def _slot_of(self, job_id: str) -> Slot | None:
         with self._lock:
@@ -202,10 +242,11 @@ class Dispatcher:
     # -- scheduling -------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                self._assign()
-            except Exception:
-                log.exception("could not read the queue")
+            with self._assigning:
+                try:
+                    self._assign()
+                except Exception:
+                    log.exception("could not read the queue")
             self._wake.wait(1.0)
             self._wake.clear()
 
@@ -218,9 +259,9 @@ class Dispatcher:
         queued = self.store.queued(QUEUE_WINDOW)
         if not queued:
             return
-        waiting = [Waiting(j.id, j.client_id, j.seq, j.created, self._models(j)) for j in queued]
+        waiting = [Waiting(*j, self._models(j.id)) for j in queued]
         free = [Idle(s.worker.name, frozenset(s.models), s.last_used) for s in idle]
-        busy = [frozenset(s.models) | self._models(job) for s, job in running]
+        busy = [frozenset(s.models) | self._models(job.id, job.workflow) for s, job in running]
         picks, _ = assign(waiting, free, time.time(), self.policy, self._last_client, busy)
         by_name = {s.worker.name: s for s in idle}
         for job_id, name in picks:
@@ -233,22 +274,19 @@ class Dispatcher:
             slot = by_name[name]
             with self._lock:
                 slot.job = job
-            thread = threading.Thread(
-                target=self._run, args=(slot, job), name=f"job-{name}", daemon=True
-            )
-            self._running.add(thread)
-            thread.start()
+            slot.inbox.put(job)
 
-    def _models(self, job: Job) -> frozenset[str]:
-        keys = self._model_keys.get(job.id)
+    def _models(self, job_id: str, workflow: dict[str, Any] | None = None) -> frozenset[str]:
+        keys = self._model_keys.get(job_id)
         if keys is None:
             try:
-                keys = self._models_of(job.workflow)
+                doc = workflow if workflow is not None else self.store.workflow(job_id)
+                keys = self._models_of(doc or {})
             except Exception:  # affinity is an optimisation: never block a job on it
                 keys = frozenset()
             if len(self._model_keys) > 4 * QUEUE_WINDOW:
                 self._model_keys.clear()
-            self._model_keys[job.id] = keys
+            self._model_keys[job_id] = keys
         return keys
 
     def _heartbeat(self) -> None:
@@ -273,16 +311,21 @@ class Dispatcher:
                 self.wake()
 
     # -- one job on one worker ---------------------------------------------------
-    def _run(self, slot: Slot, job: Job) -> None:
-        try:
-            self._run_job(slot, job)
-        finally:
-            with self._lock:
-                slot.job = None
-                slot.replacing = None
-                slot.last_used = time.time()
-            self._running.discard(threading.current_thread())
-            self.wake()
+    def _serve(self, slot: Slot) -> None:
+        """The slot's own thread: run what the scheduler puts in its inbox until None."""
+        while (job := slot.inbox.get()) is not None:
+            try:
+                self._run_job(slot, job)
+            except Exception:
+                log.exception("job %s ended badly on %s", job.id, slot.worker.name)
+            finally:
+                with self._lock:
+                    slot.job = None
+                    slot.replacing = None
+                    slot.last_used = time.time()
+            self.broadcast_status()
+            if not self._stop.is_set():
+                self.kick()  # this worker is idle: its next job starts here, at once
 
     def _run_job(self, slot: Slot, job: Job) -> None:
         worker = slot.worker
@@ -299,7 +342,9 @@ class Dispatcher:
                 return
             if kind == "run_started":
                 message = {**message, "worker": worker.name}
-            if kind != "progress" and track_node(nodes, message):
+            # stored when a node starts (what a crash or a look at a running job needs);
+            # the other changes ride along with the next write or the final one
+            if kind != "progress" and track_node(nodes, message) and kind == "node_started":
                 try:
                     self.store.set_nodes(job.id, nodes)
                 except Exception:  # a progress record is not worth failing the job
@@ -307,7 +352,7 @@ class Dispatcher:
             self._notify(job.client_id, message)
 
         # past the limit: interrupt; a job that ignores it gets its worker replaced
-        deadline = JobDeadline(self.job_timeout, lambda: self.stop_or_replace(job.id))
+        deadline = JobDeadline(self.job_timeout, lambda: self.stop_or_replace(job.id), self._timers)
         try:
             with deadline:
                 outcome = worker.run(JobRequest(job.id, job.workflow), on_message)
@@ -324,65 +369,5 @@ class Dispatcher:
             outcome = deadline.outcome(outcome)
             if outcome.error and outcome.error["error_type"] == "timeout":
                 self._notify(job.client_id, {"type": "error", "job": job.id, **outcome.error})
-        slot.models[:] = [*self._models(job), *slot.models][:KEEP_MODEL_HINTS]
+        slot.models[:] = [*self._models(job.id, job.workflow), *slot.models][:KEEP_MODEL_HINTS]
         self._finish(job, nodes, outcome, final.get("seconds", outcome.seconds), deadline.expired)
-
-    def _finish(
-        self,
-        job: Job,
-        nodes: dict[str, dict[str, Any]],
-        outcome: JobOutcome,
-        seconds: float,
-        timed_out: bool = False,
-    ) -> None:
-        nodes.update(outcome.nodes)
-        settle_nodes(nodes, "interrupted" if timed_out else outcome.status)
-        try:
-            self.store.finish(
-                job.id,
-                outcome.status,
-                outcome.seconds,
-                nodes,
-                with_urls(outcome.files),
-                outcome.error,
-            )
-        except Exception:
-            log.exception("could not record the result of job %s", job.id)
-        self._finished_message(job, outcome.status, seconds)
-
-    def _finished_message(self, job: Job, status: str, seconds: float) -> None:
-        self._notify(
-            job.client_id,
-            {"type": "run_finished", "job": job.id, "status": status, "seconds": seconds},
-        )
-        self.broadcast_status()
-
-    def _lost(self, slot: Slot, job: Job, nodes: dict[str, dict[str, Any]], message: str) -> None:
-        """The worker died under the job: fail it (replaced on purpose, or out of
-        attempts) or queue it again."""
-        at = next((n for n, s in nodes.items() if s["status"] == "running"), None)
-        where = f"worker {slot.worker.name}: {message}"
-        if slot.replacing is not None:
-            error = failure(
-                error_type=slot.replacing,
-                message=f"{where}: the job did not stop when interrupted; its worker was restarted",
-                node_id=at,
-            )
-            self._notify(job.client_id, {"type": "error", "job": job.id, **error})
-            self._finish(job, nodes, JobOutcome("error", 0.0, error=error), 0.0)
-            return
-        log.warning("job %s lost its worker (%s)", job.id, where)
-        status = self.store.release_lost(job.id, where, at)
-        if status == "queued":
-            self._notify(
-                job.client_id,
-                {"type": "requeued", "job": job.id, "worker": slot.worker.name, "reason": where},
-            )
-            self.broadcast_status()
-        elif status == "error":
-            settle_nodes(nodes, "interrupted")  # as the store recorded it
-            self.store.set_nodes(job.id, nodes)
-            stored = self.store.get(job.id)
-            error = stored.error if stored is not None and stored.error else {}
-            self._notify(job.client_id, {"type": "error", "job": job.id, **error})
-            self._finished_message(job, "error", 0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from graph.failure import failure
 
@@ -79,6 +79,15 @@ class Job:
         data = self.summary()
         data.update(workflow=self.workflow, nodes=self.nodes, error=self.error)
         return data
+
+
+class Queued(NamedTuple):
+    """What the scheduler needs of a queued job (its workflow is read when needed)."""
+
+    id: str
+    client_id: str
+    seq: int
+    created: float
 
 
 def lost_error(message: str, node_id: str | None = None) -> dict[str, Any]:

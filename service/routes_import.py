@@ -51,7 +51,12 @@ def _import(data: Any, engine: Any) -> Imported:
 async def import_or_reject(data: Any, engine: Any, allow_missing: bool = False) -> Imported:
     """Ours as is, ComfyUI's converted, model names resolved (in a thread: resolving may
     hash files); a 400 listing every problem otherwise."""
-    imported = await asyncio.to_thread(_import, data, engine)
+    return await asyncio.to_thread(import_checked, data, engine, allow_missing)
+
+
+def import_checked(data: Any, engine: Any, allow_missing: bool = False) -> Imported:
+    """`import_or_reject` in the calling thread (never the event loop's)."""
+    imported = _import(data, engine)
     if imported.missing and not allow_missing:
         problems = [p.to_json() for p in imported.missing]
         raise ApiError(400, "invalid_workflow", "a model the workflow needs is missing", problems)

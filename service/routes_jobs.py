@@ -19,8 +19,8 @@ from service.budgets import check_budgets, check_node_count
 from service.clients import HEADER, Caller, caller
 from service.errors import ApiError
 from service.params import query_int
-from service.routes_import import import_or_reject
-from service.state import services
+from service.routes_import import import_checked
+from service.state import Services, services
 from service.store import FINISHED, IdempotencyConflict, Job
 
 routes = web.RouteTableDef()
@@ -29,6 +29,13 @@ STATUSES = ("queued", "running", *FINISHED)
 
 async def read_json(request: web.Request, limit: int) -> Any:
     """The request body as JSON: 413 over ``limit`` bytes, 400 when malformed."""
+    body = await read_body(request, limit)
+    # a 5 MB body takes a second to decode and check: not on the event loop
+    return await asyncio.to_thread(parse_json, body)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body's bytes: 413 over ``limit``."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "body_too_large", f"request bodies are limited to {limit} bytes")
     body = bytearray()
@@ -36,8 +43,13 @@ async def read_json(request: web.Request, limit: int) -> Any:
         body += chunk
         if len(body) > limit:
             raise ApiError(413, "body_too_large", f"request bodies are limited to {limit} bytes")
-    try:  # a 5 MB body takes a second to decode and check: not on the event loop
-        return await asyncio.to_thread(jsondoc.loads, body)
+    return bytes(body)
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON from outside (`graph.jsondoc`'s bounds); 400 when malformed."""
+    try:
+        return jsondoc.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     except jsondoc.DocumentTooComplex as exc:
@@ -59,24 +71,35 @@ def _problems(problems: list[Problem]) -> list[dict[str, Any]]:
 @routes.post("/api/jobs")
 async def submit(request: web.Request) -> web.Response:
     svc = services(request)
-    body = await read_json(request, svc.config.max_body_bytes)
+    body = await read_body(request, svc.config.max_body_bytes)
+    headers = (request.headers.get(HEADER), request.headers.get("Idempotency-Key"))
+    # decoding, import, validation, budgets and the insert: one trip off the event loop
+    # (a 5 MB body takes seconds; a small one pays one thread hand-off, not six)
+    return web.json_response(await asyncio.to_thread(_queue_job, svc, body, *headers))
+
+
+def _queue_job(
+    svc: Services, raw: bytes, header_client: str | None, header_key: str | None
+) -> dict[str, Any]:
+    """Check and queue one POSTed job (in a worker thread); the reply's body."""
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     if "workflow" not in body:
         raise ApiError(400, "no_workflow", 'the body must carry the workflow as {"workflow": ...}')
-    client_id = body.get("client_id") or request.headers.get(HEADER)
+    client_id = body.get("client_id") or header_client
     # no id: the server issues one (returned below); one it did not issue: 400
     client_id = svc.clients.issue() if client_id is None else svc.clients.check(client_id)
-    key = body.get("idempotency_key", request.headers.get("Idempotency-Key"))
+    key = body.get("idempotency_key", header_key)
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
         raise ApiError(400, "bad_idempotency_key", "idempotency_key must be a short string")
 
-    imported = await import_or_reject(body["workflow"], svc.engine)  # ours, or ComfyUI's converted
+    imported = import_checked(body["workflow"], svc.engine)  # ours, or ComfyUI's converted
     workflow = imported.workflow
     over = check_node_count(workflow, svc.config.budgets)
     if over:
         raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
-    checked = await asyncio.to_thread(svc.engine.check, workflow)
+    checked = svc.engine.check(workflow)
     if checked.problems:
         raise ApiError(
             400,
@@ -84,15 +107,11 @@ async def submit(request: web.Request) -> web.Response:
             f"the workflow has {len(checked.problems)} problem(s)",
             _problems(checked.problems),
         )
-    over = await asyncio.to_thread(  # sizing input images reads their headers
-        check_budgets, checked, svc.config.budgets, svc.engine.workspace
-    )
+    over = check_budgets(checked, svc.config.budgets, svc.engine.workspace)  # reads image headers
     if over:
         raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
 
-    data, digest = await asyncio.to_thread(  # ~1 s at 5 MB
-        _stored_form, workflow, client_id, body["workflow"]
-    )
+    data, digest = _stored_form(workflow, client_id, body["workflow"])  # ~1 s at 5 MB
     store = svc.jobs
     if key is None or store.get_by_key(key) is None:
         queued = store.count("queued")
@@ -104,19 +123,17 @@ async def submit(request: web.Request) -> web.Response:
                 headers={"Retry-After": "5"},
             )
     try:
-        job, created = await asyncio.to_thread(store.add, data, client_id, key, digest)
+        job, created = store.add(data, client_id, key, digest)
     except IdempotencyConflict:
         raise ApiError(
             409, "idempotency_conflict", "this idempotency_key was used with a different request"
         ) from None
     if created:
-        svc.hub.send(client_id, {"type": "queued", "job": job.id})
-        svc.queue.wake()
-        svc.queue.broadcast_status()
+        svc.queue.submitted(job)  # starts it here when a worker is idle
     reply: dict[str, Any] = {"id": job.id, "status": job.status, "client_id": client_id}
     if imported.warnings:
         reply["import"] = {"source": imported.source, "warnings": imported.warnings}
-    return web.json_response(reply)
+    return reply
 
 
 @routes.post("/api/clients")

@@ -1,4 +1,10 @@
-"""Tiny random LoRAs for the tiny built-in model, in kohya and diffusers/PEFT layouts.
+"""Tiny random LoRAs for the tiny built-in model and the tiny SDXL, in kohya and
+diffusers/PEFT layouts.
+
+SDXL files (components with a ``text_encoder_2``) name things as real SDXL LoRAs do:
+kohya's ``lora_te1_``/``lora_te2_`` for the two text encoders and the U-Net in the
+original LDM layout (``lora_unet_input_blocks_4_1_...``: kohya trains SDXL on that U-Net),
+so diffusers' own key conversion is what the parity tests check against.
 
 Stable interface: LoRA tests and `bench/lora.py` import these."""
 
@@ -10,6 +16,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import save_file
+
+from nodes.sd.lora_keys import ldm_unet_names
 
 UNET_LAYERS = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.2")
 UNET_CONV = ("conv1", "conv_shortcut", "time_emb_proj")  # LoCon: 3x3 and 1x1 convolutions
@@ -39,12 +47,21 @@ def _text_path(name: str) -> str:
     return name if name.startswith("text_model.") else "text_model." + name
 
 
+def _texts(components: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(c for c in ("text_encoder", "text_encoder_2") if components.get(c) is not None)
+
+
+def _is_sdxl(components: dict[str, Any]) -> bool:
+    return "text_encoder_2" in _texts(components)
+
+
 def _pairs(
     components: dict[str, Any], unet_endings: tuple[str, ...], seed: int, rank: int, size: float
 ) -> Iterator[tuple[str, str, torch.Tensor, torch.Tensor]]:
     """(component, module path as LoRA files name it, down, up) for every target layer."""
     gen = torch.Generator().manual_seed(seed)
-    for component, endings in (("unet", unet_endings), ("text_encoder", TEXT_LAYERS)):
+    parts = (("unet", unet_endings), *((t, TEXT_LAYERS) for t in _texts(components)))
+    for component, endings in parts:
         for name, m in _targets(components[component], endings):
             path = name if component == "unet" else _text_path(name)
             yield (component, path, *_pair(m, rank, gen, size))
@@ -58,13 +75,16 @@ def kohya_lora(
     conv: bool = True,
     size: float = 0.3,
 ) -> dict[str, torch.Tensor]:
-    """kohya / A1111 keys (``lora_unet_*``, ``lora_te_*``) with ``.alpha`` (LoCon
-    convolutions when ``conv``)."""
-    prefixes = {"unet": "lora_unet_", "text_encoder": "lora_te_"}
+    """kohya / A1111 keys (``lora_unet_*``, ``lora_te_*``; SDXL: ``lora_te1_*``,
+    ``lora_te2_*`` and LDM U-Net names) with ``.alpha`` (LoCon convolutions when ``conv``)."""
+    sdxl = _is_sdxl(components)
+    te = "lora_te1_" if sdxl else "lora_te_"
+    prefixes = {"unet": "lora_unet_", "text_encoder": te, "text_encoder_2": "lora_te2_"}
+    ldm = {v: k for k, v in ldm_unet_names(components["unet"]).items()} if sdxl else {}
     sd: dict[str, torch.Tensor] = {}
     endings = UNET_LAYERS + (UNET_CONV if conv else ())
     for component, path, down, up in _pairs(components, endings, seed, rank, size):
-        key = prefixes[component] + path.replace(".", "_")
+        key = prefixes[component] + ldm.get(path, path).replace(".", "_")
         sd[key + ".lora_down.weight"] = down
         sd[key + ".lora_up.weight"] = up
         sd[key + ".alpha"] = torch.tensor(alpha)

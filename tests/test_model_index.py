@@ -187,6 +187,13 @@ def test_resolution_by_name_by_hash_or_missing(tmp_path: Path, sd_registry: Regi
         ("checkpoint", "name", "model_missing")
     ]
     assert ref.sha256 in problems[0].message and "a.safetensors" in problems[0].message
+    # the family recorded on save tells a client what may stand in for it
+    assert ref.family is None  # b"model A" is no safetensors file: nothing recorded
+    with_family = recorded.model_copy(
+        update={"models": {"checkpoint.name": ref.model_copy(update={"family": "sd1"})}}
+    )
+    _, problems, _ = resolve_models(with_family, index, inputs)
+    assert problems[0].to_json()["detail"] == {"family": "sd1"}
     # A1111's short hash finds the file too
     (models / "checkpoints" / "x.safetensors").write_bytes(b"model A")
     short = {"checkpoint.name": {"kind": "checkpoints", "autov2": ref.sha256[:10]}}
@@ -212,6 +219,7 @@ def test_saved_png_records_the_model_and_loads_after_a_rename(tmp_path: Path, ca
         "name": "demo.safetensors",
         "sha256": digest,
         "size": DEMO.stat().st_size,
+        "family": "sd1",
     }
     fingerprint = sd_fingerprint(models, data, "demo.safetensors")
     assert fingerprint == "sha256:" + digest

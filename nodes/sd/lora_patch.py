@@ -35,6 +35,7 @@ import torch.nn.functional as F  # noqa: N812
 from graph.models import ComponentRef, resolve
 from nodes.sd.lora_keys import LayerLora, ParsedLora
 from nodes.sd.model_store import device_name
+from nodes.sd.unet_compile import base_module
 
 F_ = TypeVar("F_", bound=Callable[..., Any])
 _locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
@@ -164,7 +165,8 @@ def patched_handle(handle: Any) -> Iterator[Any]:
     patches: tuple[LoraPatch, ...] = getattr(handle, "patches", ())
     with ExitStack() as stack:
         for attr in COMPONENT_ATTRS:
-            module = getattr(handle, attr, None)
+            # a compiled U-Net (CompileModel) runs the module it wraps: patch and lock that
+            module = base_module(getattr(handle, attr, None))
             if module is None:
                 continue
             stack.enter_context(module_lock(module))  # merge from, and swap into, base weights

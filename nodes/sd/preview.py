@@ -32,8 +32,8 @@ SD15_LATENT_RGB = torch.tensor(
 MAX_SIDE = 256
 CHEAP_DECODER_PARAMS = 5_000_000  # decoders up to this size decode previews for real
 MIN_INTERVAL_S = 0.25  # at most four previews a second
-FIT_LATENT_SIDE = 16
-FIT_SAMPLES = 4
+FIT_LATENT_SIDE = 8
+FIT_SAMPLES = 2
 
 
 def _to_image(rgb: torch.Tensor) -> Image.Image:
@@ -89,13 +89,31 @@ class Previewer:
         self.scaling_factor = scaling_factor
         self.channels = int(getattr(vae.config, "latent_channels", 4))
         self.decodes = sum(p.numel() for p in vae.decoder.parameters()) <= CHEAP_DECODER_PARAMS
-        self.factors, self.bias = SD15_LATENT_RGB, None
-        if not self.decodes:
-            # A dtype the device cannot run, say: keep the generic factors.
-            with contextlib.suppress(Exception):
-                self.factors, self.bias = fit_projection(vae, scaling_factor, self.channels)
+        self._projection: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._lock = threading.Lock()
         self._last = 0.0
+
+    @property
+    def factors(self) -> torch.Tensor:
+        return self._fitted()[0]
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self._fitted()[1]
+
+    def _fitted(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The latent -> RGB projection, fitted at the first preview that needs it (not
+        at load: a run nobody watches never pays for the fitting decode)."""
+        with self._lock:
+            if self._projection is None:
+                self._projection = SD15_LATENT_RGB, None
+                if not self.decodes:
+                    # A dtype the device cannot run, say: keep the generic factors.
+                    with contextlib.suppress(Exception):
+                        self._projection = fit_projection(
+                            self.vae, self.scaling_factor, self.channels
+                        )
+            return self._projection
 
     @property
     def vae(self) -> Any:

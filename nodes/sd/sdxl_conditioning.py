@@ -76,9 +76,12 @@ def added_conditioning(
     batch: int,
     guided: bool,
     pixels: Size,
+    negative_inherits: bool = True,
 ) -> dict[str, torch.Tensor] | None:
     """``added_cond_kwargs`` for one (CFG-batched [uncond x B, cond x B]) U-Net call, or
-    None for a model without added conditioning."""
+    None for a model without added conditioning. ``negative_inherits`` False: a negative
+    without its own sizes takes the defaults, not the positive's (ComfyUI's rule: every
+    conditioning's ``encode_adm`` defaults to the latent's size)."""
     if not needs_added_conditioning(model):
         return None
     if positive.pooled is None or (guided and negative is not None and negative.pooled is None):
@@ -94,8 +97,9 @@ def added_conditioning(
     time_ids = torch.tensor([pos_ids], dtype=dtype).to(device).repeat(batch, 1)
     if not guided or negative is None:
         return {"text_embeds": pooled, "time_ids": time_ids}
-    if negative.sizes is not None:
-        neg_ids = _ids(negative.sizes, pixels, n_ids, NEGATIVE_AESTHETIC, SizeConditioning())
+    if negative.sizes is not None or not negative_inherits:
+        own = negative.sizes or SizeConditioning()
+        neg_ids = _ids(own, pixels, n_ids, NEGATIVE_AESTHETIC, SizeConditioning())
     elif n_ids == 6:
         neg_ids = pos_ids
     else:  # refiner: the positive's original size, its own crop (0, 0) and score 2.5

@@ -37,17 +37,23 @@ def tokenize_for(
     clip: ClipHandle,
     text: str,
     text_2: str = "",
-    vectors_for: Callable[[Any], Any] | None = None,
+    vectors_for: Callable[[Any, str | None], Any] | None = None,
 ) -> TokenWindows:
     """The prompt's windows for every tokenizer of ``clip``. ``text_2`` goes to the
     second encoder (SDXL base: OpenCLIP bigG); empty means ``text`` (diffusers' prompt_2).
-    ``vectors_for(encoder)`` gives `tokenize_prompt`'s ``vectors_of`` for that encoder
-    (textual-inversion embeddings; each encoder takes the vectors of its own width)."""
+    ``vectors_for(encoder, part)`` gives `tokenize_prompt`'s ``vectors_of`` for that
+    encoder (textual-inversion embeddings): on SDXL ``part`` names the file's tensor for
+    it ("clip_l" for CLIP-L, "clip_g" for bigG, also the refiner's only encoder), since
+    the two widths need not differ (they do not in tiny test models)."""
+    sdxl = clip.family == "sdxl"
+    first_part = ("clip_l" if clip.tokenizer_2 is not None else "clip_g") if sdxl else None
 
-    def vectors_of(encoder: Any) -> Any:
-        return None if vectors_for is None else vectors_for(encoder)
+    def vectors_of(encoder: Any, part: str | None) -> Any:
+        return None if vectors_for is None else vectors_for(encoder, part)
 
-    first = tokenize_prompt(clip.tokenizer, text, vectors_of=vectors_of(clip.text_encoder))
+    first = tokenize_prompt(
+        clip.tokenizer, text, vectors_of=vectors_of(clip.text_encoder, first_part)
+    )
     if clip.tokenizer_2 is None:
         if text_2:
             raise ValueError(
@@ -56,7 +62,7 @@ def tokenize_for(
             )
         return first
     second = tokenize_prompt(
-        clip.tokenizer_2, text_2 or text, vectors_of=vectors_of(clip.text_encoder_2)
+        clip.tokenizer_2, text_2 or text, vectors_of=vectors_of(clip.text_encoder_2, "clip_g")
     )
     n = max(first.ids.shape[0], second.ids.shape[0])
     first = _pad_windows(first, clip.tokenizer, n)
@@ -64,10 +70,18 @@ def tokenize_for(
     return replace(first, second=second)
 
 
+def check_skip(encoder: Any, skip: int) -> None:
+    """CLIP skip counts layers of this encoder: more than it has is an error."""
+    layers = encoder.config.num_hidden_layers
+    if skip > layers:
+        raise ValueError(f"CLIP skip {skip} is more than this text encoder's {layers} layers")
+
+
 @torch.no_grad()
 def _penultimate(encoder: Any, tokens: TokenWindows, device: torch.device, skip: int) -> tuple:
     """([1, 77 * windows, dim] weighted penultimate states, first window's pooled or None).
     CLIP skip ``skip`` > 1 goes that many layers further back from the penultimate one."""
+    check_skip(encoder, skip)
     states, pooled = [], None
     for i, row in enumerate(tokens.ids):
         with vectors_in_place(encoder, {c: v for r, c, v in tokens.vectors if r == i}):

@@ -6,6 +6,7 @@ import { stringifyJson } from "./json";
 import type { FlowNode } from "./workflow";
 import { typeColor } from "./workflow";
 import { WidgetEditor } from "./widgets";
+import { MissingModelPicker } from "./MissingModelPicker";
 
 const STATUS_LABEL: Record<string, string> = {
   queued: "queued",
@@ -133,6 +134,15 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
                 {b.message}
               </div>
             ))}
+            {inp.widget?.source && bad.some((b) => b.code === "model_missing") && (
+              <MissingModelPicker
+                source={inp.widget.source}
+                field={inp.name}
+                value={data.inputs[inp.name]}
+                family={bad.find((b) => b.code === "model_missing")?.detail?.family}
+                onPick={(name) => setInput(id, inp.name, name)}
+              />
+            )}
           </div>
         );
       })}

@@ -60,6 +60,8 @@ export type ValidationIssue = {
   field: string | null;
   code: string;
   message: string;
+  // model_missing: the family the saved workflow recorded for the model
+  detail?: { family?: string };
 };
 
 export type NodeRunStatus = "queued" | "running" | "cached" | "done" | "error" | "interrupted";

@@ -1,6 +1,7 @@
 // Conversion between the workflow file format (the only stored format) and the
 // React Flow view of it. React Flow state is never saved as such.
 import type { Edge, Node, Viewport } from "@xyflow/react";
+import { readReroutes } from "./reroutes";
 import { asLink, type InputSchema, type NodeMode, type NodeSchema, type Schema, type Workflow } from "./types";
 
 export type NodeData = {
@@ -206,6 +207,8 @@ export function toFlow(
     });
   }
   const edges = links.map(([s, o, t, i]) => makeEdge(schema, nodes, s, o, t, i));
+  const reroutes = readReroutes(doc.ui?.reroutes, new Set(edges.map((e) => e.id)));
+  for (const e of edges) if (reroutes[e.id]) e.data = { points: reroutes[e.id] };
   const vp = doc.ui?.viewport;
   const viewport =
     vp && typeof vp.x === "number" && typeof vp.y === "number" && typeof vp.zoom === "number"
@@ -248,6 +251,8 @@ export function fromFlow(
   }
   if (Object.keys(seedControl).length) out.ui!.seed_control = seedControl;
   if (Object.keys(looks).length) out.ui!.nodes = looks;
+  const reroutes = readReroutes(Object.fromEntries(edges.map((e) => [e.id, e.data?.points])), new Set(edges.map((e) => e.id)));
+  if (Object.keys(reroutes).length) out.ui!.reroutes = reroutes;
   if (viewport) {
     out.ui!.viewport = {
       x: Math.round(viewport.x),

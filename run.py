@@ -228,7 +228,7 @@ def convert(source: str, target: str, fmt: str, registry: Registry, workspace: W
                 name: {n: i.default for n, i in spec.inputs.items() if i.socket is None}
                 for name, spec in registry.nodes.items()
             }
-            doc = export_comfyui_api(workflow, defaults)
+            doc = export_comfyui_api(workflow, defaults, registry)
         else:
             doc = workflow.model_dump(mode="json", exclude_none=True)
         Path(target).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -61,7 +61,8 @@ class Pipeline:
             (tmp / "models" / "checkpoints").mkdir(parents=True)
             shutil.copy(file, tmp / "models" / "checkpoints" / file.name)
             name = file.name
-        self.model, self.clip, self.vae = load_checkpoint(ws, Resources(), name, dtype, "cpu")
+        self.workspace, self.resources = ws, Resources()  # bench/demo_lora.py loads LoRAs
+        self.model, self.clip, self.vae = load_checkpoint(ws, self.resources, name, dtype, "cpu")
         self._cond: dict[str, Conditioning] = {}
 
     def cond(self, text: str) -> Conditioning:
@@ -205,10 +206,14 @@ def main(argv: list[str] | None = None) -> dict:
             for n in STEPS
         }
     print_report(report)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(report, indent=2))
+    write_json(a.json, report)
     return report
+
+
+def write_json(path: Path | None, report: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2))
 
 
 def print_report(r: dict) -> None:

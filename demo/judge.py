@@ -6,7 +6,8 @@ coverage (0..1, sub-pixel accurate on anti-aliased or blurred edges) is its proj
 the line from background to object colour. Colour = nearest palette entry, position =
 coverage centroid in the 3x3 grid, size = bounding-box side, shape = coverage / bbox area
 (square 1, circle pi/4, triangle and diamond 1/2) and, for the last two, how bottom-heavy
-the coverage is (triangles point up).
+the coverage is (triangles point up). The demo LoRA's "brick" is told by its aspect ratio
+(width / height 2; every base shape is as wide as it is tall).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from demo.scenes import PALETTE, POSITIONS, SIZE, Scene
+from demo.scenes import BRICK_WIDTH, LORA_SHAPE, PALETTE, POSITIONS, SIZE, Scene
 
 ATTRIBUTES = ("background", "colour", "shape", "size", "position")
 _NAMES = list(PALETTE)
@@ -24,6 +25,9 @@ _RGB = np.array([PALETTE[n] for n in _NAMES], dtype=np.float64)
 OBJECT_DIST = 45.0  # RGB distance from the background that marks an object pixel
 MIN_AREA = 20.0  # pixels of coverage below which there is "no object"
 SIZE_SPLIT_PX = 19.0  # small shapes are 13-15 px wide, large ones 23-25 px
+# width / height above which a shape is a brick: drawn bricks are 3, every base shape 1;
+# the VAE returns bricks at 1.3-2.4 (median 1.6) and base shapes at <= 1.18
+BRICK_ASPECT = 1.3
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Verdict:
     position: str | None = None
     fill: float = 0.0
     bottom_heavy: float = 0.0
+    aspect: float = 1.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -44,12 +49,19 @@ def nearest_colour(rgb: np.ndarray) -> str:
     return _NAMES[int(np.argmin(((_RGB - rgb) ** 2).sum(axis=1)))]
 
 
-def _shape_from(fill: float, bottom_heavy: float) -> str:
+def _shape_from(fill: float, bottom_heavy: float, aspect: float = 1.0) -> str:
+    if aspect > BRICK_ASPECT:
+        return LORA_SHAPE
     if fill > 0.9:
         return "square"
     if fill > 0.67:
         return "circle"
     return "triangle" if bottom_heavy > 0.22 else "diamond"
+
+
+def _side(shape: str, w: float, h: float) -> float:
+    """The size's side: a brick is BRICK_WIDTH sides wide."""
+    return w / BRICK_WIDTH if shape == LORA_SHAPE else max(w, h)
 
 
 def judge(image: np.ndarray) -> Verdict:
@@ -88,15 +100,17 @@ def judge(image: np.ndarray) -> Verdict:
     third = max(1, round((y1 - y0) / 3))
     bottom_heavy = float((rows[-third:].sum() - rows[:third].sum()) / max(rows.sum(), 1e-6))
     cell = SIZE / 3
+    shape = _shape_from(fill, bottom_heavy, w / h)
     pos = POSITIONS[3 * min(2, int(cy // cell)) + min(2, int(cx // cell))]
     return Verdict(
         background=background,
         colour=nearest_colour(fg),
-        shape=_shape_from(fill, bottom_heavy),
-        size="small" if max(w, h) < SIZE_SPLIT_PX else "large",
+        shape=shape,
+        size="small" if _side(shape, w, h) < SIZE_SPLIT_PX else "large",
         position=pos,
         fill=round(fill, 3),
         bottom_heavy=round(bottom_heavy, 3),
+        aspect=round(w / h, 3),
     )
 
 

@@ -8,7 +8,7 @@ storing images, and the held-out split is decided by the caption's attribute com
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -28,6 +28,16 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 }
 COLOURS = tuple(PALETTE)
 SHAPES = ("circle", "square", "triangle", "diamond")
+# The demo LoRA's new shape word (never in the base model's captions): a wide rectangle.
+# One CLIP token ("rectangle" is two, which would shift every later word's position); the
+# frozen VAE gives it back recognisably, unlike a star, an outline or a new colour
+# (docs/demo-model.md, "The demo LoRA").
+LORA_SHAPE = "brick"
+# A brick is 1.5 sides wide and half a side tall (aspect 3): the decoder draws thin things
+# thicker and rounder, so a 2:1 brick came back from the VAE at aspect 1.1-1.4, too close to
+# the base shapes' 1.0-1.2; a 3:1 brick comes back at 1.3-2.4
+BRICK_WIDTH = 1.5
+LORA_SHARE = 0.5  # fraction of the LoRA's scenes that show a brick
 SIZES = ("small", "large")
 # Side of the shape's bounding box in pixels (before a +-1 px jitter).
 SIZE_PX = {"small": 14, "large": 24}
@@ -117,6 +127,20 @@ def scene_for(index: int, split: str = "train", seed: int = 0) -> Scene:
             return scene
 
 
+def lora_scene_for(index: int, split: str = "train", seed: int = 0) -> Scene:
+    """Scene `index` of the demo LoRA's data: a brick with probability LORA_SHARE, else an
+    ordinary scene (so the LoRA keeps what the base model does); the same held-out rule
+    on the full combination, with seeds apart from the base model's."""
+    base = TRAIN_SEED_BASE if split == "train" else EVAL_SEED_BASE
+    rng = np.random.default_rng([seed, base + index, 13])
+    while True:
+        scene = _random_scene(rng)
+        if rng.random() < LORA_SHARE:
+            scene = replace(scene, shape=LORA_SHAPE)
+        if is_held_out(scene.combo) == (split != "train"):
+            return scene
+
+
 def shape_polygon(shape: str, cx: float, cy: float, side: float) -> list[tuple[float, float]]:
     """Polygon vertices (or the bbox for a circle) centred on the bounding-box centre."""
     h = side / 2
@@ -124,6 +148,14 @@ def shape_polygon(shape: str, cx: float, cy: float, side: float) -> list[tuple[f
         return [(cx, cy - h), (cx + h, cy + h), (cx - h, cy + h)]
     if shape == "diamond":
         return [(cx, cy - h), (cx + h, cy), (cx, cy + h), (cx - h, cy)]
+    if shape == LORA_SHAPE:
+        w = BRICK_WIDTH * h
+        return [
+            (cx - w, cy - h / 2),
+            (cx + w, cy - h / 2),
+            (cx + w, cy + h / 2),
+            (cx - w, cy + h / 2),
+        ]
     return [(cx - h, cy - h), (cx + h, cy - h), (cx + h, cy + h), (cx - h, cy + h)]
 
 

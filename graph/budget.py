@@ -47,7 +47,7 @@ def estimate(checked: Checked, workspace: Any = None) -> WorkflowCost:
     for nid in needed_nodes(checked):
         node = checked.nodes[nid]
         pixels = {name: out.outputs.get(src, {}).get(o, 0) for name, (src, o) in node.links.items()}
-        inputs = CostInputs(node.literals, pixels, workspace)
+        inputs = CostInputs(node.cost_values(), pixels, workspace)
         try:
             cost = node.spec.cls.cost(inputs)
         except Exception as exc:  # e.g. an input file that vanished or is a FIFO

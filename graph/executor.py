@@ -30,7 +30,14 @@ from graph.failure import failure
 from graph.memory import OUT_OF_MEMORY, is_out_of_memory
 from graph.plan import Plan, consumers, dumps_inputs, make_plan
 from graph.registry import Registry
-from graph.validate import Checked, CheckedNode, InvalidWorkflow, Problem, validate
+from graph.validate import (
+    Checked,
+    CheckedNode,
+    InvalidWorkflow,
+    Problem,
+    check_arrived_values,
+    validate,
+)
 from graph.workflow import Workflow
 from graph.workspace import Workspace
 
@@ -245,6 +252,10 @@ class _Run:
             if self.remaining[src] == 0:
                 del self.values[src]  # free intermediates as soon as the last reader has them
         engine = self.engine
+        if node.pending:  # widgets fed by links: checked as if typed in, now they are known
+            problems = check_arrived_values(node, kwargs, engine.choices)
+            if problems:
+                raise _NodeFailed(nid, InvalidWorkflow(problems))
         ctx = RunContext(
             run_id,
             nid,

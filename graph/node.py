@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from graph.cost import Cost, CostInputs
-from graph.types import SocketType
+from graph.types import VALUE_SOCKETS, SocketType
 
 _MISSING: Any = ...
 
@@ -93,6 +93,13 @@ class InputSpec:
     def link_only(self) -> bool:
         return self.socket is not None
 
+    @property
+    def link_type(self) -> type[SocketType] | None:
+        """The socket type a link into this input must carry: the declared one, or for a
+        literal its value kind (INT, FLOAT, STRING, BOOLEAN: a widget converted to an input,
+        fed by a primitive node); None for a literal no link can feed."""
+        return self.socket if self.socket is not None else VALUE_SOCKETS.get(self.py_type)
+
 
 _PY_TYPE_NAMES = {int: "INT", float: "FLOAT", str: "STRING", bool: "BOOLEAN"}
 
@@ -120,6 +127,7 @@ class NodeSpec:
         self.description = (cls.__doc__ or "").strip().split("\n")[0]
         self.outputs: dict[str, type[SocketType]] = dict(cls.OUTPUTS)
         self.output_inputs: dict[str, tuple[str, ...]] = dict(cls.OUTPUT_INPUTS)
+        self.constant_outputs: dict[str, str] = dict(cls.CONSTANT_OUTPUTS)
         self.inputs: dict[str, InputSpec] = {}
         literal_fields: dict[str, Any] = {}
         hints = typing.get_type_hints(cls, include_extras=True)
@@ -143,12 +151,31 @@ class NodeSpec:
                     f"{self.type}.OUTPUT_INPUTS: {out!r} is not an output or names "
                     f"undeclared inputs {unknown}"
                 )
+        for out, name in self.constant_outputs.items():
+            if out not in self.outputs or name not in self.literal_names:
+                raise TypeError(
+                    f"{self.type}.CONSTANT_OUTPUTS: {out!r} is not an output or {name!r} "
+                    f"is not a literal input"
+                )
         self.link_names = tuple(n for n, s in self.inputs.items() if s.socket is not None)
+        self._partial_models: dict[frozenset[str], type[BaseModel]] = {}
         self.model: type[BaseModel] = create_model(  # type: ignore[call-overload]
             f"{self.type}Inputs",
             __config__=ConfigDict(strict=True, extra="forbid", allow_inf_nan=False),
             **literal_fields,
         )
+
+    def literal_model(self, linked: frozenset[str] = frozenset()) -> type[BaseModel]:
+        """The model of the literal inputs, less those fed by links (their values are
+        checked with the full model when they arrive)."""
+        if not linked:
+            return self.model
+        model = self._partial_models.get(linked)
+        if model is None:
+            fields: dict[str, Any] = {name: (Any, None) for name in linked}
+            model = create_model(f"{self.type}LinkedInputs", __base__=self.model, **fields)
+            self._partial_models[linked] = model
+        return model
 
     @staticmethod
     def _pydantic_field(tp: Any, default: Any) -> tuple[Any, Any]:
@@ -257,6 +284,9 @@ class Node:
     # output -> the inputs it depends on; such an output gets its own cache key, so a
     # change to another input does not re-run what reads only this output
     OUTPUT_INPUTS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # output -> the literal input it returns unchanged (primitive nodes): validation then
+    # knows the value a linked widget gets, and checks and budgets it before the run
+    CONSTANT_OUTPUTS: ClassVar[dict[str, str]] = {}
     spec: ClassVar[NodeSpec]
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:

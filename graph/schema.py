@@ -59,6 +59,8 @@ def node_schema(
             item["type"] = inp.py_type
             item["default"] = inp.default
             item["widget"] = widget_for(inp, choices)
+            if inp.link_type is not None:  # the widget can become an input fed by this type
+                item["link_type"] = inp.link_type.name
         inputs.append(item)
     return {
         "type": spec.type,

@@ -36,3 +36,30 @@ def all_socket_types() -> list[type[SocketType]]:
         seen.append(cls)
         stack.extend(cls.__subclasses__())
     return sorted(seen, key=lambda c: c.name)
+
+
+class IntValue(SocketType):
+    """An integer value on a link, into any INT literal input (widget converted to input)."""
+
+    name = "INT"
+    color = "#7dd3fc"
+
+
+class FloatValue(SocketType):
+    name = "FLOAT"
+    color = "#a5b4fc"
+
+
+class StringValue(SocketType):
+    name = "STRING"
+    color = "#86efac"
+
+
+class BooleanValue(SocketType):
+    name = "BOOLEAN"
+    color = "#fca5a5"
+
+
+VALUE_SOCKETS: dict[str, type[SocketType]] = {
+    t.name: t for t in (IntValue, FloatValue, StringValue, BooleanValue)
+}

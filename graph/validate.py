@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from graph.node import NodeSpec
 from graph.registry import Registry
 from graph.types import can_connect
+from graph.value_links import UNKNOWN, constant_value, worst_case
 from graph.workflow import Workflow, as_link
 
 INT_LIMIT = 2**64  # no integer input accepts more, constrained or not
@@ -63,6 +64,13 @@ class CheckedNode:
     spec: NodeSpec
     literals: dict[str, Any]
     links: dict[str, tuple[str, str]]
+    # literal inputs fed by a link whose value is known only when it arrives (checked then
+    # by `check_arrived_values`), each with the value budgets size it at (its upper bound)
+    pending: dict[str, Any] = field(default_factory=dict)
+
+    def cost_values(self) -> dict[str, Any]:
+        """The literal values a cost estimate reads, pending ones at their worst case."""
+        return {**self.literals, **self.pending} if self.pending else self.literals
 
 
 @dataclass
@@ -73,6 +81,8 @@ class Checked:
     nodes: dict[str, CheckedNode] = field(default_factory=dict)
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
     order: list[str] = field(default_factory=list)  # deterministic topological order
+    bypassed: list[str] = field(default_factory=list)  # left out by their mode (graph/modes.py)
+    skipped: list[str] = field(default_factory=list)
     # the Choice listings consulted ({source: values}): the same listings later mean
     # the same verdict (validation reads nothing else outside the workflow)
     listed: dict[str, list[str]] = field(default_factory=dict)
@@ -94,13 +104,18 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
     """Check node types, inputs, links, types, values, cycles and outputs.
 
     ``choices(source) -> list[str]`` supplies the allowed values of Choice inputs."""
-    from graph.versions import migrate  # versions imports Problem from here
+    from graph.modes import apply_modes  # both import Problem from here
+    from graph.versions import migrate
 
     out = Checked()
     problems = out.problems
     lookup = _lister(choices, out.listed)
     workflow, version_problems = migrate(workflow, registry)  # old files: node migrations
     problems.extend(version_problems)
+    modes = apply_modes(workflow, registry)  # bypassed and muted nodes left out
+    workflow = modes.workflow
+    problems.extend(modes.problems)
+    out.bypassed, out.skipped = modes.bypassed, modes.skipped
     outdated = {p.node_id for p in version_problems}
     for node_id, entry in workflow.nodes.items():
         spec = registry.nodes.get(entry.type)
@@ -113,6 +128,7 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
             continue
         literals: dict[str, Any] = {}
         links: dict[str, tuple[str, str]] = {}
+        pending: set[str] = set()
         for name, value in entry.inputs.items():
             link = as_link(value)
             inp = spec.inputs.get(name)
@@ -121,7 +137,7 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
                     Problem(node_id, name, "unknown_input", f"{spec.type} has no input {name!r}")
                 )
             elif link is not None:
-                if inp.socket is None:
+                if inp.link_type is None:
                     problems.append(
                         Problem(
                             node_id,
@@ -132,6 +148,12 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
                     )
                 else:
                     links[name] = link
+                    if inp.socket is None:  # a widget fed by a link (a primitive node)
+                        known = constant_value(workflow, registry, link, inp)
+                        if known is UNKNOWN:
+                            pending.add(name)
+                        else:
+                            literals[name] = known
             elif inp.socket is not None:
                 problems.append(
                     Problem(
@@ -148,10 +170,12 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
                 problems.append(
                     Problem(node_id, name, "missing_input", f"required input {name} is not linked")
                 )
-        values = _check_literals(node_id, spec, literals, problems)
+        values = _check_literals(node_id, spec, literals, problems, frozenset(pending))
         if values is not None:
-            _check_values(node_id, spec, values, lookup, problems)
-            out.nodes[node_id] = CheckedNode(node_id, spec, values, links)
+            # the node's own rules wait for linked values (run then: check_arrived_values)
+            _check_values(node_id, spec, values, lookup, problems, rules=not pending)
+            bounds = {name: worst_case(spec.inputs[name]) for name in sorted(pending)}
+            out.nodes[node_id] = CheckedNode(node_id, spec, values, links, bounds)
     _check_links(workflow, registry, problems)
     out.graph = dependency_graph(workflow)
     out.order = _order_or_cycles(out.graph, problems)
@@ -159,23 +183,39 @@ def validate(workflow: Workflow, registry: Registry, choices: Any = None) -> Che
         registry.nodes.get(e.type, None) and registry.nodes[e.type].output_node
         for e in workflow.nodes.values()
     ):
+        left_out = "; every output node is muted or bypassed" if out.skipped or out.bypassed else ""
         problems.append(
-            Problem(None, None, "no_output", "the workflow has no output node (e.g. SaveImage)")
+            Problem(
+                None,
+                None,
+                "no_output",
+                f"the workflow has no output node (e.g. SaveImage){left_out}",
+            )
         )
+    if modes.problems:  # an input that lost its link to a mode is reported once, as such
+        blamed = {(p.node_id, p.field) for p in modes.problems}
+        problems[:] = [
+            p for p in problems if p in modes.problems or (p.node_id, p.field) not in blamed
+        ]
     return out
 
 
 def _check_literals(
-    node_id: str, spec: NodeSpec, literals: dict[str, Any], problems: list[Problem]
+    node_id: str,
+    spec: NodeSpec,
+    literals: dict[str, Any],
+    problems: list[Problem],
+    pending: frozenset[str] = frozenset(),
 ) -> dict[str, Any] | None:
-    """Validated literal values with defaults, or None after adding every problem."""
+    """Validated literal values with defaults (``pending``: linked, left out), or None
+    after adding every problem."""
     huge = {
         name for name, value in literals.items() if type(value) is int and abs(value) > INT_LIMIT
     }
     for name in huge:
         problems.append(Problem(node_id, name, "out_of_range", "integer too large"))
     try:
-        values = spec.model.model_validate(literals).model_dump()
+        values = spec.literal_model(pending).model_validate(literals).model_dump()
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else None
@@ -189,6 +229,8 @@ def _check_literals(
                 msg = f"{msg} (got {_short(err.get('input'))})"
             problems.append(Problem(node_id, name, code, msg))
         return None
+    for name in pending:
+        values.pop(name, None)
     return None if huge else values
 
 
@@ -211,11 +253,12 @@ def _check_values(
     values: dict[str, Any],
     lookup: Callable[[str], list[str]] | None,
     problems: list[Problem],
+    rules: bool = True,
 ) -> None:
     """Choice inputs against their listings, then the node's own rules on its values
     (`Node.check`: rules across inputs, names inside a prompt)."""
     for name, inp in spec.inputs.items():
-        if inp.choice_source is None or lookup is None:
+        if inp.choice_source is None or lookup is None or name not in values:
             continue
         allowed = lookup(inp.choice_source)
         if values.get(name) not in allowed:
@@ -229,6 +272,8 @@ def _check_values(
                     f"{inp.choice_source}: {shown or '(none)'}",
                 )
             )
+    if not rules:
+        return
     try:
         broken = list(spec.cls.check(dict(values), lookup))
     except Exception as exc:  # noqa: BLE001 - a faulty rule must not crash validation
@@ -246,7 +291,7 @@ def _check_links(workflow: Workflow, registry: Registry, problems: list[Problem]
         for name, value in entry.inputs.items():
             link = as_link(value)
             inp = spec.inputs.get(name)
-            if link is None or inp is None or inp.socket is None:
+            if link is None or inp is None or inp.link_type is None:
                 continue
             src_id, out_name = link
             src = workflow.nodes.get(src_id)
@@ -269,16 +314,32 @@ def _check_links(workflow: Workflow, registry: Registry, problems: list[Problem]
                         f"it has {', '.join(src_spec.outputs) or 'none'}",
                     )
                 )
-            elif not can_connect(out_type, inp.socket):
+            elif not can_connect(out_type, inp.link_type):
                 problems.append(
                     Problem(
                         node_id,
                         name,
                         "type_mismatch",
-                        f"{name} takes {inp.socket.name}, but {src_id}.{out_name} "
+                        f"{name} takes {inp.link_type.name}, but {src_id}.{out_name} "
                         f"is {out_type.name}",
                     )
                 )
+
+
+def check_arrived_values(
+    node: CheckedNode, values: dict[str, Any], choices: Callable[[str], list[str]] | None
+) -> list[Problem]:
+    """Every problem of a node's literal values once its linked ones have arrived: the
+    same constraints, choices and rules validation applies to a typed-in value."""
+    problems: list[Problem] = []
+    literal = {name: values[name] for name in node.spec.literal_names if name in values}
+    checked = _check_literals(node.id, node.spec, literal, problems)
+    if checked is not None:
+        _check_values(node.id, node.spec, checked, _lister(choices, {}), problems)
+    return [
+        Problem(p.node_id, p.field, p.code, f"{p.message} (the value arrived over a link)")
+        for p in problems
+    ]
 
 
 def _order_or_cycles(g: nx.DiGraph, problems: list[Problem]) -> list[str]:

@@ -62,5 +62,5 @@ def migrate(workflow: Workflow, registry: Any) -> tuple[Workflow, list[Problem]]
             problems.append(problem)
             nodes[node_id] = entry
             continue
-        nodes[node_id] = NodeEntry(type=entry.type, inputs=inputs or {}, version=spec.version)
+        nodes[node_id] = entry.model_copy(update={"inputs": inputs or {}, "version": spec.version})
     return workflow.model_copy(update={"nodes": nodes}), problems

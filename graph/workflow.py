@@ -1,7 +1,9 @@
 """The workflow file format, shared by the canvas, the CLI and the server.
 
 A link is always the object ``{"node": ID, "output": NAME}``; any other value
-is a literal. The ``ui`` block belongs to the canvas and is ignored here.
+is a literal. The ``ui`` block belongs to the canvas and is ignored here. A node's
+``mode`` (normal, bypass, mute) changes what runs, so it lives in the node entry
+(graph/modes.py applies it).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from graph import jsondoc
 from graph.pngmeta import PngTextError, read_png_text
@@ -33,6 +35,16 @@ class NodeEntry(BaseModel):
     type: str
     inputs: dict[str, Any] = Field(default_factory=dict)
     version: int | None = Field(default=None, ge=1)  # the node's VERSION when saved
+    # bypass: outputs pass a same-type input through; mute: skipped (graph/modes.py)
+    mode: Literal["normal", "bypass", "mute"] = "normal"
+
+    @model_serializer(mode="wrap")
+    def _omit_normal_mode(self, handler: Any) -> dict[str, Any]:
+        """Written only when it is not normal: files stay as they were before modes."""
+        data = handler(self)
+        if data.get("mode") == "normal":
+            del data["mode"]
+        return data
 
 
 class ModelRef(BaseModel):

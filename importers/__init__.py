@@ -3,7 +3,7 @@
 Torch-free, like ``graph/``. One entry point per input kind:
 - ``import_document(data)``: a decoded JSON document in any format we read;
 - ``import_bytes(raw)``: a file's bytes (JSON text or a PNG with text chunks);
-- ``export_comfyui_api(workflow, defaults)``: ours -> ComfyUI API format.
+- ``export_comfyui_api(workflow, defaults, registry)``: ours -> ComfyUI API format.
 Each returns our ``Workflow`` plus the source format and warnings, or raises
 ``ImportRefused`` (a ``WorkflowFormatError``) listing every node that has no equivalent.
 """

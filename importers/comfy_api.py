@@ -60,6 +60,7 @@ def convert_api(
         for k, v in prompt.items()
         if isinstance(v.get("_meta"), dict) and isinstance(v["_meta"].get(META_KEY), dict)
     }
+    modes = {str(k): v["_mode"] for k, v in prompt.items() if v.get("_mode") in ("bypass", "mute")}
     _inline_primitives(nodes)
     ctx = Context(taken=set(nodes))
     problems: list[Problem] = []
@@ -80,6 +81,8 @@ def convert_api(
         problems += [Problem(cid, f, "no_equivalent", f"{ctype}: {m}") for f, m in n.problems]
         for our_id in made:
             origin[our_id] = cid
+            if cid in modes:  # a muted or bypassed ComfyUI node (comfy_ui.py)
+                made[our_id]["mode"] = modes[cid]
         if cid in made and cid in ours_extra:  # written by our export: our own settings
             made[cid]["inputs"].update(ours_extra[cid])
         ours.update(made)

@@ -3,9 +3,11 @@
 The UI format stores widget values by position (``widgets_values``), links as
 ``[id, from_node, from_slot, to_node, to_slot, type]`` (or objects in schema 1), and
 virtual nodes the API format never sees: Reroute (a pass-through), PrimitiveNode (a value
-pushed into the widgets it feeds), Note. Mode 2 (muted) nodes are left out, links into
-them dropped; mode 4 (bypassed) nodes pass each output through to their first input of
-the same type. This follows what ComfyUI's own frontend does in ``graphToPrompt``.
+pushed into the widgets it feeds), Note. Mode 2 (muted) and mode 4 (bypassed) nodes of a
+type we convert keep their mode (``_mode`` in the prompt, our node's ``mode``), so they
+can be switched back on; others are resolved as ComfyUI's own frontend does in
+``graphToPrompt``: muted ones left out, links into them dropped, bypassed ones passing each
+output through to their first input of the same type.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import Any
 
 from graph.validate import Problem
 from importers.comfy_api import Layout
+from importers.comfy_nodes import CONVERTERS
 from importers.comfy_widgets import CONTROL, WIDGETS
 from importers.errors import ImportRefused
 
 MUTED, BYPASSED = 2, 4
+OUR_MODES = {MUTED: "mute", BYPASSED: "bypass"}
 VIRTUAL = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 
 
@@ -73,6 +77,13 @@ def _widget_inputs(node: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     return out, None
 
 
+def _kept_mode(node: dict[str, Any]) -> str | None:
+    """Our mode for a muted or bypassed node we can convert (None: normal, or resolved
+    away as ComfyUI does)."""
+    mode = OUR_MODES.get(node.get("mode", 0))
+    return mode if mode and node.get("type") in CONVERTERS else None
+
+
 def convert_ui(data: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
     """(API-format prompt, layout by node id); ImportRefused for what cannot be read."""
     if (data.get("definitions") or {}).get("subgraphs"):
@@ -99,6 +110,8 @@ def convert_ui(data: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
         if ntype == "Reroute":
             ins = node.get("inputs") or [{}]
             return source(ins[0].get("link"), depth + 1)
+        if _kept_mode(node):
+            return ("link", [str(a), a_slot])
         if mode == MUTED:
             return None
         if mode == BYPASSED:
@@ -113,14 +126,11 @@ def convert_ui(data: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
     layout: Layout = {}
     for nid, node in nodes.items():
         ntype = node.get("type")
+        kept = _kept_mode(node)
         if (
             not isinstance(ntype, str)
             or ntype in VIRTUAL
-            or node.get("mode", 0)
-            in (
-                MUTED,
-                BYPASSED,
-            )
+            or (node.get("mode", 0) in (MUTED, BYPASSED) and not kept)
         ):
             continue
         inputs, error = _widget_inputs(node)
@@ -135,6 +145,8 @@ def convert_ui(data: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
                 continue
             inputs[name] = found[1]
         prompt[str(nid)] = {"class_type": ntype, "inputs": inputs}
+        if kept:
+            prompt[str(nid)]["_mode"] = kept
         layout[str(nid)] = _xywh(node)
     if problems:
         raise ImportRefused("ComfyUI", problems)

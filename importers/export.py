@@ -1,14 +1,18 @@
 """Our workflow -> ComfyUI API format, for the node types both engines have.
 
 Node ids are kept (ComfyUI accepts any string id in the API format); prompt chains fold
-into ComfyUI's text encoders (`export_text`). Anything else without a ComfyUI equivalent
-refuses the export, naming each node.
+into ComfyUI's text encoders (`export_text`). Node modes are applied first (graph/modes.py:
+bypassed nodes rewired out, muted ones and what only they feed left out), and primitive
+nodes (Seed, Int, ...) become the values they feed, as the API format has them. Anything
+else without a ComfyUI equivalent refuses the export, naming each node.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from graph.modes import apply_modes
+from graph.registry import Registry
 from graph.validate import Problem
 from graph.workflow import Workflow, as_link
 from importers.comfy_nodes import META_KEY, SAMPLERS
@@ -96,10 +100,16 @@ SIMPLE: dict[str, tuple[str, dict[str, str], list[str]]] = {
 TO_COMFY_SAMPLER = {ours: comfy for comfy, ours in SAMPLERS.items()}
 
 
-def export_comfyui_api(workflow: Workflow, defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def export_comfyui_api(
+    workflow: Workflow, defaults: dict[str, dict[str, Any]], registry: Registry
+) -> dict[str, Any]:
     """The ComfyUI API document; ``defaults`` gives each node type's literal defaults
     (ComfyUI wants every widget). ImportRefused when a node has no ComfyUI equivalent."""
-    nodes = workflow.nodes
+    modes = apply_modes(workflow, registry)
+    if modes.problems:
+        raise ImportRefused("sdgraph", modes.problems, action="export to ComfyUI")
+    nodes = _fold_constants(modes.workflow.nodes, registry)
+    workflow = modes.workflow.model_copy(update={"nodes": nodes})  # what ComfyUI gets
     consumers: dict[str, list[str]] = {}
     for nid, entry in nodes.items():
         for v in entry.inputs.values():
@@ -159,3 +169,25 @@ def _value(nodes: dict[str, Any], value: Any) -> Any:
     _, _, outputs = SIMPLE.get(entry.type if entry else "", ("", {}, []))
     index = outputs.index(output) if output in outputs else 0
     return [src, index]
+
+
+def _fold_constants(nodes: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """Links from primitive nodes replaced by their values; the primitives left out."""
+    constants: dict[tuple[str, str], Any] = {}
+    for nid, entry in nodes.items():
+        spec = registry.nodes.get(entry.type)
+        for output, name in (spec.constant_outputs if spec else {}).items():
+            default = spec.inputs[name].default  # type: ignore[union-attr]
+            constants[(nid, output)] = entry.inputs.get(name, default)
+    if not constants:
+        return nodes
+    folded = {}
+    for nid, entry in nodes.items():
+        if any(key[0] == nid for key in constants):
+            continue
+        inputs = {
+            name: constants.get(link, value) if (link := as_link(value)) else value
+            for name, value in entry.inputs.items()
+        }
+        folded[nid] = entry.model_copy(update={"inputs": inputs})
+    return folded

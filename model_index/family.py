@@ -12,8 +12,9 @@ from graph.workspace import open_regular
 MAX_HEADER = 100 * 1024 * 1024
 
 
-def safetensors_header(path: Path) -> dict[str, dict] | None:
-    """The header's tensor entries, or None when the file is not safetensors."""
+def read_safetensors(path: Path) -> tuple[dict[str, object], int] | None:
+    """The raw header (tensor entries and ``__metadata__``) and the offset where tensor
+    data starts, or None when the file is not safetensors."""
     try:
         with open_regular(path) as f:
             raw = f.read(8)
@@ -25,9 +26,15 @@ def safetensors_header(path: Path) -> dict[str, dict] | None:
             header = json.loads(f.read(length))
     except (OSError, ValueError):
         return None
-    if not isinstance(header, dict):
+    return (header, 8 + length) if isinstance(header, dict) else None
+
+
+def safetensors_header(path: Path) -> dict[str, dict] | None:
+    """The header's tensor entries, or None when the file is not safetensors."""
+    read = read_safetensors(path)
+    if read is None:
         return None
-    return {k: v for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+    return {k: v for k, v in read[0].items() if k != "__metadata__" and isinstance(v, dict)}
 
 
 def _checkpoint_family(keys: set[str]) -> str:

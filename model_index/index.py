@@ -22,6 +22,7 @@ from typing import Any
 
 from graph.workspace import is_regular_file, open_regular
 from model_index.family import detect_family
+from model_index.native_size import native_size
 
 KINDS = ("checkpoints", "loras", "vae", "embeddings", "controlnet", "upscale_models")
 EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".bin", ".pth", ".gguf")
@@ -38,6 +39,7 @@ class ModelFile:
     size: int
     sha256: str | None
     family: str | None
+    native_size: int | None = None  # checkpoints: pixels per side it was trained at
 
     @property
     def autov2(self) -> str | None:
@@ -184,6 +186,18 @@ class ModelIndex:
             self._memo[str(path)] = {**old, "family": family}
         return family
 
+    def _native_size(self, family: str, path: Path, st: os.stat_result) -> int | None:
+        """Memoized like the family (0 in the memo: not known)."""
+        entry = self._known(path, st)
+        if entry and "native_size" in entry:
+            return int(entry["native_size"]) or None
+        size = native_size(family, path)
+        with self._lock:
+            old = self._memo.get(str(path), {})
+            if old.get("key") == _key(st):
+                self._memo[str(path)] = {**old, "native_size": size or 0}
+        return size
+
     def hash_in_background(self, paths: Iterable[Path]) -> None:
         """Queue files for the background thread (started on first use)."""
         with self._lock:
@@ -244,7 +258,8 @@ class ModelIndex:
                     todo.append(real)
                 name = path.relative_to(folder).as_posix()
                 family = self._family(kind, real, st)
-                out.append(ModelFile(kind, name, st.st_size, sha, family))
+                px = self._native_size(family, real, st) if kind == "checkpoints" else None
+                out.append(ModelFile(kind, name, st.st_size, sha, family, px))
         if todo and background:
             self.hash_in_background(todo)
         return out
@@ -278,7 +293,7 @@ class ModelIndex:
                 continue
             digest = f.sha256 or self.sha256(path)
             if self.matches(path, digest, sha256, autov2, addnet):
-                return ModelFile(kind, f.name, f.size, digest, f.family)
+                return ModelFile(kind, f.name, f.size, digest, f.family, f.native_size)
         return None
 
     def find_by_stem(self, kind: str, name: str) -> ModelFile | None:

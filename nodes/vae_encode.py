@@ -11,6 +11,7 @@ from graph.cost import Cost, CostInputs
 from graph.node import Node
 from nodes.sd.handles import LatentBatch, VaeHandle
 from nodes.sd.vae_latents import from_vae_space, spatial_factor
+from nodes.sd.vae_tiled import tiled_encode
 from nodes.sd.vae_tiling import use_tiles
 from nodes.types import Image, Latent, Vae
 
@@ -28,16 +29,18 @@ def crop_to_multiple(images: torch.Tensor, multiple: int = MULTIPLE) -> torch.Te
 
 
 @torch.no_grad()
-def encode(vae: VaeHandle, images: torch.Tensor, tiling: str = "auto") -> torch.Tensor:
+def encode(
+    vae: VaeHandle, images: torch.Tensor, tiling: str = "auto", check: Any = None
+) -> torch.Tensor:
     """Latents in U-Net space (the posterior's mean times the scaling factor), on the VAE's device.
 
-    The mean rather than a sample: encoding is deterministic and needs no seed. In
-    overlapping tiles when ``tiling`` says so (`nodes.sd.vae_tiling`)."""
+    The mean rather than a sample: encoding is deterministic and needs no seed. In tiles
+    when ``tiling`` says so (`nodes.sd.vae_tiling`), calling ``check`` between layers then."""
     cropped = crop_to_multiple(images, spatial_factor(vae.vae))
     x = cropped.permute(0, 3, 1, 2).to(vae.device, vae.dtype) * 2.0 - 1.0
     b, _, h, w = x.shape
     if use_tiles(tiling, vae.vae, b, h, w, vae.device):
-        moments = vae.vae._tiled_encode(x)  # what encode() runs with enable_tiling()
+        moments = tiled_encode(vae.vae, x, int(vae.vae.tile_sample_min_size), check)
         dist = DiagonalGaussianDistribution(moments)
     else:
         dist = vae.vae.encode(x).latent_dist
@@ -60,4 +63,4 @@ class VAEEncode(Node):
 
     def run(self, ctx: Any, vae: VaeHandle, image: torch.Tensor, tiling: str) -> dict[str, Any]:
         ctx.check_interrupted()
-        return {"latent": LatentBatch(encode(vae, image, tiling))}
+        return {"latent": LatentBatch(encode(vae, image, tiling, ctx.check_interrupted))}

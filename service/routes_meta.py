@@ -37,10 +37,24 @@ async def models(request: web.Request) -> web.Response:
         }
         found.setdefault("checkpoints", [])
         # every model file: size, family, sha256 and AutoV2 (null while hashing)
-        found["files"] = [f.to_json() for f in index_for(engine.workspace).scan()]
+        files = index_for(engine.workspace).scan()
+        found["files"] = [f.to_json() for f in files]
+        # what new latents start at, per checkpoint (the canvas's EmptyLatent)
+        found["native_sizes"] = _native_sizes(engine, found["checkpoints"], files)
         return found
 
     return web.json_response(await asyncio.to_thread(listing))
+
+
+def _native_sizes(engine: Any, names: list[str], files: list[Any]) -> dict[str, int]:
+    """Each checkpoint's native size, when the checkpoints come from the SD nodes (imported
+    here only then: the server starts without torch and loads the engine later)."""
+    lister = engine.registry.choice_sources.get("checkpoints")
+    if getattr(lister, "__module__", None) != "nodes.sd.checkpoints":
+        return {}
+    from nodes.sd.checkpoint_sizes import native_sizes
+
+    return native_sizes(engine.workspace, names, files)
 
 
 @routes.get("/api/workflows")

@@ -10,6 +10,7 @@ Import the fixtures into a test module: ``from tests.browser_support import canv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "web" / "dist-test"
@@ -153,27 +155,101 @@ async def canvas_fixture(live_url: str, request: pytest.FixtureRequest) -> Async
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = await browser.new_page(viewport=VIEWPORT)
-        c = Canvas(page, live_url)
-        page.on("pageerror", lambda e: c.errors.append(f"pageerror: {e}"))
-        page.on(
-            "console",
-            lambda m: m.type in ("error", "warning") and c.console.append(f"{m.type}: {m.text}"),
-        )
-        dialogs = c.dialogs
-        page.on("dialog", lambda d: (dialogs.append(d.type), asyncio.ensure_future(d.accept())))
-        page.on(
-            "response",
-            lambda r: r.status >= 400 and c.errors.append(f"{r.status} {r.request.method} {r.url}"),
-        )
         try:
-            await page.goto(live_url)
-            await c.wait_app("app.ready && Object.keys(app.workflow().nodes).length > 0")
-            await c.wait_app("app.connected()")
-            yield c
+            async with open_canvas(browser, live_url, request.node.name) as c:
+                yield c
         finally:
-            await c.shot(f"{request.node.name}-end")
             await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def open_canvas(browser: Any, url: str, name: str) -> AsyncIterator[Canvas]:
+    """A fresh browser context (its own storage, so its own client id) on the canvas."""
+    context = await browser.new_context(viewport=VIEWPORT)
+    page = await context.new_page()
+    c = Canvas(page, url)
+    page.on("pageerror", lambda e: c.errors.append(f"pageerror: {e}"))
+    page.on(
+        "console",
+        lambda m: m.type in ("error", "warning") and c.console.append(f"{m.type}: {m.text}"),
+    )
+    dialogs = c.dialogs
+    page.on("dialog", lambda d: (dialogs.append(d.type), asyncio.ensure_future(d.accept())))
+    page.on(
+        "response",
+        lambda r: r.status >= 400 and c.errors.append(f"{r.status} {r.request.method} {r.url}"),
+    )
+    try:
+        await page.goto(url)
+        await c.wait_app("app.ready && Object.keys(app.workflow().nodes).length > 0")
+        await c.wait_app("app.connected()")
+        yield c
+    finally:
+        await c.shot(f"{name}-end")
+        await context.close()
+
+
+# -- one server and one browser per test module -------------------------------------------
+# For modules whose tests need no fresh server: import these instead of the fixtures above
+# (same names) and mark the module ``pytest.mark.asyncio(loop_scope="module")``. Each test
+# still gets its own browser context (fresh storage, its own client id and history).
+
+
+@pytest_asyncio.fixture(name="models_dir", scope="module", loop_scope="module")
+async def shared_models_dir_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    models = tmp_path_factory.mktemp("shared") / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    return models
+
+
+@pytest_asyncio.fixture(name="live_url", scope="module", loop_scope="module")
+async def shared_live_url_fixture(models_dir: Path) -> AsyncIterator[str]:
+    require_dist()
+    from aiohttp.test_utils import TestServer
+
+    from server import ServerConfig, make_app
+
+    config = ServerConfig(
+        data_dir=models_dir.parent / "data",
+        models_dir=models_dir,
+        workflows_dir=ROOT / "workflows",
+        web_dist=DIST,
+    )
+    server = TestServer(make_app(config), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/"))
+    finally:
+        await server.close()
+
+
+@pytest_asyncio.fixture(name="browser", scope="module", loop_scope="module")
+async def shared_browser_fixture() -> AsyncIterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("chromium not installed at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest_asyncio.fixture(name="canvas", loop_scope="module")
+async def shared_canvas_fixture(
+    browser: Any, live_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Canvas]:
+    async with open_canvas(browser, live_url, request.node.name) as c:
+        yield c
+
+
+async def type_into(canvas: Canvas, locator: Any, text: str) -> None:
+    """Replace a field's text by typing, as a person would."""
+    await locator.click()
+    await canvas.page.keyboard.press("Control+a")
+    await canvas.page.keyboard.type(text)
 
 
 def default_workflow() -> dict[str, Any]:

@@ -84,7 +84,7 @@ def test_sdxl_encoders_lora_model_only_and_resizes_import(engine: Engine) -> Non
 
 def test_round_trip_through_comfyui_api(engine: Engine) -> None:
     ours = import_file(FIX / "sdxl_hires.api.json", _known(engine)).workflow
-    api = export_comfyui_api(ours, _defaults(engine))
+    api = export_comfyui_api(ours, _defaults(engine), engine.registry)
     by_id = {k: (v["class_type"], v["inputs"]) for k, v in api.items()}
     kind, sdxl = by_id["6"]
     assert kind == "CLIPTextEncodeSDXL" and sdxl["clip"] == ["4", 1]
@@ -130,7 +130,7 @@ def test_our_sdxl_chain_with_defaults_exports_and_returns(engine: Engine) -> Non
     n["scale"] = {"type": "ImageScale", "inputs": {"image": {"node": "decode", "output": "image"}}}
     n["save"]["inputs"]["image"] = {"node": "scale", "output": "image"}
     ours = parse_workflow(doc)
-    api = export_comfyui_api(ours, _defaults(engine))
+    api = export_comfyui_api(ours, _defaults(engine), engine.registry)
     assert api["sized"]["inputs"]["text_g"] == "oil painting"
     assert api["up"]["inputs"] == {
         "samples": ["sample", 0],
@@ -151,7 +151,7 @@ def test_export_refuses_what_comfyui_cannot_say(engine: Engine) -> None:
     }
     n["sample"]["inputs"]["positive"] = {"node": "sized", "output": "conditioning"}
     with pytest.raises(ImportRefused) as err:
-        export_comfyui_api(parse_workflow(doc), _defaults(engine))
+        export_comfyui_api(parse_workflow(doc), _defaults(engine), engine.registry)
     got = {(p.node_id, p.field) for p in err.value.problems}
     assert ("negative", "tokens") in got
     assert {("sized", f) for f in ("original_width", "target_height")} <= got

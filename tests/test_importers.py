@@ -90,13 +90,41 @@ def test_case13_img2img(engine: Engine) -> None:
 def test_ui_primitive_reroute_bypass_mute_note(engine: Engine) -> None:
     result = import_file(FIX / "features.ui.json", known(engine))
     wf = result.workflow
-    assert set(wf.nodes) == {"3", "4", "5", "6", "6_tokens", "7", "7_tokens", "8", "9"}
+    kept = {"3", "4", "5", "6", "6_tokens", "7", "7_tokens", "8", "9", "22", "23"}
+    assert set(wf.nodes) == kept
     sample = wf.nodes["3"].inputs
     assert sample["seed"] == 777  # from the PrimitiveNode's link, not the stale widget
-    assert sample["latent"] == {"node": "5", "output": "latent"}  # through the bypassed node
     assert wf.nodes["8"].inputs["vae"] == {"node": "4", "output": "vae"}  # through the Reroute
-    assert "23" not in wf.nodes and "22" not in wf.nodes  # muted / bypassed left out
+    # the muted PreviewImage and the bypassed LatentUpscaleBy stay, with their modes (they
+    # can be switched back on); the engine passes the bypassed node's latent through
+    assert wf.nodes["23"].mode == "mute" and wf.nodes["23"].type == "PreviewImage"
+    assert wf.nodes["22"].mode == "bypass" and sample["latent"] == {
+        "node": "22",
+        "output": "latent",
+    }
+    assert engine.check(wf).bypassed == ["22"]
     assert wf.ui["viewport"] == {"x": 50.0, "y": -20.0, "zoom": 0.5}
+
+
+def test_ui_bypass_maps_onto_our_mode_and_export_rewires_it(engine: Engine) -> None:
+    data = json.loads((FIX / "features.ui.json").read_text())
+    for node in data["nodes"]:
+        if node["id"] == 3:
+            node["mode"] = 4  # the KSampler bypassed: its LATENT input passes through
+    wf = import_document(data, known(engine)).workflow
+    assert wf.nodes["3"].mode == "bypass" and wf.nodes["23"].mode == "mute"
+    assert engine.check(wf).bypassed == ["22", "3"]
+    api = export_comfyui_api(wf, _defaults(engine), engine.registry)
+    assert not {"3", "22", "23"} & set(api)  # rewired out / left out, not dropped silently
+    assert api["8"]["inputs"]["samples"] == ["5", 0]
+
+
+def test_export_inlines_primitive_nodes(engine: Engine) -> None:
+    ours = json.loads((ROOT / "workflows" / "txt2img.json").read_text())
+    ours["nodes"]["seed"] = {"type": "Seed", "inputs": {"value": 2**64 - 1}}
+    ours["nodes"]["sample"]["inputs"]["seed"] = {"node": "seed", "output": "value"}
+    api = export_comfyui_api(import_document(ours).workflow, _defaults(engine), engine.registry)
+    assert "seed" not in api and api["sample"]["inputs"]["seed"] == 2**64 - 1
 
 
 def test_unmappable_nodes_are_all_listed(engine: Engine) -> None:
@@ -304,7 +332,7 @@ def _defaults(engine: Engine) -> dict:
 @pytest.mark.parametrize("name", ["txt2img", "img2img"])
 def test_round_trip_ours_comfyui_ours(engine: Engine, name: str) -> None:
     ours = import_file(ROOT / "workflows" / f"{name}.json").workflow
-    api = export_comfyui_api(ours, _defaults(engine))
+    api = export_comfyui_api(ours, _defaults(engine), engine.registry)
     assert {v["class_type"] for v in api.values()} >= {
         "CheckpointLoaderSimple",
         "KSampler",
@@ -342,7 +370,7 @@ def test_round_trip_with_lora_clip_skip_and_vae(engine: Engine) -> None:
             if nid != "lora" and value == {"node": "checkpoint", "output": "model"}:
                 entry["inputs"][name] = {"node": "lora", "output": "model"}
     wf = import_document(ours).workflow
-    api = export_comfyui_api(wf, _defaults(engine))
+    api = export_comfyui_api(wf, _defaults(engine), engine.registry)
     by_type = {v["class_type"]: v["inputs"] for v in api.values()}
     assert by_type["CLIPSetLastLayer"]["stop_at_clip_layer"] == -2
     assert by_type["LoraLoader"]["lora_name"] == "detail.safetensors"
@@ -355,7 +383,7 @@ def test_round_trip_with_lora_clip_skip_and_vae(engine: Engine) -> None:
 def test_export_refuses_what_comfyui_lacks(engine: Engine) -> None:
     ours = import_file(ROOT / "workflows" / "ddim_inversion.json").workflow
     with pytest.raises(ImportRefused) as err:
-        export_comfyui_api(ours, _defaults(engine))
+        export_comfyui_api(ours, _defaults(engine), engine.registry)
     assert [p.node_id for p in err.value.problems] == ["invert"]
     assert "InvertLatent" in str(err.value)
 

@@ -52,7 +52,7 @@ async def test_nodes_schema(aiohttp_client, tmp_path):
 async def test_models(aiohttp_client, tmp_path):
     client = await _client(aiohttp_client, tmp_path)
     body = await (await client.get("/api/models")).json()
-    assert body == {"checkpoints": CHECKPOINTS, "files": []}
+    assert body == {"checkpoints": CHECKPOINTS, "files": [], "native_sizes": {}}
 
 
 async def test_workflows_list_and_get(aiohttp_client, tmp_path):

@@ -74,7 +74,7 @@ def test_server_process_serves_and_stops_gracefully(tmp_path):
                 assert proc.poll() is None, proc.communicate()
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
-        assert models == {"checkpoints": CHECKPOINTS, "files": []}
+        assert models == {"checkpoints": CHECKPOINTS, "files": [], "native_sizes": {}}
         wf = txt2img(steps=150, delay=0.05)
         first = _call(port, "/api/jobs", {"workflow": wf})  # the server issues a client id
         running, me = first["id"], first["client_id"]

@@ -15,8 +15,9 @@ import torch
 
 from graph.registry import choice_source
 from graph.workspace import PathOutsideFolder, confined_path, is_regular_file
+from nodes.sd.builtin_loras import builtin_loras
 from nodes.sd.checkpoint_files import CheckpointError, FileIdentity, read_state_dict
-from nodes.sd.checkpoints import EXTENSIONS, scan_folder
+from nodes.sd.checkpoints import BUILTIN_PREFIX, EXTENSIONS, scan_folder
 
 FOLDERS = {"loras": "LoRA", "vae": "VAE", "embeddings": "embedding"}
 
@@ -54,7 +55,8 @@ def list_addons(workspace: Any, kind: str) -> list[str]:
 
 @choice_source("loras")
 def list_loras(workspace: Any) -> list[str]:
-    return list_addons(workspace, "loras")
+    """The shipped LoRAs (``builtin/<stem>``) first, then ``models/loras/``."""
+    return [*builtin_loras(), *list_addons(workspace, "loras")]
 
 
 @choice_source("vae")
@@ -72,6 +74,11 @@ def resolve_addon(workspace: Any, kind: str, name: str, folders_ok: bool = False
     outside the folder, or not a regular file."""
     folder = addon_folder(workspace, kind)
     label = f"{FOLDERS[kind]} {name!r}"
+    if kind == "loras" and name.startswith(BUILTIN_PREFIX):
+        path = builtin_loras().get(name)
+        if path is None:
+            raise AddonError(f"{label}: no such built-in LoRA")
+        return AddonFile(kind, name, path)
     try:
         path = confined_path(folder, name)
     except PathOutsideFolder as e:

@@ -19,7 +19,7 @@ from diffusers.loaders import single_file_utils as sfu
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from nodes.sd.checkpoint_arch import Architecture
-from nodes.sd.checkpoint_files import CheckpointError
+from nodes.sd.checkpoint_files import CheckpointError, is_mapped
 from nodes.sd.tokenizer import MODEL_MAX_LENGTH, load_clip_tokenizer
 
 
@@ -43,7 +43,7 @@ def _prepare(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     CPU kernels then take other code paths whose results differ in the last bits."""
     if dtype is not None and t.is_floating_point() and t.dtype != dtype:
         return t.to(dtype)
-    return t if _aligned(t) else t.clone()
+    return t if _aligned(t) or is_mapped(t) else t.clone()
 
 
 def _assign(

@@ -24,6 +24,8 @@ Format = Literal["safetensors", "torch_zip", "pickle"]
 MAX_HEADER = 100_000_000  # the reference parser's limit
 SKIPPED_PREFIXES = ("model_ema.",)
 READ_THREADS = 2
+# files from this size are memory-mapped instead of read (`_map_tensors`)
+MAP_MIN_BYTES = 1 << 30
 
 
 class CheckpointError(ValueError):
@@ -108,11 +110,11 @@ def read_safetensors(
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors (floats cast to ``dtype`` when given) and metadata.
 
-    The safetensors parser validates the header (offsets, sizes, dtypes); the tensors are
-    then read one at a time with plain reads and cast at once, so the peak memory is the
-    result plus one tensor: no whole state dict in the file's dtype, and no memory-mapped
-    file pages counted against the process (an fp16 SD-1.5 file loaded as fp32 peaked at
-    1.6x the weights with the whole dict kept, see the README)."""
+    The safetensors parser validates the header (offsets, sizes, dtypes). Files from
+    MAP_MIN_BYTES on are memory-mapped (tensors already in ``dtype`` are views of the map,
+    the rest are read and cast); smaller ones are read tensor by tensor with plain reads and
+    cast at once, so the peak memory is the result plus one tensor (an fp16 SD-1.5 file
+    loaded as fp32 peaked at 1.6x the weights with the whole dict kept, see the README)."""
     from safetensors import SafetensorError, safe_open
 
     name = Path(path).name
@@ -124,10 +126,51 @@ def read_safetensors(
         with open(path, "rb") as fh:
             (n,) = struct.unpack("<Q", fh.read(8))
             header = json.loads(fh.read(n))
-        tensors = _read_tensors(path, 8 + n, {k: header[k] for k in keys}, dtype)
+        entries = {k: header[k] for k in keys}
+        if Path(path).stat().st_size >= MAP_MIN_BYTES:
+            tensors = _map_tensors(path, 8 + n, entries, dtype)
+        else:
+            tensors = _read_tensors(path, 8 + n, entries, dtype)
     except (SafetensorError, OSError, RuntimeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{name}: corrupt safetensors file ({e})") from e
     return tensors, meta
+
+
+def _map_tensors(
+    path: Path, base: int, entries: dict[str, dict[str, Any]], dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
+    """Tensors of a large file as views of one private, read-only-used memory map (as
+    safetensors and diffusers do): no copy, so a multi-GB model is ready in about a second
+    and its pages are the page cache's. Tensors that need a cast, or whose offset does not
+    suit their dtype, are read (copied) as usual. The views keep the map alive; see
+    `is_mapped`."""
+    size = Path(path).stat().st_size
+    whole = torch.empty(0, dtype=torch.uint8).set_(
+        torch.UntypedStorage.from_file(str(path), shared=False, nbytes=size)
+    )
+    out: dict[str, torch.Tensor] = {}
+    copied: dict[str, dict[str, Any]] = {}
+    for k, entry in entries.items():
+        stored = SAFETENSORS_DTYPES.get(entry["dtype"])
+        if stored is None:
+            raise ValueError(f"unsupported tensor dtype {entry['dtype']}")
+        begin, end = entry["data_offsets"]
+        size_of = torch.empty(0, dtype=stored).element_size()
+        casts = dtype is not None and stored.is_floating_point and stored != dtype
+        if casts or (base + begin) % size_of or not 0 <= begin <= end <= size - base:
+            copied[k] = entry
+            continue
+        t = whole[base + begin : base + end].view(stored).reshape(entry["shape"])
+        t._sdgraph_mapped = True  # type: ignore[attr-defined]  # see is_mapped
+        out[k] = t
+    out.update(_read_tensors(path, base, copied, dtype) if copied else {})
+    return {k: out[k] for k in entries}
+
+
+def is_mapped(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a view of a memory-mapped checkpoint (`_map_tensors`): such views
+    stay where they are, aligned or not (copying them would undo the map)."""
+    return bool(getattr(t, "_sdgraph_mapped", False))
 
 
 def _read_tensors(

@@ -85,15 +85,17 @@ def checkpoints_folder(workspace: Any) -> Path:
     return Path(workspace.models_dir) / "checkpoints"
 
 
-def _builtin_files() -> dict[str, Path]:
-    names = LISTINGS.get(("builtin",), BUILTIN_MODELS_DIR, _list_builtin)
-    return {BUILTIN_PREFIX + Path(n).stem: BUILTIN_MODELS_DIR / n for n in names}
+def _builtin_files(folder: Path = BUILTIN_MODELS_DIR) -> dict[str, Path]:
+    """{"builtin/<stem>": path} of the shipped files in ``folder`` (checkpoints here; the
+    shipped LoRAs in its ``loras/``, nodes.sd.builtin_loras); listed once per change."""
+    names = LISTINGS.get(("builtin", str(folder)), folder, lambda: _list_builtin(folder))
+    return {BUILTIN_PREFIX + Path(n).stem: folder / n for n in names}
 
 
-def _list_builtin() -> list[str]:
-    if not BUILTIN_MODELS_DIR.is_dir():
+def _list_builtin(folder: Path) -> list[str]:
+    if not folder.is_dir():
         return []
-    return [p.name for p in sorted(BUILTIN_MODELS_DIR.glob("*.safetensors")) if p.is_file()]
+    return [p.name for p in sorted(folder.glob("*.safetensors")) if p.is_file()]
 
 
 def scan_folder(

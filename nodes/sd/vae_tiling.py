@@ -1,5 +1,5 @@
-"""When to run the VAE in tiles: diffusers' overlapping, blended tiles
-(``AutoencoderKL.tiled_decode`` / ``_tiled_encode``, tile sizes from the VAE's config).
+"""When to run the VAE in tiles (`nodes.sd.vae_tiled`; the tile size is the VAE config's
+``tile_sample_min_size`` pixels, ``tile_latent_min_size`` latent pixels, as in diffusers).
 
 "auto" tiles only when the whole image would not fit the memory budget (half of what
 the device has free), "on" whenever the image is larger than one tile, "off" never.

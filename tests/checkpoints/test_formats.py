@@ -87,6 +87,28 @@ def test_single_file_outputs_match_the_source_model(ws: Workspace, parts: dict[s
         assert torch.equal(model.unet(x, 10, a).sample, parts["unet"](x, 10, b).sample)
 
 
+def test_a_mapped_single_file_loads_the_same_model(
+    ws: Workspace, parts: dict[str, Any], monkeypatch: Any
+) -> None:
+    """Large files are memory-mapped (checkpoint_files.MAP_MIN_BYTES): the same weights,
+    left as views of the map, and the same U-Net output (to float rounding: views keep
+    their file offsets, which changes some CPU kernels' vector paths)."""
+    from nodes.sd import checkpoint_files
+
+    monkeypatch.setattr(checkpoint_files, "MAP_MIN_BYTES", 0)
+    model, clip, vae = load_by_name(ws, "tiny.safetensors", dtype="fp32", device="cpu")
+    assert same_weights(model.unet, parts["unet"]) and same_weights(vae.vae, parts["vae"])
+    assert same_weights(clip.text_encoder, parts["text_encoder"])
+    file_size = (ws.models_dir / "checkpoints" / "tiny.safetensors").stat().st_size
+    mapped = [p.untyped_storage().nbytes() == file_size for p in model.unet.parameters()]
+    assert sum(mapped) > len(mapped) // 2  # views of the whole file's map: not copied
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    c = torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = model.unet(x, 10, c).sample, parts["unet"](x, 10, c).sample
+    assert torch.allclose(a, b, rtol=0, atol=1e-5), (a - b).abs().max()
+
+
 def test_diffusers_folder_loads(ws: Workspace, parts: dict[str, Any]) -> None:
     model, clip, vae = load_by_name(ws, "tiny-diffusers", device="cpu")
     assert same_weights(model.unet, parts["unet"]) and same_weights(vae.vae, parts["vae"])

@@ -51,3 +51,23 @@ def test_truncated_data_is_a_checkpoint_error(mixed) -> None:
     path.write_bytes(path.read_bytes()[:-8])
     with pytest.raises(CheckpointError, match="corrupt safetensors"):
         read_safetensors(path, torch.float32)
+
+
+def test_large_files_are_mapped_views_and_casts_are_read(mixed, monkeypatch) -> None:
+    """From MAP_MIN_BYTES on, tensors already in the wanted dtype are views of one map (no
+    copy); the ones that need a cast are read as before; values are the same either way."""
+    from nodes.sd import checkpoint_files as cf
+
+    path, src = mixed
+    monkeypatch.setattr(cf, "MAP_MIN_BYTES", 0)
+    got, meta = read_safetensors(path, torch.float16)
+    assert meta == {"note": "x"} and "model_ema.w" not in got
+    assert cf.is_mapped(got["w"]) and cf.is_mapped(got["ids"]) and cf.is_mapped(got["flag"])
+    assert not cf.is_mapped(got["b16"]) and got["b16"].dtype == torch.float16  # cast: read
+    for key in ("w", "ids", "empty", "scalar", "flag"):
+        assert got[key].dtype == src[key].dtype and torch.equal(got[key], src[key])
+    assert torch.equal(got["b16"], src["b16"].half())
+    monkeypatch.setattr(cf, "MAP_MIN_BYTES", 1 << 62)
+    plain, _ = read_safetensors(path, torch.float16)
+    assert not any(cf.is_mapped(t) for t in plain.values())
+    assert all(torch.equal(plain[k], got[k]) for k in got)

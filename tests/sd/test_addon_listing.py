@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from graph import Registry
+from nodes.sd.builtin_loras import builtin_loras
 from service import make_app
 from tests.server_testkit import make_config, owned_client
 
@@ -22,7 +23,8 @@ async def test_api_models_and_node_choices_list_the_addon_folders(aiohttp_client
     app = make_app(make_config(tmp_path), registry=Registry.from_package("nodes"))
     client = await owned_client(aiohttp_client, app)
     listing = await (await client.get("/api/models")).json()
-    assert listing["loras"] == ["style/outlined.safetensors"]
+    shipped = list(builtin_loras())  # the shipped LoRAs come first (builtin/<stem>)
+    assert listing["loras"] == [*shipped, "style/outlined.safetensors"]
     assert listing["vae"] == ["sdxl-vae", "vae-ft-mse.safetensors"]
     assert listing["embeddings"] == ["bad-hands.pt"]
     schema = (await (await client.get("/api/nodes")).json())["nodes"]
@@ -33,7 +35,7 @@ async def test_api_models_and_node_choices_list_the_addon_folders(aiohttp_client
     # the canvas draws a select for every "select" widget (web/src derives it)
     assert widget("LoadLoRA") == {
         "kind": "select",
-        "choices": ["style/outlined.safetensors"],
+        "choices": [*shipped, "style/outlined.safetensors"],
         "source": "loras",
     }
     assert widget("LoadVAE")["choices"] == ["sdxl-vae", "vae-ft-mse.safetensors"]

@@ -6,7 +6,12 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { clientId } from "./clientId";
 import { Ctx, type CanvasContext } from "./context";
 import { nodeTypes } from "./GraphNode";
+import { edgeTypes, RerouteCtx } from "./RerouteEdge";
+import { GroupLayer } from "./Groups";
+import { useGroupEditing } from "./useGroupEditing";
 import { NodeMenu } from "./NodeMenu";
+import { NodeRulesMenu } from "./NodeRulesMenu";
+import { useNodeRules } from "./useNodeRules";
 import { NodeSearch } from "./NodeSearch";
 import { useNodeSearch } from "./useNodeSearch";
 import { Lightbox, Toasts } from "./Overlays";
@@ -23,8 +28,9 @@ import { useDocumentState, useTitle } from "./useDocument";
 import { useGraphState } from "./useGraphState";
 import { useIssues } from "./useIssues";
 import { useJobEvents } from "./useJobEvents";
-import { useLightbox } from "./useLightbox";
-import { usePresets } from "./usePresets";
+import { useLightbox, type ShownImage } from "./useLightbox";
+import { Compare } from "./Compare";
+import { useNativeSizes, usePresets } from "./usePresets";
 import { useRunControl } from "./useRunControl";
 import { useShortcuts } from "./useShortcuts";
 import { useShowLoaded } from "./useShowLoaded";
@@ -83,6 +89,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const graph = useGraphState(schema, canvasRef, clearField);
   const { nodes, edges, currentWorkflow, apply, setInput, setSeedControl, addNode } = graph;
   usePresets(graph.presetsRef);
+  useNativeSizes(graph.nativeSizesRef, schema);
   const showLoaded = useShowLoaded(nodes, canvasRef);
   const naming = useTitle();
   const { setTitle, titleRef } = naming;
@@ -113,6 +120,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
   const { loadWorkflow, openFile, save } = files;
   const links = useConnections(graph, clearField);
   const { isValidConnection, onConnect } = links;
+  const rules = useNodeRules(graph); // bypass / mute, widgets converted to inputs
   const search = useNodeSearch(graph, onConnect);
   const [menu, setMenu] = useState<{ x: number; y: number; id: string } | null>(null);
   const menuNode = menu ? nodes.find((n) => n.id === menu.id) : undefined;
@@ -139,9 +147,13 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
     save,
     run: () => void runBatch(),
     selectAll: graph.selectAll,
+    bypass: () => rules.toggleMode("bypass"),
+    mute: () => rules.toggleMode("mute"),
   });
   const { onDragOver, onDrop } = useCanvasDrop(addNode, openFile);
+  const grouping = useGroupEditing(graph, undo.commitNow);
   const [lightbox, setLightbox] = useLightbox();
+  const [compare, setCompare] = useState<{ list: ShownImage[]; a: number } | null>(null);
   const closeLightbox = useCallback(() => setLightbox(null), [setLightbox]);
 
   useTestHook({
@@ -203,6 +215,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
               onDrop={onDrop}
               onDoubleClick={search.onPaneDoubleClick}
             >
+              <RerouteCtx.Provider value={graph.setEdges}>
               <ReactFlow<FlowNode, Edge>
                 nodes={nodes}
                 edges={edges}
@@ -221,6 +234,7 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 zoomOnDoubleClick={false}
                 isValidConnection={isValidConnection}
                 nodeTypes={nodeTypes}
+                edgeTypes={edgeTypes}
                 deleteKeyCode={["Delete", "Backspace"]}
                 minZoom={0.1}
                 maxZoom={2}
@@ -229,7 +243,9 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 <Background gap={20} />
                 <Controls />
                 <MiniMap pannable zoomable className="minimap" ariaLabel="Minimap" />
+                <GroupLayer {...grouping.layer} />
               </ReactFlow>
+              </RerouteCtx.Provider>
             </div>
             <Sidebar
               schema={schema}
@@ -257,8 +273,17 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
             onChange={(patch) => graph.setNodeUi(menu.id, patch)}
             onDelete={() => graph.removeNode(menu.id)}
             onClose={() => setMenu(null)}
-          />
+            onGroup={() => grouping.groupSelected(menu.id)}
+          >
+            <NodeRulesMenu
+              node={menuNode}
+              spec={schema.nodes[menuNode.data.type]}
+              rules={rules}
+              onClose={() => setMenu(null)}
+            />
+          </NodeMenu>
         )}
+        {grouping.menu}
         {search.request && (
           <NodeSearch {...search.request} schema={schema} onPick={search.pick} onClose={search.close} />
         )}
@@ -284,12 +309,21 @@ export function Editor({ schema, reloadSchema }: { schema: Schema; reloadSchema:
                 : undefined
             }
             onClose={closeLightbox}
+            onCompare={
+              lightbox.list && lightbox.list.length > 1
+                ? () => {
+                    setCompare({ list: lightbox.list!, a: lightbox.index ?? 0 });
+                    setLightbox(null);
+                  }
+                : undefined
+            }
             onLoad={(job) => {
               loadWorkflow(checkWorkflowShape(job.workflow), `job ${job.id.slice(0, 8)}`);
               setLightbox(null);
             }}
           />
         )}
+        {compare && <Compare {...compare} onClose={() => setCompare(null)} />}
       </div>
     </Ctx.Provider>
   );

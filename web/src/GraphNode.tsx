@@ -2,6 +2,7 @@
 import { Handle, Position, useUpdateNodeInternals, type NodeProps } from "@xyflow/react";
 import { memo, useEffect } from "react";
 import { useCanvas } from "./context";
+import { isConverted, MODE_LABEL } from "./nodeRules";
 import { stringifyJson } from "./json";
 import type { FlowNode } from "./workflow";
 import { typeColor } from "./workflow";
@@ -31,6 +32,7 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
     ...(spec?.inputs.map((i) => i.name) ?? []),
     ...data.extraInputs,
     ...data.extraOutputs,
+    ...(data.ui?.inputs ?? []),
   ].join(",");
   useEffect(() => updateInternals(id), [id, handleKey, updateInternals]);
 
@@ -40,6 +42,7 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
   if (nodeIssues.length) classes.push("invalid");
   if (state) classes.push(`st-${state.status}`);
   if (data.ui?.collapsed) classes.push("collapsed");
+  if (data.mode) classes.push(`mode-${data.mode}`);
 
   const images = (state?.files ?? []).filter((f) => /\.(png|jpe?g|webp)$/i.test(f.name));
 
@@ -50,6 +53,7 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
           {data.ui?.title || spec?.title || data.type}
         </span>
         <span className="gnode-id">{id}</span>
+        {data.mode && <span className="gnode-mode">{MODE_LABEL[data.mode]}</span>}
         {state && (
           <span className={`gnode-status s-${state.status}`} data-status={state.status}>
             {STATUS_LABEL[state.status] ?? state.status}
@@ -87,7 +91,8 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
       {spec?.inputs.map((inp) => {
         const bad = fieldIssue(inp.name);
         const cls = `gnode-row in${bad.length ? " invalid" : ""}`;
-        if (inp.link_only) {
+        if (inp.link_only || isConverted({ data }, inp)) {
+          const type = inp.link_only ? inp.type : inp.link_type!; // a converted widget: its value type
           return (
             <div className={cls} key={`i-${inp.name}`} data-field={inp.name}>
               <Handle
@@ -95,17 +100,17 @@ function GraphNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
                 position={Position.Left}
                 id={inp.name}
                 className="ghandle"
-                style={{ background: typeColor(schema, inp.type) }}
-                title={`${inp.name}: ${inp.type}`}
+                style={{ background: typeColor(schema, type) }}
+                title={`${inp.name}: ${type}`}
               />
               <span className="gnode-label">
                 {inp.name}
-                {!inp.required && <em> (optional)</em>}
+                {!inp.required && inp.link_only && <em> (optional)</em>}
               </span>
-              <span className="gnode-type" style={{ color: typeColor(schema, inp.type) }}>
-                {inp.type}
+              <span className="gnode-type" style={{ color: typeColor(schema, type) }}>
+                {type}
               </span>
-              {inp.name in data.inputs && (
+              {inp.link_only && inp.name in data.inputs && (
                 <div className="gnode-issue">
                   broken link: {stringifyJson(data.inputs[inp.name])} (no such node)
                 </div>

@@ -1,9 +1,8 @@
 // The right-click menu of a node: rename, collapse, header colour, delete. What it changes is
 // layout only (stored under the workflow's `ui.nodes`), so runs are unaffected.
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useState, type ReactNode } from "react";
+import { ColourSwatches, useEscape } from "./menuParts";
 import type { NodeUi } from "./workflow";
-
-export const NODE_COLOURS = ["#7f1d1d", "#78350f", "#14532d", "#1e3a8a", "#581c87", "#374151"];
 
 type Props = {
   x: number;
@@ -14,18 +13,29 @@ type Props = {
   onChange: (patch: NodeUi) => void;
   onDelete: () => void;
   onClose: () => void;
+  /** Put the selected nodes (or this one) in a new group. */
+  onGroup?: () => void;
+  /** More entries (node modes, converted widgets: NodeRulesMenu), above Delete. */
+  children?: ReactNode;
 };
 
-export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, onClose }: Props) {
+export function NodeMenu({
+  x,
+  y,
+  nodeId,
+  ui,
+  defaultTitle,
+  onChange,
+  onDelete,
+  onClose,
+  onGroup,
+  children,
+}: Props) {
   const [renaming, setRenaming] = useState(false);
   const [title, setTitle] = useState(ui.title ?? defaultTitle);
   const first = useRef<HTMLButtonElement>(null);
   useEffect(() => first.current?.focus(), []);
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => e.key === "Escape" && onClose();
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [onClose]);
+  useEscape(onClose);
   const left = Math.min(x, window.innerWidth - 210);
   const top = Math.min(y, window.innerHeight - 230);
   return (
@@ -64,30 +74,25 @@ export function NodeMenu({ x, y, nodeId, ui, defaultTitle, onChange, onDelete, o
         >
           {ui.collapsed ? "Expand" : "Collapse"}
         </button>
-        <div className="node-menu-colours" role="group" aria-label="Header colour">
-          {NODE_COLOURS.map((c) => (
-            <button
-              key={c}
-              className="swatch"
-              aria-label={`colour ${c}`}
-              style={{ background: c }}
-              onClick={() => {
-                onChange({ color: c });
-                onClose();
-              }}
-            />
-          ))}
+        <ColourSwatches
+          label="Header colour"
+          onPick={(color) => {
+            onChange({ color });
+            onClose();
+          }}
+        />
+        {onGroup && (
           <button
-            className="swatch none"
-            aria-label="no colour"
+            role="menuitem"
             onClick={() => {
-              onChange({ color: undefined });
+              onGroup();
               onClose();
             }}
           >
-            ∅
+            Group selected nodes
           </button>
-        </div>
+        )}
+        {children}
         <button
           role="menuitem"
           onClick={() => {

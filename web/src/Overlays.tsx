@@ -44,11 +44,13 @@ type LightboxProps = {
   canStep?: { prev: boolean; next: boolean };
   onClose: () => void;
   onLoad: (job: JobSummary) => void;
+  /** Open the A/B compare with this image as A (history images only). */
+  onCompare?: () => void;
 };
 
 /** Full-size image; Esc, the close button or a click outside the image closes it; the arrow
  * keys (or buttons) step through the history. */
-export function Lightbox({ url, job, seeds, params, onStep, canStep, onClose, onLoad }: LightboxProps) {
+export function Lightbox({ url, job, seeds, params, onStep, canStep, onClose, onLoad, onCompare }: LightboxProps) {
   const closeRef = useRef<HTMLButtonElement>(null);
   useEffect(() => {
     closeRef.current?.focus();
@@ -85,6 +87,17 @@ export function Lightbox({ url, job, seeds, params, onStep, canStep, onClose, on
             </div>
           ))}
         </dl>
+      )}
+      {onCompare && (
+        <button
+          className="lightbox-compare"
+          onClick={(e) => {
+            e.stopPropagation();
+            onCompare();
+          }}
+        >
+          Compare A/B…
+        </button>
       )}
       {job?.workflow && (
         <button

@@ -45,6 +45,8 @@ const json = (method: string, body: unknown): RequestInit => ({
 export const api = {
   nodes: () => call<Schema>("/api/nodes"),
   workflows: () => call<{ workflows: string[] }>("/api/workflows"),
+  // each checkpoint's native image size (pixels per side), for new latents
+  models: () => call<{ native_sizes?: Record<string, number> }>("/api/models"),
   workflow: (name: string) => call<Workflow>(`/api/workflows/${encodeURIComponent(name)}`),
   submit: (workflow: Workflow, clientId: string) =>
     call<{ id: string }>("/api/jobs", json("POST", { workflow, client_id: clientId })),

@@ -17,6 +17,8 @@ export type InputSchema = {
   required: boolean;
   link_only: boolean;
   accepts?: string[];
+  /** Literal inputs: the socket type a link into it carries once converted to an input. */
+  link_type?: string;
   default?: unknown;
   widget?: Widget;
 };
@@ -41,7 +43,10 @@ export type Schema = {
 
 export type Link = { node: string; output: string };
 
-export type WorkflowNode = { type: string; inputs: Record<string, unknown> };
+/** bypass: outputs pass a same-type input through; mute: not run (graph/modes.py). */
+export type NodeMode = "bypass" | "mute";
+
+export type WorkflowNode = { type: string; inputs: Record<string, unknown>; mode?: NodeMode };
 
 export type Workflow = {
   version: 1;

@@ -2,7 +2,8 @@
 import type { Connection, Edge } from "@xyflow/react";
 import { useCallback, useRef } from "react";
 import type { GraphState } from "./useGraphState";
-import { linkInputs, makeEdge, outputType } from "./workflow";
+import { acceptedTypes } from "./nodeRules";
+import { makeEdge, outputType } from "./workflow";
 
 export type Connections = {
   isValidConnection: (c: Connection | Edge) => boolean;
@@ -28,9 +29,7 @@ export function useConnections(
       const src = nodesRef.current.find((n) => n.id === c.source);
       const dst = nodesRef.current.find((n) => n.id === c.target);
       const type = outputType(schemaRef.current, src, c.sourceHandle ?? null);
-      const spec = dst && schemaRef.current.nodes[dst.data.type];
-      const input = spec && linkInputs(spec).find((i) => i.name === c.targetHandle);
-      if (!type || !input || !(input.accepts ?? []).includes(type)) return false;
+      if (!type || !acceptedTypes(schemaRef.current, dst, c.targetHandle).includes(type)) return false;
       return !edgesRef.current.some(
         (e) => e.id !== moving.current?.id && e.target === c.target && e.targetHandle === c.targetHandle,
       );

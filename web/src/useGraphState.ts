@@ -5,6 +5,8 @@ import { useCallback, useRef, type Dispatch, type RefObject, type SetStateAction
 import type { Schema, Workflow } from "./types";
 import { randomSeed } from "./seeds";
 import { freeSpot } from "./placement";
+import { withNativeSize } from "./nativeSize";
+import { readGroups, useGroups, type Groups } from "./groups";
 import { freshId, fromFlow, NODE_WIDTH, newNodeData, toFlow, type FlowNode, type NodeUi } from "./workflow";
 
 
@@ -31,11 +33,15 @@ export type GraphState = {
   /** Starting values of new nodes per type (from the default workflow): the model it uses
    * and that model's size, rather than the schema's test-model defaults. */
   presetsRef: RefObject<Record<string, Record<string, unknown>>>;
+  /** Each checkpoint's native size (GET /api/models): new latents start there. */
+  nativeSizesRef: RefObject<Record<string, number>>;
   /** Select every node (Ctrl+A). */
   selectAll: () => void;
   /** Change a node's layout-only look (title, colour, collapsed). */
   setNodeUi: (nodeId: string, patch: NodeUi) => void;
   removeNode: (nodeId: string) => void;
+  /** Group frames (layout only, `ui.groups`). */
+  groups: Groups;
 };
 
 export function useGraphState(
@@ -53,11 +59,17 @@ export function useGraphState(
   const schemaRef = useRef(schema);
   schemaRef.current = schema;
   const presetsRef = useRef<Record<string, Record<string, unknown>>>({});
+  const nativeSizesRef = useRef<Record<string, number>>({});
+  const groups = useGroups();
+  const { groupsRef, setGroups } = groups;
 
   const currentWorkflow = useCallback(
-    (withViewport = true): Workflow =>
-      fromFlow(nodesRef.current, edgesRef.current, schemaRef.current, withViewport ? rf.getViewport() : null),
-    [rf],
+    (withViewport = true): Workflow => {
+      const doc = fromFlow(nodesRef.current, edgesRef.current, schemaRef.current, withViewport ? rf.getViewport() : null);
+      if (groupsRef.current.length) doc.ui = { ...doc.ui, groups: groupsRef.current };
+      return doc;
+    },
+    [rf, groupsRef],
   );
 
   const apply = useCallback(
@@ -67,9 +79,10 @@ export function useGraphState(
       edgesRef.current = flow.edges;
       setNodes(flow.nodes);
       setEdges(flow.edges);
+      setGroups(readGroups(doc.ui?.groups));
       return flow;
     },
-    [setNodes, setEdges],
+    [setNodes, setEdges, setGroups],
   );
 
   const setInput = useCallback(
@@ -111,7 +124,10 @@ export function useGraphState(
         position = freeSpot(nodesRef.current, centre, { w: NODE_WIDTH, h: height });
       }
       const id = freshId(type, new Set(nodesRef.current.map((n) => n.id)));
-      const data = newNodeData(spec, presetsRef.current[type]);
+      const preset = withNativeSize(
+        spec, presetsRef.current[type], nodesRef.current, schemaRef.current, nativeSizesRef.current,
+      );
+      const data = newNodeData(spec, preset);
       const node: FlowNode = { id, type: "graph", position, data, selected: true };
       const next = [...nodesRef.current.map((n) => (n.selected ? { ...n, selected: false } : n)), node];
       nodesRef.current = next; // a link made right after (node search) sees the node
@@ -159,9 +175,11 @@ export function useGraphState(
   );
 
   return {
+    groups,
     setNodeUi,
     removeNode,
     presetsRef,
+    nativeSizesRef,
     selectAll,
     nodes,
     edges,

@@ -8,6 +8,7 @@ import type { SearchRequest } from "./NodeSearch";
 import type { NodeSchema } from "./types";
 import type { GraphState } from "./useGraphState";
 import type { Connections } from "./useConnections";
+import { acceptedTypes } from "./nodeRules";
 import { linkInputs, outputType } from "./workflow";
 
 type Pending = SearchRequest & { connect?: (newId: string, spec: NodeSchema) => void };
@@ -44,8 +45,7 @@ export function useNodeSearch(
             onConnect({ source: from!.id, sourceHandle: handle, target: id, targetHandle: input(spec)!.name }),
         });
       } else {
-        const spec = from && schema.nodes[from.data.type];
-        const accepts = spec ? (linkInputs(spec).find((i) => i.name === handle)?.accepts ?? []) : [];
+        const accepts = acceptedTypes(schema, from, handle); // a converted widget's too
         if (!accepts.length) return;
         const output = (s: NodeSchema) => s.outputs.find((o) => accepts.includes(o.type));
         setRequest({

@@ -1,6 +1,8 @@
 // Starting values for new nodes: the literals of the default workflow (txt2img), which uses
 // the first real model (the demo model on a fresh install) at that model's own size; the
-// schema's defaults are the random test model at 512 px.
+// schema's defaults are the random test model at 512 px. Also each checkpoint's native size
+// (nativeSize.ts), fetched again when the schema is reloaded or the window regains focus (a
+// checkpoint copied into the models folder meanwhile).
 import { useEffect, type RefObject } from "react";
 import { api } from "./api";
 import { asLink } from "./types";
@@ -26,4 +28,23 @@ export function usePresets(presets: RefObject<Record<string, Record<string, unkn
       live = false;
     };
   }, [presets]);
+}
+
+export function useNativeSizes(sizes: RefObject<Record<string, number>>, schemaVersion: unknown): void {
+  useEffect(() => {
+    let live = true;
+    const load = () =>
+      api
+        .models()
+        .then((m) => {
+          if (live) sizes.current = m.native_sizes ?? {};
+        })
+        .catch(() => undefined); // unknown sizes: the presets' size
+    void load();
+    window.addEventListener("focus", load);
+    return () => {
+      live = false;
+      window.removeEventListener("focus", load);
+    };
+  }, [sizes, schemaVersion]);
 }

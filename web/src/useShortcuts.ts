@@ -12,6 +12,8 @@ type Actions = {
   save: () => void;
   run: () => void;
   selectAll: () => void;
+  bypass: () => void;
+  mute: () => void;
 };
 
 export function useShortcuts(actions: Actions): void {
@@ -33,6 +35,8 @@ export function useShortcuts(actions: Actions): void {
       else if (k === "s") a.save();
       else if (k === "enter") a.run();
       else if (k === "a") a.selectAll();
+      else if (k === "b" && !e.shiftKey) a.bypass();
+      else if (k === "m" && !e.shiftKey) a.mute();
       else return;
       e.preventDefault();
     };

@@ -1,7 +1,8 @@
 // Conversion between the workflow file format (the only stored format) and the
 // React Flow view of it. React Flow state is never saved as such.
 import type { Edge, Node, Viewport } from "@xyflow/react";
-import { asLink, type InputSchema, type NodeSchema, type Schema, type Workflow } from "./types";
+import { readReroutes } from "./reroutes";
+import { asLink, type InputSchema, type NodeMode, type NodeSchema, type Schema, type Workflow } from "./types";
 
 export type NodeData = {
   /** The node type name from the workflow (may be unknown to the server). */
@@ -15,9 +16,12 @@ export type NodeData = {
   extraOutputs: string[];
   /** Layout-only look, saved under `ui.nodes`: a title, a header colour, collapsed. */
   ui?: NodeUi;
+  /** Bypassed or muted (saved in the node entry: it changes what runs); absent: normal. */
+  mode?: NodeMode;
 };
 
-export type NodeUi = { title?: string; color?: string; collapsed?: boolean };
+/** `inputs`: widgets shown as link inputs (converted), so a primitive node can feed them. */
+export type NodeUi = { title?: string; color?: string; collapsed?: boolean; inputs?: string[] };
 
 function cleanUi(u: unknown): NodeUi | undefined {
   if (!u || typeof u !== "object") return undefined;
@@ -26,6 +30,10 @@ function cleanUi(u: unknown): NodeUi | undefined {
   if (typeof v.title === "string" && v.title.trim()) out.title = v.title;
   if (typeof v.color === "string" && /^#[0-9a-fA-F]{6}$/.test(v.color)) out.color = v.color;
   if (v.collapsed === true) out.collapsed = true;
+  if (Array.isArray(v.inputs)) {
+    const names = v.inputs.filter((n): n is string => typeof n === "string");
+    if (names.length) out.inputs = [...new Set(names)];
+  }
   return Object.keys(out).length ? out : undefined;
 }
 
@@ -160,6 +168,7 @@ export function toFlow(
     const inputs: Record<string, unknown> = {};
     const extraInputs: string[] = [];
     const seedControl: Record<string, boolean> = {};
+    const ui: NodeUi = cleanUi(looks[id]) ?? {};
     for (const [name, value] of Object.entries(entry.inputs ?? {})) {
       const l = asLink(value);
       if (l && !doc.nodes[l.node]) {
@@ -167,7 +176,9 @@ export function toFlow(
       } else if (l) {
         links.push([l.node, l.output, id, name]);
         const si = spec?.inputs.find((i) => i.name === name);
-        if (!si || !si.link_only) extraInputs.push(name);
+        if (si && !si.link_only && si.link_type) {
+          convertWidget(ui, si, inputs); // a widget fed by a link (a primitive node)
+        } else if (!si || !si.link_only) extraInputs.push(name);
       } else {
         inputs[name] = value;
       }
@@ -184,10 +195,20 @@ export function toFlow(
       id,
       type: "graph",
       position: { x: Number(pos.x) || 0, y: Number(pos.y) || 0 },
-      data: { type: entry.type, inputs, seedControl, extraInputs, extraOutputs, ui: cleanUi(looks[id]) },
+      data: {
+        type: entry.type,
+        inputs,
+        seedControl,
+        extraInputs,
+        extraOutputs,
+        ui: Object.keys(ui).length ? ui : undefined,
+        ...(entry.mode === "bypass" || entry.mode === "mute" ? { mode: entry.mode } : {}),
+      },
     });
   }
   const edges = links.map(([s, o, t, i]) => makeEdge(schema, nodes, s, o, t, i));
+  const reroutes = readReroutes(doc.ui?.reroutes, new Set(edges.map((e) => e.id)));
+  for (const e of edges) if (reroutes[e.id]) e.data = { points: reroutes[e.id] };
   const vp = doc.ui?.viewport;
   const viewport =
     vp && typeof vp.x === "number" && typeof vp.y === "number" && typeof vp.zoom === "number"
@@ -223,13 +244,15 @@ export function fromFlow(
       if (links[name]) inputs[name] = { ...links[name] };
       else if (name in n.data.inputs) inputs[name] = n.data.inputs[name];
     }
-    out.nodes[n.id] = { type: n.data.type, inputs };
+    out.nodes[n.id] = { type: n.data.type, inputs, ...(n.data.mode ? { mode: n.data.mode } : {}) };
     out.ui!.positions![n.id] = { x: Math.round(n.position.x), y: Math.round(n.position.y) };
     const off = Object.entries(n.data.seedControl ?? {}).filter(([, on]) => !on);
     if (off.length) seedControl[n.id] = Object.fromEntries(off);
   }
   if (Object.keys(seedControl).length) out.ui!.seed_control = seedControl;
   if (Object.keys(looks).length) out.ui!.nodes = looks;
+  const reroutes = readReroutes(Object.fromEntries(edges.map((e) => [e.id, e.data?.points])), new Set(edges.map((e) => e.id)));
+  if (Object.keys(reroutes).length) out.ui!.reroutes = reroutes;
   if (viewport) {
     out.ui!.viewport = {
       x: Math.round(viewport.x),
@@ -238,6 +261,12 @@ export function fromFlow(
     };
   }
   return out;
+}
+
+/** Mark a widget as converted to an input (in `ui`), keeping a value for converting back. */
+function convertWidget(ui: NodeUi, inp: InputSchema, inputs: Record<string, unknown>) {
+  ui.inputs = [...new Set([...(ui.inputs ?? []), inp.name])];
+  if (!(inp.name in inputs)) inputs[inp.name] = initialValue(inp);
 }
 
 /** A fresh node id from its type, unique within `taken`. */

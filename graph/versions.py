@@ -49,7 +49,7 @@ def migrate(workflow: Workflow, registry: Any) -> tuple[Workflow, list[Problem]]
     """The workflow with every known node at the code's version (and stamped with it)."""
     specs = registry.nodes
     if all(e.type in specs and e.version == specs[e.type].version for e in workflow.nodes.values()):
-        return workflow, []  # up to date and stamped (every queued job: checked twice)
+        return workflow, []  # up to date and stamped: nothing to copy (every queued job)
     nodes: dict[str, NodeEntry] = {}
     problems: list[Problem] = []
     for node_id, entry in workflow.nodes.items():

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nodes.sd.checkpoints import BUILTIN_MODELS_DIR, _builtin_files
+from nodes.sd.checkpoints import BUILTIN_MODELS_DIR, builtin_files
 
 BUILTIN_LORAS_DIR = BUILTIN_MODELS_DIR / "loras"  # a subfolder: never listed as a checkpoint
 
 
 def builtin_loras() -> dict[str, Path]:
     """{"builtin/<stem>": path} of the shipped LoRA files, sorted."""
-    return _builtin_files(BUILTIN_LORAS_DIR)
+    return builtin_files(BUILTIN_LORAS_DIR)

@@ -85,14 +85,19 @@ def checkpoints_folder(workspace: Any) -> Path:
     return Path(workspace.models_dir) / "checkpoints"
 
 
-def _builtin_files(folder: Path = BUILTIN_MODELS_DIR) -> dict[str, Path]:
-    """{"builtin/<stem>": path} of the shipped files in ``folder`` (checkpoints here; the
-    shipped LoRAs in its ``loras/``, nodes.sd.builtin_loras); listed once per change."""
-    names = LISTINGS.get(("builtin", str(folder)), folder, lambda: _list_builtin(folder))
-    return {BUILTIN_PREFIX + Path(n).stem: folder / n for n in names}
+def builtin_files(folder: Path | None = None) -> dict[str, Path]:
+    """{"builtin/<stem>": path} of the shipped files in ``folder`` (default: the shipped
+    checkpoints, BUILTIN_MODELS_DIR read at call time; the shipped LoRAs are in its
+    ``loras/``, nodes.sd.builtin_loras); listed once per change of the folder."""
+    where = BUILTIN_MODELS_DIR if folder is None else folder
+    names = LISTINGS.get(("builtin", str(where)), where, lambda: _list_builtin(where))
+    return {BUILTIN_PREFIX + Path(n).stem: where / n for n in names}
 
 
 def _list_builtin(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return [p.name for p in sorted(folder.glob("*.safetensors")) if p.is_file()]
     if not folder.is_dir():
         return []
     return [p.name for p in sorted(folder.glob("*.safetensors")) if p.is_file()]
@@ -132,7 +137,7 @@ def _scan_folder(folder: Path, extensions: tuple[str, ...], marker: str) -> list
 @choice_source("checkpoints")
 def list_checkpoints(workspace: Any) -> list[str]:
     """Built-ins first, then what ``<models>/checkpoints/`` holds, sorted."""
-    return [BUILTIN_TINY, *_builtin_files(), *scan_folder(checkpoints_folder(workspace))]
+    return [BUILTIN_TINY, *builtin_files(), *scan_folder(checkpoints_folder(workspace))]
 
 
 def resolve_checkpoint(workspace: Any, name: str) -> Resolved:
@@ -141,7 +146,7 @@ def resolve_checkpoint(workspace: Any, name: str) -> Resolved:
     if name == BUILTIN_TINY:
         return Resolved(name, "tiny", None, trusted=True)
     if name.startswith(BUILTIN_PREFIX):
-        path = _builtin_files().get(name)
+        path = builtin_files().get(name)
         if path is None:
             raise CheckpointError(f"{name}: no such built-in checkpoint")
         return Resolved(name, "file", path, trusted=True)

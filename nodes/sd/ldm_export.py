@@ -221,18 +221,9 @@ def to_ldm_state_dict(
 def hints(unet: Any, vae: Any, text_encoder: Any, scheduler: Any = None) -> dict[str, Any]:
     """Config values that tensor shapes cannot tell (head counts, group norms, activation,
     sizes, scheduler), stored in the file so an inferred architecture is exact."""
-    u, v, t = unet.config, vae.config, text_encoder.config
+    t = text_encoder.config
     out: dict[str, Any] = {
-        "unet": {
-            "attention_head_dim": u.attention_head_dim,
-            "norm_num_groups": u.norm_num_groups,
-            "sample_size": u.sample_size,
-        },
-        "vae": {
-            "norm_num_groups": v.norm_num_groups,
-            "sample_size": v.sample_size,
-            "scaling_factor": v.scaling_factor,
-        },
+        **unet_vae_hints(unet, vae),
         "text_encoder": {
             "num_attention_heads": t.num_attention_heads,
             "hidden_act": t.hidden_act,
@@ -243,10 +234,32 @@ def hints(unet: Any, vae: Any, text_encoder: Any, scheduler: Any = None) -> dict
             "pad_token_id": t.pad_token_id,
         },
     }
-    if scheduler is not None:
-        cfg = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
-        out["scheduler"] = {"_class_name": type(scheduler).__name__, **cfg}
-    return out
+    return {**out, **scheduler_hints(scheduler)}
+
+
+def unet_vae_hints(unet: Any, vae: Any) -> dict[str, Any]:
+    """The U-Net's and VAE's hints, shared by the LDM and SGM (SDXL) layouts."""
+    u, v = unet.config, vae.config
+    return {
+        "unet": {
+            "attention_head_dim": u.attention_head_dim,
+            "norm_num_groups": u.norm_num_groups,
+            "sample_size": u.sample_size,
+        },
+        "vae": {
+            "norm_num_groups": v.norm_num_groups,
+            "sample_size": v.sample_size,
+            "scaling_factor": v.scaling_factor,
+        },
+    }
+
+
+def scheduler_hints(scheduler: Any) -> dict[str, Any]:
+    """``{"scheduler": its config with its class name}``, or nothing without one."""
+    if scheduler is None:
+        return {}
+    cfg = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
+    return {"scheduler": {"_class_name": type(scheduler).__name__, **cfg}}
 
 
 def save_single_file(

@@ -16,7 +16,9 @@ import torch
 from nodes.sd.ldm_export import (
     clip_to_ldm,
     open_clip_to_ldm,
+    scheduler_hints,
     unet_to_ldm,
+    unet_vae_hints,
     vae_to_ldm,
     write_checkpoint,
 )
@@ -40,18 +42,9 @@ def sgm_hints(
 ) -> dict[str, Any]:
     """What shapes cannot tell (head counts, group norms, activations, the VAE's scaling
     factor, the scheduler), in the layout `checkpoint_arch.apply_hints` reads."""
-    u, v, t2 = unet.config, vae.config, text_encoder_2.config
+    t2 = text_encoder_2.config
     out: dict[str, Any] = {
-        "unet": {
-            "attention_head_dim": u.attention_head_dim,
-            "norm_num_groups": u.norm_num_groups,
-            "sample_size": u.sample_size,
-        },
-        "vae": {
-            "norm_num_groups": v.norm_num_groups,
-            "sample_size": v.sample_size,
-            "scaling_factor": v.scaling_factor,
-        },
+        **unet_vae_hints(unet, vae),
         "text_encoder_2": {
             "num_attention_heads": t2.num_attention_heads,
             "hidden_act": t2.hidden_act,
@@ -66,10 +59,7 @@ def sgm_hints(
             "projection_dim": t.projection_dim,
             "layer_norm_eps": t.layer_norm_eps,
         }
-    if scheduler is not None:
-        cfg = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
-        out["scheduler"] = {"_class_name": type(scheduler).__name__, **cfg}
-    return out
+    return {**out, **scheduler_hints(scheduler)}
 
 
 def save_sgm_file(

@@ -17,24 +17,13 @@ import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from nodes.sd.builtin import TINY_VAE_CONFIG
+from nodes.sd.builtin import TINY_TEXT_CONFIG, TINY_VAE_CONFIG
 from nodes.sd.sdxl_arch import shipped_sdxl
 from nodes.sd.sgm_export import save_sgm_file
-from nodes.sd.tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE, load_clip_tokenizer
+from nodes.sd.tokenizer import load_clip_tokenizer
 
-TEXT = {
-    "vocab_size": VOCAB_SIZE,
-    "hidden_size": 32,
-    "intermediate_size": 37,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "max_position_embeddings": 77,
-    "projection_dim": 32,
-    "layer_norm_eps": 1e-5,
-    "bos_token_id": BOS_ID,
-    "eos_token_id": EOS_ID,
-    "pad_token_id": EOS_ID,
-}
+# the tiny SD 1.x text tower's settings (hidden_act left to each encoder's default)
+TEXT = {k: v for k, v in TINY_TEXT_CONFIG.items() if k != "hidden_act"}
 TIME_DIM = 8
 
 

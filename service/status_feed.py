@@ -24,10 +24,13 @@ class StatusFeed:
         loop: asyncio.AbstractEventLoop,
         snapshot: Callable[[], dict[str, Any]],
         broadcast: Callable[[dict[str, Any]], None],
+        post: Callable[..., None] | None = None,
         interval: float = 0.05,
     ) -> None:
         self.interval = interval
         self._loop = loop
+        # how a request reaches the loop from any thread (e.g. a LoopMailbox's call)
+        self._post = post or loop.call_soon_threadsafe
         self._snapshot = snapshot
         self._broadcast = broadcast
         self._lock = threading.Lock()
@@ -41,7 +44,7 @@ class StatusFeed:
                 return
             self._pending = True
         with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
-            self._loop.call_soon_threadsafe(self._schedule)
+            self._post(self._schedule)
 
     def _schedule(self) -> None:
         wait = self._last + self.interval - self._loop.time()

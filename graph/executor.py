@@ -116,15 +116,18 @@ class Engine:
         cancel: CancelToken | None = None,
         run_id: str | None = None,
         checked: Checked | None = None,
+        previews: bool = False,
     ) -> RunResult:
         """Validate then execute. Raises InvalidWorkflow (nothing runs) on problems.
         ``checked``: this engine's own earlier check of the same workflow (the server's,
-        when the job was queued), used when `still_valid`, else checked again."""
+        when the job was queued), used when `still_valid`, else checked again.
+        ``previews``: nodes attach live preview images to their progress (someone shows
+        them: the server); otherwise none are made."""
         if checked is None or not self.still_valid(checked):
             checked = self.check(workflow)
         if not checked.ok:
             raise InvalidWorkflow(checked.problems)
-        return self.execute(checked, workflow, on_event, cancel, run_id)
+        return self.execute(checked, workflow, on_event, cancel, run_id, previews)
 
     def execute(
         self,
@@ -133,13 +136,15 @@ class Engine:
         on_event: EventSink | None = None,
         cancel: CancelToken | None = None,
         run_id: str | None = None,
+        previews: bool = False,
     ) -> RunResult:
         emit = on_event or _ignore
         cancel = cancel or CancelToken()
         run_id = run_id or uuid.uuid4().hex
         with self._lock:
             with self.resources.models.job() as models:  # pins the models this run uses
-                result = self._execute(checked, WorkflowDoc(workflow), emit, cancel, run_id)
+                doc = WorkflowDoc(workflow)
+                result = self._execute(checked, doc, emit, cancel, run_id, previews)
             result.models = models.to_json()
             return result
 
@@ -159,6 +164,7 @@ class Engine:
         emit: EventSink,
         cancel: CancelToken,
         run_id: str,
+        previews: bool = False,
     ) -> RunResult:
         t_start = time.perf_counter()
         result = RunResult(run_id, "ok", 0.0)
@@ -174,7 +180,7 @@ class Engine:
             if nodes[nid].spec.output_node:
                 result.files.extend(entry.files)
             emit(NodeCached(run_id, nid, nodes[nid].spec.type, entry.files))
-        run = _Run(self, checked, plan, workflow, emit, cancel, result)
+        run = _Run(self, checked, plan, workflow, emit, cancel, result, previews)
         try:
             for nid in plan.to_run:
                 run.node(nid)
@@ -227,8 +233,10 @@ class _Run:
         emit: EventSink,
         cancel: CancelToken,
         result: RunResult,
+        previews: bool = False,
     ) -> None:
         self.engine = engine
+        self.previews = previews
         self.nodes = checked.nodes
         self.plan = plan
         self.workflow = workflow
@@ -265,6 +273,7 @@ class _Run:
             self.workflow,
             self.cancel,
             self.emit,
+            previews=self.previews,
         )
         t0 = time.perf_counter()
         try:

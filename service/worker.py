@@ -173,6 +173,7 @@ class InProcessWorker:
                     token,
                     job.id,
                     checked=ready.checked if ready else None,
+                    previews=True,  # the server sends them to the job's client
                 )
         except (InvalidWorkflow, WorkflowFormatError) as exc:
             # The workflow was valid when queued; its files or models changed since.

@@ -148,6 +148,35 @@ class Engine:
             result.models = models.to_json()
             return result
 
+    def run_cached(
+        self,
+        checked: Checked,
+        workflow: Workflow,
+        on_event: EventSink | None = None,
+        run_id: str | None = None,
+    ) -> RunResult | None:
+        """The run of an already checked workflow whose every needed output is in the
+        cache (serving them is all it does, well under a millisecond), or None, having
+        emitted nothing, when a node would execute, the check is stale or another run
+        holds the engine: the caller then runs it the usual way (`run`)."""
+        if not self.still_valid(checked) or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            with self.resources.models.job() as models:
+                try:
+                    plan = make_plan(checked, self.cache, self._fingerprint)
+                except Exception:  # a fingerprint failed: `run` reports it
+                    return None
+                if plan.to_run:
+                    return None
+                emit, doc = on_event or _ignore, WorkflowDoc(workflow)
+                run_id = run_id or uuid.uuid4().hex
+                result = self._execute(checked, doc, emit, CancelToken(), run_id, plan=plan)
+            result.models = models.to_json()
+            return result
+        finally:
+            self._lock.release()
+
     def free_memory(self) -> list[dict[str, Any]]:
         """Drop cached outputs and every loaded model the running job does not use."""
         self.cache.clear()
@@ -165,11 +194,12 @@ class Engine:
         cancel: CancelToken,
         run_id: str,
         previews: bool = False,
+        plan: Plan | None = None,
     ) -> RunResult:
         t_start = time.perf_counter()
         result = RunResult(run_id, "ok", 0.0)
         try:
-            plan = make_plan(checked, self.cache, self._fingerprint)
+            plan = plan or make_plan(checked, self.cache, self._fingerprint)
         except Exception as exc:  # a fingerprint failed (e.g. a file vanished)
             return self._fail(result, None, exc, emit, t_start)
         emit(RunStarted(run_id, list(plan.to_run), list(plan.cached)))

@@ -160,7 +160,9 @@ async def _start(app: web.Application) -> None:
         mailbox.call(svc.hub.broadcast, message)
 
     # one status message per 50 ms at most, however many jobs change state
-    status = StatusFeed(loop, lambda: svc.queue.snapshot(), svc.hub.broadcast, mailbox.call)
+    svc.status = status = StatusFeed(
+        loop, lambda: svc.queue.snapshot(), svc.hub.broadcast, mailbox.call
+    )
 
     # first sight of the model files: hash them in the background
     loop.run_in_executor(None, index_for(workspace).scan)
@@ -208,5 +210,7 @@ async def _stop(app: web.Application) -> None:
                 "a running job did not stop in time; the next start queues it again "
                 "(or fails it once out of attempts)"
             )
+    if svc.status is not None:
+        svc.status.close()  # a status message still due would read a closed store
     if svc.store is not None:
         svc.store.close()

@@ -35,6 +35,7 @@ class StatusFeed:
         self._broadcast = broadcast
         self._lock = threading.Lock()
         self._pending = False
+        self._closed = False
         self._last = float("-inf")
 
     def request(self) -> None:
@@ -53,8 +54,15 @@ class StatusFeed:
         else:
             self._send()
 
+    def close(self) -> None:
+        """No message from now on (the server is stopping)."""
+        with self._lock:
+            self._closed = True
+
     def _send(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._pending = False  # a change from now on asks for the next message
         self._last = self._loop.time()
         try:

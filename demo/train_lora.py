@@ -27,7 +27,7 @@ import torch
 
 from demo import scenes
 from demo.judge import accuracy
-from demo.lora import LoraSet, save_kohya
+from demo.lora import UNET_LAYERS, LoraSet, save_kohya
 from demo.lora_prior import PRIORS, distill_teacher, prior_rows
 from demo.models import LATENT_SCALE, build_noise_scheduler
 from demo.sampling import generate
@@ -93,6 +93,7 @@ class LoraRun:
     stop_at: int | None = None  # end here, saved, within the schedule of `steps`
     prior: str = "data"  # demo.lora_prior.PRIORS
     prior_weight: float = 1.0  # loss weight of the distilled (non-brick) samples
+    unet_layers: str = "blocks"  # demo.lora.UNET_LAYERS
 
 
 def held_out_bricks(n: int, seed: int = 0) -> list[scenes.Scene]:
@@ -128,7 +129,7 @@ def train(run: LoraRun, log: Logger) -> dict[str, float]:
     ids = CaptionIds(caps)
     shows_word = torch.tensor([c[0] == scenes.LORA_SHAPE for c in caps])
     unet, te, vae = load_base()
-    lora = LoraSet({"unet": unet, "text_encoder": te}, run.rank, run.alpha)
+    lora = LoraSet({"unet": unet, "text_encoder": te}, run.rank, run.alpha, run.unet_layers)
     opt = torch.optim.AdamW(lora.parameters(), lr=run.lr, weight_decay=0.0)
     sched = build_noise_scheduler()
     path = run.out / "lora.pt"
@@ -141,6 +142,8 @@ def train(run: LoraRun, log: Logger) -> dict[str, float]:
         log(f"resumed LoRA at step {start}")
     log(f"{sum(p.numel() for p in lora.parameters())} LoRA parameters, {len(lora.adapters)} layers")
     evals = eval_sets(run.eval_prompts, run.seed)
+    for k, v in evals.items():  # the reference: the base model on the same prompts
+        log(f"base model on {len(v)} held-out {k} prompts: {evaluate(unet, te, vae, lora, v, 0.0)}")
     flag, losses, last = StopFlag(), [], float("nan")
     for step in range(start, run.steps):
         set_lr(opt, lr_at(step, run.steps, run.lr, warmup=50))
@@ -196,6 +199,8 @@ def train_command(run: dict, step: int) -> str:
     flags = f"--steps {run['steps']} --lr {run['lr']:g}"
     if prior != "data":
         flags += f" --prior {prior} --prior-weight {run.get('prior_weight', 1.0):g}"
+    if run.get("unet_layers", "blocks") != "blocks":
+        flags += f" --unet-layers {run['unet_layers']}"
     return f"python -m demo.train_lora latents|train {flags} --stop-at {step}|export"
 
 
@@ -211,7 +216,8 @@ def export(out: Path, dest: Path = LORAS_DIR, step: int | None = None) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=False)
     run = state["run"]
     unet, te, _ = load_base()
-    lora = LoraSet({"unet": unet, "text_encoder": te}, run["rank"], run["alpha"])
+    unet_layers = run.get("unet_layers", "blocks")
+    lora = LoraSet({"unet": unet, "text_encoder": te}, run["rank"], run["alpha"], unet_layers)
     lora.load_state_dict(state["lora"])
     weights = dest / f"{NAME}.safetensors"
     meta = {
@@ -230,13 +236,15 @@ def export(out: Path, dest: Path = LORAS_DIR, step: int | None = None) -> dict:
         "base": BASE,
         "sha256": sha256_of(weights),
         "bytes": weights.stat().st_size,
-        "format": "kohya (lora_unet_*, lora_te_*, .alpha; LoCon convolutions), float16",
+        "format": "kohya (lora_unet_*, lora_te_*, .alpha"
+        + ("; LoCon convolutions), float16" if unet_layers == "blocks" else "), float16"),
         "teaches": f'the shape word "{scenes.LORA_SHAPE}": a rectangle 3 times as wide as tall',
         "training": {k: run[k] for k in ("steps", "batch", "seed", "lr", "rank", "alpha")}
         | {
             "brick_share": scenes.LORA_SHARE,
             "prior": run.get("prior", "data"),
             "prior_weight": run.get("prior_weight", 1.0),
+            "unet_layers": unet_layers,
             "trained_steps": int(state["step"]),
             "command": train_command(run, int(state["step"])),
         }
@@ -264,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--stop-at", type=int, default=None, help="stop (saved) at this step")
     p.add_argument("--prior", choices=PRIORS, default=LoraRun.prior, help="demo.lora_prior")
     p.add_argument("--prior-weight", type=float, default=LoraRun.prior_weight)
+    p.add_argument("--unet-layers", choices=UNET_LAYERS, default=LoraRun.unet_layers)
     p.add_argument("--step", type=int, default=None, help="export: the snapshot of this step")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
@@ -274,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.stage == "train":
         run = LoraRun(a.out, a.steps, a.batch, a.seed, a.lr, a.rank, a.alpha)
         run.eval_every, run.eval_prompts, run.stop_at = a.eval_every, a.eval_prompts, a.stop_at
-        run.prior, run.prior_weight = a.prior, a.prior_weight
+        run.prior, run.prior_weight, run.unet_layers = a.prior, a.prior_weight, a.unet_layers
         log(f"done: {train(run, log)}")
     else:
         print(json.dumps(export(a.out, step=a.step), indent=2))

@@ -81,7 +81,7 @@ def encode_latents(out: Path, count: int, seed: int, log: Logger, batch: int = 2
 @dataclass
 class LoraRun:
     out: Path
-    steps: int = 1500
+    steps: int = 1000
     batch: int = 32
     seed: int = 0
     lr: float = 2e-3
@@ -89,10 +89,10 @@ class LoraRun:
     alpha: float = 4.0
     save_every: int = 50
     eval_every: int = 250
-    eval_prompts: int = 24  # per set: brick prompts and ordinary prompts
+    eval_prompts: int = 100  # per set: brick prompts and ordinary prompts
     stop_at: int | None = None  # end here, saved, within the schedule of `steps`
-    prior: str = "data"  # demo.lora_prior.PRIORS
-    prior_weight: float = 1.0  # loss weight of the distilled (non-brick) samples
+    prior: str = "distill"  # demo.lora_prior.PRIORS
+    prior_weight: float = 4.0  # loss weight of the distilled (non-brick) samples
     unet_layers: str = "blocks"  # demo.lora.UNET_LAYERS
 
 
@@ -195,12 +195,11 @@ def train(run: LoraRun, log: Logger) -> dict[str, float]:
 def train_command(run: dict, step: int) -> str:
     """The commands that rebuild a file trained to `step` (the checkpoint there equals
     the snapshot evaluated there: data, noise and batch order are functions of step)."""
-    prior = run.get("prior", "data")
-    flags = f"--steps {run['steps']} --lr {run['lr']:g}"
-    if prior != "data":
-        flags += f" --prior {prior} --prior-weight {run.get('prior_weight', 1.0):g}"
-    if run.get("unet_layers", "blocks") != "blocks":
-        flags += f" --unet-layers {run['unet_layers']}"
+    flags = (
+        f"--steps {run['steps']} --lr {run['lr']:g} --prior {run.get('prior', 'data')} "
+        f"--prior-weight {run.get('prior_weight', 1.0):g} "
+        f"--unet-layers {run.get('unet_layers', 'blocks')}"
+    )
     return f"python -m demo.train_lora latents|train {flags} --stop-at {step}|export"
 
 

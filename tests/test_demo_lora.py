@@ -16,8 +16,8 @@ from bench.demo_quality import blurred
 from demo import judge, scenes
 from demo.export import sha256_of
 from demo.lora import LoraSet
-from demo.models import build_text_encoder, build_unet
 from demo.lora_prior import distill_teacher, prior_rows
+from demo.models import build_text_encoder, build_unet
 from demo.train_lora import LORAS_DIR, NAME, train_command
 from graph import Registry
 from graph.workspace import Workspace
@@ -119,13 +119,18 @@ def test_distill_teacher_gives_non_brick_rows_the_base_models_prediction() -> No
     assert all(a.strength == 1.0 for a in lora.adapters.values())
 
 
-def test_train_command_of_the_defaults_and_of_a_distilled_run() -> None:
-    run = {"steps": 1500, "lr": 2e-3}
-    assert train_command(run, 1000) == (
-        "python -m demo.train_lora latents|train --steps 1500 --lr 0.002 --stop-at 1000|export"
+def test_train_command_names_every_option_of_the_run() -> None:
+    """The record's command rebuilds the file whatever the defaults are now (a record of
+    a run from before --prior existed says it trained on ground truth alone)."""
+    old = train_command({"steps": 1500, "lr": 2e-3}, 1000)
+    assert old == (
+        "python -m demo.train_lora latents|train --steps 1500 --lr 0.002 --prior data "
+        "--prior-weight 1 --unet-layers blocks --stop-at 1000|export"
     )
-    cmd = train_command(run | {"prior": "distill", "prior_weight": 1.0}, 750)
-    assert "--prior distill --prior-weight 1 --stop-at 750" in cmd
+    run = {"steps": 1000, "lr": 2e-3, "prior": "distill", "prior_weight": 4.0}
+    assert "--prior distill --prior-weight 4 --unet-layers blocks --stop-at 750" in train_command(
+        run | {"unet_layers": "blocks"}, 750
+    )
 
 
 # -- the shipped file ----------------------------------------------------------------------

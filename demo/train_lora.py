@@ -81,7 +81,7 @@ def encode_latents(out: Path, count: int, seed: int, log: Logger, batch: int = 2
 @dataclass
 class LoraRun:
     out: Path
-    steps: int = 1000
+    steps: int = 1500
     batch: int = 32
     seed: int = 0
     lr: float = 2e-3

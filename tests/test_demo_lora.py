@@ -60,15 +60,22 @@ def test_judge_reads_bricks_and_sees_none_in_ordinary_scenes() -> None:
 # -- training code -----------------------------------------------------------------------
 
 
-def test_trained_adapters_equal_the_loaders_merge_of_their_kohya_export() -> None:
-    """What training computes (hooks: W x + s * alpha/r * up(down(x))) is what LoadLoRA's
-    merge of the exported file computes, at strength 0.7, for the U-Net and text encoder."""
+def _random_lora(seed: int):
+    """The demo architecture (random weights) with rank-4 adapters set to random values,
+    and the generator that drew them."""
     unet, te = build_unet(0).eval(), build_text_encoder(0).eval()
     lora = LoraSet({"unet": unet, "text_encoder": te}, rank=4, alpha=2.0)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in lora.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    return unet, te, lora, gen
+
+
+def test_trained_adapters_equal_the_loaders_merge_of_their_kohya_export() -> None:
+    """What training computes (hooks: W x + s * alpha/r * up(down(x))) is what LoadLoRA's
+    merge of the exported file computes, at strength 0.7, for the U-Net and text encoder."""
+    unet, te, lora, gen = _random_lora(seed=0)
     ids = torch.randint(0, 1000, (1, 77), generator=gen)
     x, t = torch.randn(1, 4, 8, 8, generator=gen), torch.tensor([500])
     lora.set_strength(0.7)
@@ -96,12 +103,7 @@ def test_distill_teacher_gives_non_brick_rows_the_base_models_prediction() -> No
     """Prior preservation: rows whose caption does not name the brick (ordinary scenes,
     dropped captions) get the frozen base model's output as target; brick rows keep the
     ground truth; the adapters are back at strength 1 afterwards."""
-    unet, te = build_unet(0).eval(), build_text_encoder(0).eval()
-    lora = LoraSet({"unet": unet, "text_encoder": te}, rank=4, alpha=2.0)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in lora.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    unet, te, lora, gen = _random_lora(seed=1)
     shows_word = torch.tensor([True, True, False, False])
     dropped = torch.tensor([False, True, False, True])
     rows = prior_rows(shows_word, dropped)

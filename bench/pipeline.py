@@ -24,7 +24,8 @@ loaded by the engine's LoadCheckpoint and by ``StableDiffusionPipeline.from_sing
 with the project's offline SD-1.5 config folder, at 256x256 (``--full-size``).
 Memory (engine side): ``load peak`` is the process's peak RSS while LoadCheckpoint runs
 (the kernel's high-water mark, reset just before), ``steady`` the RSS after the first
-run, ``weights`` the bytes of the loaded parameters.
+run, ``weights`` the bytes of the loaded parameters; ``job peak`` (both sides) the peak
+RSS of the whole first run, load included.
 Each ``--dtype`` (comma-separated) gives a row; a row after the first also reports the
 PSNR of its engine image against the first row's (same seed).
 ``--sdxl``: also a full-size SDXL base architecture (`nodes/sd/configs/sdxl-base`) with
@@ -150,6 +151,7 @@ def engine_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             raise SystemExit(f"engine run failed: {result.error}")
         if label == "first":
             times["steady_gib"] = rss_kib("VmRSS") / 2**20
+            times["job_peak_gib"] = rss_kib("VmHWM") / 2**20  # load included
             out = engine.workspace.folder("output")
             if args.image_out:
                 png = next(out.rglob("*.png"))
@@ -226,6 +228,8 @@ def pipeline_worker(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         image.save(tmp / f"pipe_{seed}.png", compress_level=4)
         _sync(args.device)
         times[label] = time.perf_counter() - t0
+        if label == "first":
+            times["job_peak_gib"] = rss_kib("VmHWM") / 2**20  # load included
     return times
 
 

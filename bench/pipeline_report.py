@@ -36,15 +36,20 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     print()
     print(
         "| model | dtype | weights | engine RSS before load | engine load peak | engine steady "
-        "| load peak - before, / weights | pipeline load peak |"
+        "| load peak - before, / weights | pipeline load peak | engine job peak "
+        "| pipeline job peak |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         grown = r["engine_load_peak_gib"] - r["engine_load_base_gib"]
-        pipe_peak = r.get("pipeline_load_peak_gib")
         print(
             f"| {r['model']} | {r['dtype']} | {r['engine_weights_gib']:.2f} GiB "
             f"| {r['engine_load_base_gib']:.2f} GiB | {r['engine_load_peak_gib']:.2f} GiB "
             f"| {r['engine_steady_gib']:.2f} GiB | {grown / r['engine_weights_gib']:.2f}x "
-            f"| {f'{pipe_peak:.2f} GiB' if pipe_peak else '-'} |"
+            f"| {_gib(r.get('pipeline_load_peak_gib'))} | {_gib(r.get('engine_job_peak_gib'))} "
+            f"| {_gib(r.get('pipeline_job_peak_gib'))} |"
         )
+
+
+def _gib(value: float | None) -> str:
+    return f"{value:.2f} GiB" if value else "-"

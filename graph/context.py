@@ -95,6 +95,7 @@ class RunContext:
     emit: Callable[[Event], None]
     files: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    previews: bool = False  # someone watches: attach preview images to progress
 
     @property
     def workflow(self) -> dict[str, Any]:

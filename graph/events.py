@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
@@ -11,9 +11,15 @@ class Event:
     kind: ClassVar[str] = "event"
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # one level of copying, not dataclasses.asdict's deep copy: every field is a
+        # JSON value, and asdict cost more than the rest of a cached job's events
+        data = {k: _copied(v) for k, v in self.__dict__.items()}
         data["type"] = self.kind
         return data
+
+
+def _copied(value: Any) -> Any:
+    return value.copy() if type(value) in (list, dict) else value
 
 
 @dataclass
@@ -45,8 +51,8 @@ class Progress(Event):
     preview: Any = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k != "preview"}
-        data["type"] = self.kind
+        data = super().to_json()  # the preview image is sent apart (service/messages.py)
+        del data["preview"]
         return data
 
 

@@ -116,15 +116,18 @@ class Engine:
         cancel: CancelToken | None = None,
         run_id: str | None = None,
         checked: Checked | None = None,
+        previews: bool = False,
     ) -> RunResult:
         """Validate then execute. Raises InvalidWorkflow (nothing runs) on problems.
         ``checked``: this engine's own earlier check of the same workflow (the server's,
-        when the job was queued), used when `still_valid`, else checked again."""
+        when the job was queued), used when `still_valid`, else checked again.
+        ``previews``: nodes attach live preview images to their progress (someone shows
+        them: the server); otherwise none are made."""
         if checked is None or not self.still_valid(checked):
             checked = self.check(workflow)
         if not checked.ok:
             raise InvalidWorkflow(checked.problems)
-        return self.execute(checked, workflow, on_event, cancel, run_id)
+        return self.execute(checked, workflow, on_event, cancel, run_id, previews)
 
     def execute(
         self,
@@ -133,15 +136,46 @@ class Engine:
         on_event: EventSink | None = None,
         cancel: CancelToken | None = None,
         run_id: str | None = None,
+        previews: bool = False,
     ) -> RunResult:
         emit = on_event or _ignore
         cancel = cancel or CancelToken()
         run_id = run_id or uuid.uuid4().hex
         with self._lock:
             with self.resources.models.job() as models:  # pins the models this run uses
-                result = self._execute(checked, WorkflowDoc(workflow), emit, cancel, run_id)
+                doc = WorkflowDoc(workflow)
+                result = self._execute(checked, doc, emit, cancel, run_id, previews)
             result.models = models.to_json()
             return result
+
+    def run_cached(
+        self,
+        checked: Checked,
+        workflow: Workflow,
+        on_event: EventSink | None = None,
+        run_id: str | None = None,
+    ) -> RunResult | None:
+        """The run of an already checked workflow whose every needed output is in the
+        cache (serving them is all it does, well under a millisecond), or None, having
+        emitted nothing, when a node would execute, the check is stale or another run
+        holds the engine: the caller then runs it the usual way (`run`)."""
+        if not self.still_valid(checked) or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            with self.resources.models.job() as models:
+                try:
+                    plan = make_plan(checked, self.cache, self._fingerprint)
+                except Exception:  # a fingerprint failed: `run` reports it
+                    return None
+                if plan.to_run:
+                    return None
+                emit, doc = on_event or _ignore, WorkflowDoc(workflow)
+                run_id = run_id or uuid.uuid4().hex
+                result = self._execute(checked, doc, emit, CancelToken(), run_id, plan=plan)
+            result.models = models.to_json()
+            return result
+        finally:
+            self._lock.release()
 
     def free_memory(self) -> list[dict[str, Any]]:
         """Drop cached outputs and every loaded model the running job does not use."""
@@ -159,11 +193,13 @@ class Engine:
         emit: EventSink,
         cancel: CancelToken,
         run_id: str,
+        previews: bool = False,
+        plan: Plan | None = None,
     ) -> RunResult:
         t_start = time.perf_counter()
         result = RunResult(run_id, "ok", 0.0)
         try:
-            plan = make_plan(checked, self.cache, self._fingerprint)
+            plan = plan or make_plan(checked, self.cache, self._fingerprint)
         except Exception as exc:  # a fingerprint failed (e.g. a file vanished)
             return self._fail(result, None, exc, emit, t_start)
         emit(RunStarted(run_id, list(plan.to_run), list(plan.cached)))
@@ -174,7 +210,7 @@ class Engine:
             if nodes[nid].spec.output_node:
                 result.files.extend(entry.files)
             emit(NodeCached(run_id, nid, nodes[nid].spec.type, entry.files))
-        run = _Run(self, checked, plan, workflow, emit, cancel, result)
+        run = _Run(self, checked, plan, workflow, emit, cancel, result, previews)
         try:
             for nid in plan.to_run:
                 run.node(nid)
@@ -227,8 +263,10 @@ class _Run:
         emit: EventSink,
         cancel: CancelToken,
         result: RunResult,
+        previews: bool = False,
     ) -> None:
         self.engine = engine
+        self.previews = previews
         self.nodes = checked.nodes
         self.plan = plan
         self.workflow = workflow
@@ -265,6 +303,7 @@ class _Run:
             self.workflow,
             self.cancel,
             self.emit,
+            previews=self.previews,
         )
         t0 = time.perf_counter()
         try:

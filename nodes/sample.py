@@ -20,12 +20,15 @@ SEED_MAX = 2**64 - 1
 
 
 def progress_callback(ctx: Any, model: ModelHandle | None = None) -> Any:
-    """Per-step progress with a preview (the model's own previewer where it has one, made
-    when its checkpoint loaded); ctx.progress raises when interrupted."""
+    """Per-step progress with a preview when the run shows them (the model's own
+    previewer where it has one, made when its checkpoint loaded); ctx.progress raises
+    when interrupted."""
     previewer = getattr(model, "preview", None)
 
     def on_step(step: int, total: int, latents: torch.Tensor) -> None:
-        if previewer is None:
+        if not ctx.previews:  # the CLI and the benchmarks: no decode nobody sees
+            preview = None
+        elif previewer is None:
             preview = latent_preview(latents)
         else:
             preview = previewer(latents) if previewer.due(step, total) else None

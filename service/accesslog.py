@@ -13,12 +13,14 @@ from aiohttp.abc import BaseRequest
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_response import StreamResponse
-from multidict import CIMultiDict
 
 REDACTED = "[redacted]"
 _SECRET_PARAM = re.compile(r"(?i)([?&;](?:token|auth_token|access_token|api_key)=)[^&;#\s]*")
 _SECRET_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
 _URL_HEADERS = ("Referer", "Origin")
+_SECRET_KEYS = frozenset(h.lower() for h in _SECRET_HEADERS)
+_URL_KEYS = frozenset(h.lower() for h in _URL_HEADERS)
+_MISSING = object()
 
 
 def redact_url(url: str) -> str:
@@ -26,19 +28,41 @@ def redact_url(url: str) -> str:
     return _SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, url)
 
 
+class _RedactedHeaders:
+    """A request's headers as the access logger reads them (``get``), secrets replaced
+    on the way out: copying every header of every request cost more than the log line."""
+
+    def __init__(self, headers: Any) -> None:
+        self._headers = headers
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._headers.get(name, default)
+        if value is default:
+            return value
+        key = name.lower()
+        if key in _SECRET_KEYS:
+            return REDACTED
+        return redact_url(value) if key in _URL_KEYS else value
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name, _MISSING)
+        if value is _MISSING:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._headers
+
+    def __bool__(self) -> bool:
+        return bool(self._headers)
+
+
 class _RedactedRequest:
     """What the access logger reads of a request, with secrets replaced."""
 
     def __init__(self, request: BaseRequest) -> None:
         self._request = request
-        headers = CIMultiDict(request.headers)
-        for name in _SECRET_HEADERS:
-            if name in headers:
-                headers[name] = REDACTED
-        for name in _URL_HEADERS:
-            if name in headers:
-                headers[name] = redact_url(headers[name])
-        self.headers = headers
+        self.headers = _RedactedHeaders(request.headers)
         self.path_qs = redact_url(request.path_qs)
 
     def __getattr__(self, name: str) -> Any:

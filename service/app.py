@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -21,6 +20,7 @@ from service.clients import ClientIds
 from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
+from service.loop_mailbox import LoopMailbox
 from service.scheduler import Policy, model_keys
 from service.security import json_errors, make_guard, safe_headers
 from service.startup import EngineLoad, make_engine_gate
@@ -151,16 +151,18 @@ async def _start(app: web.Application) -> None:
             ", ".join(f"{k} -> {v}" for k, v in svc.store.recovered.items()),
         )
 
+    mailbox = LoopMailbox(loop)  # a job's messages wake the loop once, not each
+
     def notify(client_id: str, message: dict[str, Any]) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
-            loop.call_soon_threadsafe(svc.hub.send, client_id, message)
+        mailbox.call(svc.hub.send, client_id, message)
 
     def notify_all(message: dict[str, Any]) -> None:
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(svc.hub.broadcast, message)
+        mailbox.call(svc.hub.broadcast, message)
 
     # one status message per 50 ms at most, however many jobs change state
-    status = StatusFeed(loop, lambda: svc.queue.snapshot(), svc.hub.broadcast)
+    svc.status = status = StatusFeed(
+        loop, lambda: svc.queue.snapshot(), svc.hub.broadcast, mailbox.call
+    )
 
     # first sight of the model files: hash them in the background
     loop.run_in_executor(None, index_for(workspace).scan)
@@ -208,5 +210,7 @@ async def _stop(app: web.Application) -> None:
                 "a running job did not stop in time; the next start queues it again "
                 "(or fails it once out of attempts)"
             )
+    if svc.status is not None:
+        svc.status.close()  # a status message still due would read a closed store
     if svc.store is not None:
         svc.store.close()

@@ -24,7 +24,7 @@ from typing import Any
 from graph.failure import failure
 from service.deadline import JobDeadline
 from service.job_ends import JobEnds
-from service.node_states import track_node
+from service.job_fastpath import CachedJobs
 from service.scheduler import Idle, Policy, Waiting, assign
 from service.store import Job, JobStore
 from service.timers import Timers
@@ -38,6 +38,7 @@ ModelsOf = Callable[[dict[str, Any]], frozenset[str]]  # a job's workflow -> its
 KEEP_MODEL_HINTS = 4  # models remembered per worker for affinity (a hint, not a promise)
 QUEUE_WINDOW = 256  # queued jobs the scheduler looks at per round
 KEEP_PREPARED = 256  # validated workflows held for queued jobs (the rest: checked again)
+CACHED_ROUNDS = 8  # cached jobs served per assignment before the dispatcher thread goes on
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Slot:
     thread: threading.Thread | None = None  # runs the jobs put in its inbox, one by one
 
 
-class Dispatcher(JobEnds):
+class Dispatcher(JobEnds, CachedJobs):
     def __init__(
         self,
         store: JobStore,
@@ -262,22 +263,33 @@ class Dispatcher(JobEnds):
             self._wake.clear()
 
     def _assign(self) -> None:
+        """Hand queued jobs to idle workers; fully cached ones are served right here
+        (service/job_fastpath.py), and their workers are offered the next jobs."""
+        for _ in range(CACHED_ROUNDS):
+            if not self._assign_round():
+                return
+        self.wake()  # still serving cached jobs: the dispatcher thread carries on
+
+    def _assign_round(self) -> bool:
+        """One matching of queued jobs to idle workers; True if a job was served from
+        the cache (its worker is idle again)."""
         with self._lock:
             idle = [s for s in self.slots if s.job is None and s.worker.ready]
             running = [(s, s.job) for s in self.slots if s.job is not None]
         if not idle:
-            return
+            return False
         queued = self.store.queued(QUEUE_WINDOW)
         if not queued:
-            return
+            return False
         waiting = [Waiting(*j, self._models(j.id)) for j in queued]
         free = [Idle(s.worker.name, frozenset(s.models), s.last_used) for s in idle]
         busy = [frozenset(s.models) | self._models(job.id, job.workflow) for s, job in running]
         picks, _ = assign(waiting, free, time.time(), self.policy, self._last_client, busy)
         by_name = {s.worker.name: s for s in idle}
+        served = False
         for job_id, name in picks:
             if self._stop.is_set():
-                return
+                return False
             job = self.store.claim(job_id, name)
             if job is None:  # cancelled, or another server took it
                 continue
@@ -285,7 +297,11 @@ class Dispatcher(JobEnds):
             slot = by_name[name]
             with self._lock:
                 slot.job = job
-            slot.inbox.put(job)
+            if self._serve_cached(slot, job):
+                served = True
+            else:
+                slot.inbox.put(job)
+        return served
 
     def _models(self, job_id: str, workflow: dict[str, Any] | None = None) -> frozenset[str]:
         keys = self._model_keys.get(job_id)
@@ -299,6 +315,9 @@ class Dispatcher(JobEnds):
                 self._model_keys.clear()
             self._model_keys[job_id] = keys
         return keys
+
+    def _remember_models(self, slot: Slot, job: Job) -> None:
+        slot.models[:] = [*self._models(job.id, job.workflow), *slot.models][:KEEP_MODEL_HINTS]
 
     def _heartbeat(self) -> None:
         """Renew this server's leases; release jobs whose server died."""
@@ -346,22 +365,7 @@ class Dispatcher(JobEnds):
         final: dict[str, Any] = {}
         self.broadcast_status()
 
-        def on_message(message: dict[str, Any]) -> None:
-            kind = message.get("type")
-            if kind == "run_finished":
-                final.update(message)
-                return
-            if kind == "run_started":
-                message = {**message, "worker": worker.name}
-            # stored when a node starts (what a crash or a look at a running job needs);
-            # the other changes ride along with the next write or the final one
-            if kind != "progress" and track_node(nodes, message) and kind == "node_started":
-                try:
-                    self.store.set_nodes(job.id, nodes)
-                except Exception:  # a progress record is not worth failing the job
-                    log.exception("could not record node states of job %s", job.id)
-            self._notify(job.client_id, message)
-
+        on_message = self._relay(job, worker, nodes, final)
         # past the limit: interrupt; a job that ignores it gets its worker replaced
         deadline = JobDeadline(self.job_timeout, lambda: self.stop_or_replace(job.id), self._timers)
         with self._lock:
@@ -382,5 +386,5 @@ class Dispatcher(JobEnds):
             outcome = deadline.outcome(outcome)
             if outcome.error and outcome.error["error_type"] == "timeout":
                 self._notify(job.client_id, {"type": "error", "job": job.id, **outcome.error})
-        slot.models[:] = [*self._models(job.id, job.workflow), *slot.models][:KEEP_MODEL_HINTS]
+        self._remember_models(slot, job)
         self._finish(job, nodes, outcome, final.get("seconds", outcome.seconds), deadline.expired)

@@ -55,7 +55,8 @@ async def import_or_reject(data: Any, engine: Any, allow_missing: bool = False) 
 
 
 def import_checked(data: Any, engine: Any, allow_missing: bool = False) -> Imported:
-    """`import_or_reject` in the calling thread (never the event loop's)."""
+    """`import_or_reject` in the calling thread: the event loop's only for a workflow
+    without a ``models`` section (resolving recorded hashes may hash files)."""
     imported = _import(data, engine)
     if imported.missing and not allow_missing:
         problems = [p.to_json() for p in imported.missing]

@@ -12,6 +12,7 @@ from service.config import ServerConfig
 from service.dispatcher import Dispatcher
 from service.hub import Hub
 from service.startup import EngineLoad
+from service.status_feed import StatusFeed
 from service.store import JobStore
 from service.worker import Worker
 
@@ -27,6 +28,7 @@ class Services:
     store: JobStore | None = None  # opened on start-up
     dispatcher: Dispatcher | None = None
     load: EngineLoad = field(default_factory=EngineLoad)  # the engine's background load
+    status: StatusFeed | None = None  # queue status for every websocket (opened on start-up)
 
     @property
     def jobs(self) -> JobStore:

@@ -24,14 +24,18 @@ class StatusFeed:
         loop: asyncio.AbstractEventLoop,
         snapshot: Callable[[], dict[str, Any]],
         broadcast: Callable[[dict[str, Any]], None],
+        post: Callable[..., None] | None = None,
         interval: float = 0.05,
     ) -> None:
         self.interval = interval
         self._loop = loop
+        # how a request reaches the loop from any thread (e.g. a LoopMailbox's call)
+        self._post = post or loop.call_soon_threadsafe
         self._snapshot = snapshot
         self._broadcast = broadcast
         self._lock = threading.Lock()
         self._pending = False
+        self._closed = False
         self._last = float("-inf")
 
     def request(self) -> None:
@@ -41,7 +45,7 @@ class StatusFeed:
                 return
             self._pending = True
         with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
-            self._loop.call_soon_threadsafe(self._schedule)
+            self._post(self._schedule)
 
     def _schedule(self) -> None:
         wait = self._last + self.interval - self._loop.time()
@@ -50,8 +54,15 @@ class StatusFeed:
         else:
             self._send()
 
+    def close(self) -> None:
+        """No message from now on (the server is stopping)."""
+        with self._lock:
+            self._closed = True
+
     def _send(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._pending = False  # a change from now on asks for the next message
         self._last = self._loop.time()
         try:

@@ -14,17 +14,22 @@ import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+COMPACT_AT = 1024  # cancelled calls kept in the heap before it is rebuilt without them
 
 
 class Timer:
     """A pending call; ``cancel`` before it is due and it never runs."""
 
-    def __init__(self, fn: Callable[[], None]) -> None:
+    def __init__(self, fn: Callable[[], None], owner: Timers | None = None) -> None:
         self.fn = fn
         self.cancelled = False
+        self._owner = owner
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            if self._owner is not None:
+                self._owner._cancelled += 1
 
 
 class Timers:
@@ -35,15 +40,25 @@ class Timers:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._cancelled = 0  # cancelled calls still in the heap (a hint: not locked)
 
     def call_later(self, seconds: float, fn: Callable[[], None]) -> Timer:
-        timer = Timer(fn)
+        """Run ``fn`` on the timer thread in ``seconds``. The thread is woken only when
+        the new call is due first: a job's hour-long deadline, set and cancelled on
+        every job, leaves it asleep (waking it cost a thread switch per job)."""
+        timer = Timer(fn, self)
+        entry = (time.monotonic() + seconds, next(self._order), timer)
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), timer))
+            if self._cancelled > COMPACT_AT and 2 * self._cancelled > len(self._heap):
+                self._heap = [e for e in self._heap if not e[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0] is entry:
+                self._cond.notify()
         return timer
 
     def close(self) -> None:
@@ -59,6 +74,7 @@ class Timers:
                 while not self._closed:
                     while self._heap and self._heap[0][2].cancelled:
                         heapq.heappop(self._heap)  # cancelled ones go without waiting
+                        self._cancelled = max(0, self._cancelled - 1)
                     if not self._heap:
                         self._cond.wait()
                         continue

@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from graph.context import CancelToken
-from graph.executor import Engine
+from graph.executor import Engine, RunResult
 from graph.failure import failure
 from graph.validate import Checked, InvalidWorkflow
 from graph.workflow import Workflow, WorkflowFormatError, parse_workflow
@@ -173,6 +173,7 @@ class InProcessWorker:
                     token,
                     job.id,
                     checked=ready.checked if ready else None,
+                    previews=True,  # the server sends them to the job's client
                 )
         except (InvalidWorkflow, WorkflowFormatError) as exc:
             # The workflow was valid when queued; its files or models changed since.
@@ -183,13 +184,20 @@ class InProcessWorker:
         finally:
             with self._lock:
                 self._tokens.pop(job.id, None)
-        nodes = {
-            nid: {"status": rec.status, "seconds": round(rec.seconds, 6)}
-            for nid, rec in result.nodes.items()
-        }
-        if result.error is not None and result.error.get("node_id"):
-            nodes[result.error["node_id"]] = {"status": "error", "seconds": None}
-        return JobOutcome(result.status, result.seconds, nodes, list(result.files), result.error)
+        return _outcome(result)
+
+    def run_cached(self, job: JobRequest, emit: MessageSink) -> JobOutcome | None:
+        """The job's outcome when every output it needs is cached (`Engine.run_cached`:
+        nothing executes, so it may run in the thread that queued it), else None with
+        nothing emitted. Only for a job checked by this worker's engine when queued."""
+        ready = job.prepared
+        if ready is None or ready.engine is not self.engine:
+            return None
+        encode = EventEncoder(job.id, self._encode, self._preview_interval)
+        result = self.engine.run_cached(
+            ready.checked, ready.workflow, lambda ev: emit(encode(ev)), job.id
+        )
+        return None if result is None else _outcome(result)
 
     @staticmethod
     def _failed(
@@ -202,3 +210,13 @@ class InProcessWorker:
         emit({"type": "error", "job": job.id, **error})
         emit({"type": "run_finished", "job": job.id, "status": "error", "seconds": seconds})
         return JobOutcome("error", seconds, error=error)
+
+
+def _outcome(result: RunResult) -> JobOutcome:
+    nodes = {
+        nid: {"status": rec.status, "seconds": round(rec.seconds, 6)}
+        for nid, rec in result.nodes.items()
+    }
+    if result.error is not None and result.error.get("node_id"):
+        nodes[result.error["node_id"]] = {"status": "error", "seconds": None}
+    return JobOutcome(result.status, result.seconds, nodes, list(result.files), result.error)

@@ -48,10 +48,14 @@ def with_inputs(doc: dict[str, Any], changes: dict[str, dict[str, Any]]) -> dict
     return out
 
 
-def run_ok(engine: Engine, doc: dict[str, Any], events: list | None = None) -> Any:
+def run_ok(
+    engine: Engine, doc: dict[str, Any], events: list | None = None, previews: bool = False
+) -> Any:
     """Run a workflow document and insist that it succeeded."""
     result = engine.run(
-        parse_workflow(doc), on_event=(events.append if events is not None else None)
+        parse_workflow(doc),
+        on_event=(events.append if events is not None else None),
+        previews=previews,
     )
     assert result.status == "ok", result.error and result.error["traceback"]
     return result

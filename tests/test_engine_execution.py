@@ -74,6 +74,23 @@ def test_identical_rerun_executes_nothing_and_reports_files(engine: Engine) -> N
     assert len(list(engine.workspace.output_dir.iterdir())) == 1
 
 
+def test_run_cached_serves_only_a_fully_cached_workflow(engine: Engine) -> None:
+    w = chain_workflow()
+    checked = engine.check(w)
+    events: list = []
+    assert engine.run_cached(checked, w, events.append) is None  # nothing cached yet
+    assert events == []  # and nothing was said
+    first = engine.run(w)
+    served = engine.run_cached(checked, w, events.append, "r1")
+    assert served is not None and served.status == "ok" and served.files == first.files
+    assert [e.kind for e in events] == ["run_started", "node_cached", "run_finished"]
+    assert events[0].run_id == "r1" and executed(events) == []
+    changed = chain_workflow(factor=5.0)  # a node would execute: the usual run's job
+    assert engine.run_cached(engine.check(changed), changed) is None
+    with engine._lock:  # another run holds the engine: no waiting on the loop
+        assert engine.run_cached(checked, w) is None
+
+
 def test_same_subgraph_under_other_ids_hits_cache(engine: Engine) -> None:
     engine.run(wf(a=n("Const", value=1), s=n("Save", value=link("a"))))
     events: list = []

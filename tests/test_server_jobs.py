@@ -171,7 +171,8 @@ async def test_reconnect_snapshot_reports_missed_final_state(aiohttp_client, tmp
 
 
 async def test_cache_survives_between_jobs_seed_only_change(aiohttp_client, tmp_path):
-    client = await owned_client(aiohttp_client, make_test_app(make_config(tmp_path)))
+    app = make_test_app(make_config(tmp_path))
+    client = await owned_client(aiohttp_client, app)
     ws = await client.ws_connect("/api/ws")
     await next_message(ws)
     first = await submit(client, txt2img(seed=1))
@@ -190,12 +191,24 @@ async def test_cache_survives_between_jobs_seed_only_change(aiohttp_client, tmp_
         "sample": "executed",
         "save": "executed",
     }
-    # the same workflow again: everything from the cache, output files still listed
+    # the same workflow again: everything from the cache, output files still listed;
+    # served where it was queued (service/job_fastpath.py), never by the worker's thread
+    worker = app[SERVICES].worker
+    threaded: list[str] = []
+    plain_run = worker.run
+    worker.run = lambda job, emit: (threaded.append(job.id), plain_run(job, emit))[1]
     third = await submit(client, txt2img(seed=2))
     got = await messages_until_finished(ws, third)
-    assert next(m for m in got if m["type"] == "run_started")["to_run"] == []
+    mine = [m for m in got if m.get("job") == third]
+    assert [m["type"] for m in mine] == ["queued", "run_started", "node_cached", "run_finished"]
+    assert mine[1]["to_run"] == [] and mine[1]["worker"] == worker.name
+    assert threaded == []
     detail3 = await (await client.get(f"/api/jobs/{third}")).json()
     assert detail3["status"] == "ok" and detail3["files"] == detail["files"]
+    assert {v["status"] for v in detail3["nodes"].values()} == {"cached"}
+    fourth = await submit(client, txt2img(seed=3))  # sampling again: the worker's thread
+    assert (await messages_until_finished(ws, fourth))[-1]["status"] == "ok"
+    assert threaded == [fourth]
     await ws.close()
 
 

@@ -90,8 +90,18 @@ def builtin_files(folder: Path | None = None) -> dict[str, Path]:
     checkpoints, BUILTIN_MODELS_DIR read at call time; the shipped LoRAs are in its
     ``loras/``, nodes.sd.builtin_loras); listed once per change of the folder."""
     where = BUILTIN_MODELS_DIR if folder is None else folder
-    names = LISTINGS.get(("builtin", str(where)), where, lambda: _list_builtin(where))
-    return {BUILTIN_PREFIX + Path(n).stem: where / n for n in names}
+    names = tuple(LISTINGS.get(("builtin", str(where)), where, lambda: _list_builtin(where)))
+    key = (str(where), names)
+    files = _BUILTIN_PATHS.get(key)
+    if files is None:  # the same few paths were built again on every validation
+        files = {BUILTIN_PREFIX + Path(n).stem: where / n for n in names}
+        if len(_BUILTIN_PATHS) >= 8:  # folders of old listings
+            _BUILTIN_PATHS.clear()
+        _BUILTIN_PATHS[key] = files
+    return dict(files)
+
+
+_BUILTIN_PATHS: dict[tuple[str, tuple[str, ...]], dict[str, Path]] = {}  # by folder + listing
 
 
 def _list_builtin(folder: Path) -> list[str]:

@@ -80,7 +80,7 @@ def test_cfg_one_skips_the_negative(model: ModelHandle, conds: Any) -> None:
 def test_progress_every_step_with_previews(engine: Engine) -> None:
     events: list = []
     doc = with_inputs(workflow_doc("txt2img"), {"sample": {"steps": 5}})
-    run_ok(engine, doc, events)
+    run_ok(engine, doc, events, previews=True)
     progress = [e for e in events if isinstance(e, Progress) and e.node_id == "sample"]
     assert [(e.step, e.total) for e in progress] == [(i, 5) for i in range(1, 6)]
     assert progress[-1].fraction == 1.0
@@ -88,6 +88,15 @@ def test_progress_every_step_with_previews(engine: Engine) -> None:
     previews = [e.preview for e in progress if e.preview is not None]
     assert progress[0].preview is not None and progress[-1].preview is not None
     assert all(isinstance(p, Image.Image) and min(p.size) >= 16 for p in previews)
+
+
+def test_no_previews_are_made_when_nobody_shows_them(engine: Engine) -> None:
+    events: list = []
+    doc = with_inputs(workflow_doc("txt2img"), {"sample": {"steps": 3}})
+    run_ok(engine, doc, events)  # the CLI's and the benchmarks' way: previews off
+    progress = [e for e in events if isinstance(e, Progress) and e.node_id == "sample"]
+    assert [e.step for e in progress] == [1, 2, 3]
+    assert all(e.preview is None for e in progress)
 
 
 def test_interrupt_stops_sampling_within_a_step(engine: Engine) -> None:

@@ -18,8 +18,11 @@ from torch import nn
 
 # Attention, feed-forward and resnet layers of the U-Net's blocks (LoCon: convolutions too),
 # and the text encoder's attention and MLP: the new word must be read (text encoder,
-# cross-attention) and drawn (convolutions).
+# cross-attention) and drawn (convolutions). "attention" keeps only the U-Net's
+# transformer blocks, the one route of the caption into the U-Net: an adapter there acts
+# through the caption, while a resnet convolution's acts on every picture.
 UNET_SCOPES = ("down_blocks.", "mid_block.", "up_blocks.")
+UNET_LAYERS = ("blocks", "attention")
 TEXT_LAYERS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 PREFIXES = {"unet": "lora_unet_", "text_encoder": "lora_te_"}
 
@@ -53,13 +56,16 @@ class Adapter(nn.Module):
         return output + self.up(self.down(inputs[0])) * (self.strength * self.alpha / self.rank)
 
 
-def targets(component: str, module: nn.Module) -> list[tuple[str, nn.Module]]:
+def targets(
+    component: str, module: nn.Module, unet_layers: str = "blocks"
+) -> list[tuple[str, nn.Module]]:
     kinds = (nn.Linear, nn.Conv2d)
     out = []
     for name, m in module.named_modules():
         if not isinstance(m, kinds):
             continue
         in_unet = component == "unet" and name.startswith(UNET_SCOPES)
+        in_unet = in_unet and (unet_layers == "blocks" or ".attentions." in name)
         in_text = component == "text_encoder" and name.rsplit(".", 1)[-1] in TEXT_LAYERS
         if in_unet or in_text:
             out.append((name, m))
@@ -77,14 +83,16 @@ def kohya_name(component: str, path: str) -> str:
 class LoraSet(nn.Module):
     """Adapters on the U-Net and text encoder, keyed by their kohya names."""
 
-    def __init__(self, modules: dict[str, nn.Module], rank: int, alpha: float):
+    def __init__(
+        self, modules: dict[str, nn.Module], rank: int, alpha: float, unet_layers: str = "blocks"
+    ):
         super().__init__()
         self.adapters = nn.ModuleDict()  # keyed by module path ("." -> "_", no dots allowed)
         self.kohya_names: dict[str, str] = {}
         self._hooks = []
         for component, module in modules.items():
             module.requires_grad_(False)
-            for name, layer in targets(component, module):
+            for name, layer in targets(component, module, unet_layers):
                 key = PREFIXES[component] + name.replace(".", "_")
                 self.adapters[key] = Adapter(layer, rank, alpha)
                 self.kohya_names[key] = kohya_name(component, name)

@@ -5,7 +5,9 @@
     python -m demo.train_lora export                      # -> builtin_models/loras/
 
 Half of the scenes show a brick (demo.scenes.lora_scene_for), half are ordinary scenes,
-so the adapters learn the new word without drifting on the others. The base U-Net, text
+so the adapters learn the new word without drifting on the others; with `--prior distill`
+the ordinary scenes' targets are the frozen base model's own predictions
+(demo.lora_prior). The base U-Net, text
 encoder and VAE stay frozen (loaded from the shipped file, as a user's LoRA trainer
 would); only the low-rank pairs (demo.lora) train, on the base model's own loss
 (v-prediction, min-SNR weights, caption dropout for guidance: demo.train_unet). Each
@@ -25,7 +27,8 @@ import torch
 
 from demo import scenes
 from demo.judge import accuracy
-from demo.lora import LoraSet, save_kohya
+from demo.lora import UNET_LAYERS, LoraSet, save_kohya
+from demo.lora_prior import PRIORS, distill_teacher, prior_rows
 from demo.models import LATENT_SCALE, build_noise_scheduler
 from demo.sampling import generate
 from demo.train_unet import UNCOND_PROB, CaptionIds, batch_indices, unet_loss
@@ -86,8 +89,11 @@ class LoraRun:
     alpha: float = 4.0
     save_every: int = 50
     eval_every: int = 250
-    eval_prompts: int = 24
+    eval_prompts: int = 100  # per set: brick prompts and ordinary prompts
     stop_at: int | None = None  # end here, saved, within the schedule of `steps`
+    prior: str = "distill"  # demo.lora_prior.PRIORS
+    prior_weight: float = 4.0  # loss weight of the distilled (non-brick) samples
+    unet_layers: str = "blocks"  # demo.lora.UNET_LAYERS
 
 
 def held_out_bricks(n: int, seed: int = 0) -> list[scenes.Scene]:
@@ -99,6 +105,14 @@ def held_out_bricks(n: int, seed: int = 0) -> list[scenes.Scene]:
             out.append(sc)
         i += 1
     return out
+
+
+def eval_sets(n: int, seed: int) -> dict[str, list[scenes.Scene]]:
+    """Held-out brick and ordinary prompts for judging during training, drawn with seed
+    `seed + 1` so they are apart from bench/demo_lora.py's (seed 0): picking a step on
+    them does not tune the bench's figures."""
+    ordinary = [scenes.scene_for(i, "eval", seed + 1) for i in range(n)]
+    return {"brick": held_out_bricks(n, seed + 1), "ordinary": ordinary}
 
 
 def evaluate(unet, te, vae, lora: LoraSet, scene_list, strength: float = 1.0) -> dict[str, float]:
@@ -113,8 +127,9 @@ def train(run: LoraRun, log: Logger) -> dict[str, float]:
     data = torch.load(run.out / "latents.pt", map_location="cpu")
     lat, caps = data["latents"], [tuple(c) for c in data["combos"]]
     ids = CaptionIds(caps)
+    shows_word = torch.tensor([c[0] == scenes.LORA_SHAPE for c in caps])
     unet, te, vae = load_base()
-    lora = LoraSet({"unet": unet, "text_encoder": te}, run.rank, run.alpha)
+    lora = LoraSet({"unet": unet, "text_encoder": te}, run.rank, run.alpha, run.unet_layers)
     opt = torch.optim.AdamW(lora.parameters(), lr=run.lr, weight_decay=0.0)
     sched = build_noise_scheduler()
     path = run.out / "lora.pt"
@@ -126,7 +141,9 @@ def train(run: LoraRun, log: Logger) -> dict[str, float]:
         start = state["step"]
         log(f"resumed LoRA at step {start}")
     log(f"{sum(p.numel() for p in lora.parameters())} LoRA parameters, {len(lora.adapters)} layers")
-    evals = held_out_bricks(run.eval_prompts, run.seed)
+    evals = eval_sets(run.eval_prompts, run.seed)
+    for k, v in evals.items():  # the reference: the base model on the same prompts
+        log(f"base model on {len(v)} held-out {k} prompts: {evaluate(unet, te, vae, lora, v, 0.0)}")
     flag, losses, last = StopFlag(), [], float("nan")
     for step in range(start, run.steps):
         set_lr(opt, lr_at(step, run.steps, run.lr, warmup=50))
@@ -134,7 +151,12 @@ def train(run: LoraRun, log: Logger) -> dict[str, float]:
         idx = batch_indices(run, step, lat.shape[0])
         drop = torch.rand(len(idx), generator=gen) < UNCOND_PROB
         form = torch.rand(len(idx), generator=gen)
-        loss = unet_loss(unet, te, sched, lat[idx], ids.batch(idx, drop, form, gen), gen)
+        caption_ids = ids.batch(idx, drop, form, gen)
+        teacher = None
+        if run.prior == "distill":
+            rows = prior_rows(shows_word[idx], drop)
+            teacher = distill_teacher(unet, te, lora, caption_ids, rows, run.prior_weight)
+        loss = unet_loss(unet, te, sched, lat[idx], caption_ids, gen, teacher=teacher)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lora.parameters(), 1.0)
@@ -158,18 +180,43 @@ def train(run: LoraRun, log: Logger) -> dict[str, float]:
             log(f"stopped at step {step + 1} (checkpoint saved)")
             break
         if (step + 1) % run.eval_every == 0:
-            acc = evaluate(unet, te, vae, lora, evals)
-            log(f"lora step {step + 1} eval on {len(evals)} held-out brick prompts: {acc}")
+            accs = {k: evaluate(unet, te, vae, lora, v) for k, v in evals.items()}
+            for k, acc in accs.items():
+                log(f"lora step {step + 1} eval on {len(evals[k])} held-out {k} prompts: {acc}")
+            snapshot = {"lora": lora.state_dict(), "step": step + 1, "eval": accs}
+            save_atomic(
+                snapshot | {"run": vars(run) | {"out": str(run.out)}},
+                snapshot_path(run.out, step + 1),
+            )
     flag.close()
     return {"last_loss": last}
 
 
-def export(out: Path, dest: Path = LORAS_DIR) -> dict:
-    """Write <dest>/shapes-demo-brick.safetensors (kohya, fp16) and its .json record."""
-    state = torch.load(out / "lora.pt", map_location="cpu", weights_only=False)
+def train_command(run: dict, step: int) -> str:
+    """The commands that rebuild a file trained to `step` (the checkpoint there equals
+    the snapshot evaluated there: data, noise and batch order are functions of step)."""
+    flags = (
+        f"--steps {run['steps']} --lr {run['lr']:g} --prior {run.get('prior', 'data')} "
+        f"--prior-weight {run.get('prior_weight', 1.0):g} "
+        f"--unet-layers {run.get('unet_layers', 'blocks')}"
+    )
+    return f"python -m demo.train_lora latents|train {flags} --stop-at {step}|export"
+
+
+def snapshot_path(out: Path, step: int) -> Path:
+    """The adapters as evaluated at `step` (kept, so export can take the best step)."""
+    return out / "evals" / f"step-{step}.pt"
+
+
+def export(out: Path, dest: Path = LORAS_DIR, step: int | None = None) -> dict:
+    """Write <dest>/shapes-demo-brick.safetensors (kohya, fp16) and its .json record,
+    from the last checkpoint or from the snapshot evaluated at `step`."""
+    path = out / "lora.pt" if step is None else snapshot_path(out, step)
+    state = torch.load(path, map_location="cpu", weights_only=False)
     run = state["run"]
     unet, te, _ = load_base()
-    lora = LoraSet({"unet": unet, "text_encoder": te}, run["rank"], run["alpha"])
+    unet_layers = run.get("unet_layers", "blocks")
+    lora = LoraSet({"unet": unet, "text_encoder": te}, run["rank"], run["alpha"], unet_layers)
     lora.load_state_dict(state["lora"])
     weights = dest / f"{NAME}.safetensors"
     meta = {
@@ -188,16 +235,19 @@ def export(out: Path, dest: Path = LORAS_DIR) -> dict:
         "base": BASE,
         "sha256": sha256_of(weights),
         "bytes": weights.stat().st_size,
-        "format": "kohya (lora_unet_*, lora_te_*, .alpha; LoCon convolutions), float16",
+        "format": "kohya (lora_unet_*, lora_te_*, .alpha"
+        + ("; LoCon convolutions), float16" if unet_layers == "blocks" else "), float16"),
         "teaches": f'the shape word "{scenes.LORA_SHAPE}": a rectangle 3 times as wide as tall',
         "training": {k: run[k] for k in ("steps", "batch", "seed", "lr", "rank", "alpha")}
         | {
+            "brick_share": scenes.LORA_SHARE,
+            "prior": run.get("prior", "data"),
+            "prior_weight": run.get("prior_weight", 1.0),
+            "unet_layers": unet_layers,
             "trained_steps": int(state["step"]),
-            "command": (
-                "python -m demo.train_lora latents|train "
-                f"--steps {run['steps']} --lr {run['lr']:g} --stop-at {int(state['step'])}|export"
-            ),
-        },
+            "command": train_command(run, int(state["step"])),
+        }
+        | ({"training_eval": state["eval"]} if "eval" in state else {}),
         "params": sum(p.numel() for p in lora.parameters()),
         "layers": len(lora.adapters),
     }
@@ -217,7 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rank", type=int, default=LoraRun.rank)
     p.add_argument("--alpha", type=float, default=LoraRun.alpha)
     p.add_argument("--eval-every", type=int, default=LoraRun.eval_every)
+    p.add_argument("--eval-prompts", type=int, default=LoraRun.eval_prompts)
     p.add_argument("--stop-at", type=int, default=None, help="stop (saved) at this step")
+    p.add_argument("--prior", choices=PRIORS, default=LoraRun.prior, help="demo.lora_prior")
+    p.add_argument("--prior-weight", type=float, default=LoraRun.prior_weight)
+    p.add_argument("--unet-layers", choices=UNET_LAYERS, default=LoraRun.unet_layers)
+    p.add_argument("--step", type=int, default=None, help="export: the snapshot of this step")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -225,13 +280,12 @@ def main(argv: list[str] | None = None) -> None:
     if a.stage == "latents":
         encode_latents(a.out, a.count, a.seed, log)
     elif a.stage == "train":
-        run = LoraRun(
-            a.out, a.steps, a.batch, a.seed, a.lr, a.rank, a.alpha, eval_every=a.eval_every
-        )
-        run.stop_at = a.stop_at
+        run = LoraRun(a.out, a.steps, a.batch, a.seed, a.lr, a.rank, a.alpha)
+        run.eval_every, run.eval_prompts, run.stop_at = a.eval_every, a.eval_prompts, a.stop_at
+        run.prior, run.prior_weight, run.unet_layers = a.prior, a.prior_weight, a.unet_layers
         log(f"done: {train(run, log)}")
     else:
-        print(json.dumps(export(a.out), indent=2))
+        print(json.dumps(export(a.out, step=a.step), indent=2))
 
 
 if __name__ == "__main__":

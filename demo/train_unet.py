@@ -107,8 +107,12 @@ def snr_weights(sched, t: torch.Tensor) -> torch.Tensor:
     return torch.clamp(snr, max=MIN_SNR_GAMMA) / snr
 
 
-def unet_loss(unet, te, sched, lat, ids, gen: torch.Generator, aux=None) -> torch.Tensor:
-    """Min-SNR-weighted v (or epsilon) loss; `aux(pooled_text)` adds a text-side term."""
+def unet_loss(
+    unet, te, sched, lat, ids, gen: torch.Generator, aux=None, teacher=None
+) -> torch.Tensor:
+    """Min-SNR-weighted v (or epsilon) loss; `aux(pooled_text)` adds a text-side term;
+    `teacher(noisy, t, target) -> (target, per-sample weight)` may replace targets (the
+    demo LoRA's prior preservation: demo.train_lora)."""
     noise = torch.randn(lat.shape, generator=gen)
     t = torch.randint(0, sched.config.num_train_timesteps, (lat.shape[0],), generator=gen)
     noisy = sched.add_noise(lat, noise, t)
@@ -116,8 +120,12 @@ def unet_loss(unet, te, sched, lat, ids, gen: torch.Generator, aux=None) -> torc
     pred = unet(noisy, t, encoder_hidden_states=out.last_hidden_state).sample
     v_pred = sched.config.prediction_type == "v_prediction"
     target = sched.get_velocity(lat, noise, t) if v_pred else noise
+    weight = snr_weights(sched, t)
+    if teacher is not None:
+        target, scale = teacher(noisy, t, target)
+        weight = weight * scale
     per = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
-    loss = (per * snr_weights(sched, t)).mean()
+    loss = (per * weight).mean()
     return loss if aux is None else loss + aux(out.pooler_output)
 
 

@@ -16,8 +16,9 @@ from bench.demo_quality import blurred
 from demo import judge, scenes
 from demo.export import sha256_of
 from demo.lora import LoraSet
+from demo.lora_prior import distill_teacher, prior_rows
 from demo.models import build_text_encoder, build_unet
-from demo.train_lora import LORAS_DIR, NAME
+from demo.train_lora import LORAS_DIR, NAME, train_command
 from graph import Registry
 from graph.workspace import Workspace
 from nodes.sd.addon_files import list_loras, resolve_addon
@@ -59,15 +60,22 @@ def test_judge_reads_bricks_and_sees_none_in_ordinary_scenes() -> None:
 # -- training code -----------------------------------------------------------------------
 
 
-def test_trained_adapters_equal_the_loaders_merge_of_their_kohya_export() -> None:
-    """What training computes (hooks: W x + s * alpha/r * up(down(x))) is what LoadLoRA's
-    merge of the exported file computes, at strength 0.7, for the U-Net and text encoder."""
+def _random_lora(seed: int):
+    """The demo architecture (random weights) with rank-4 adapters set to random values,
+    and the generator that drew them."""
     unet, te = build_unet(0).eval(), build_text_encoder(0).eval()
     lora = LoraSet({"unet": unet, "text_encoder": te}, rank=4, alpha=2.0)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in lora.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    return unet, te, lora, gen
+
+
+def test_trained_adapters_equal_the_loaders_merge_of_their_kohya_export() -> None:
+    """What training computes (hooks: W x + s * alpha/r * up(down(x))) is what LoadLoRA's
+    merge of the exported file computes, at strength 0.7, for the U-Net and text encoder."""
+    unet, te, lora, gen = _random_lora(seed=0)
     ids = torch.randint(0, 1000, (1, 77), generator=gen)
     x, t = torch.randn(1, 4, 8, 8, generator=gen), torch.tensor([500])
     lora.set_strength(0.7)
@@ -89,6 +97,42 @@ def test_trained_adapters_equal_the_loaders_merge_of_their_kohya_export() -> Non
     assert torch.allclose(text_hooked, text_merged, atol=1e-5)
     assert torch.allclose(unet_hooked, unet_merged, atol=1e-4)
     assert not torch.allclose(unet_merged, unet(x, t, encoder_hidden_states=te(ids)[0]).sample)
+
+
+def test_distill_teacher_gives_non_brick_rows_the_base_models_prediction() -> None:
+    """Prior preservation: rows whose caption does not name the brick (ordinary scenes,
+    dropped captions) get the frozen base model's output as target; brick rows keep the
+    ground truth; the adapters are back at strength 1 afterwards."""
+    unet, te, lora, gen = _random_lora(seed=1)
+    shows_word = torch.tensor([True, True, False, False])
+    dropped = torch.tensor([False, True, False, True])
+    rows = prior_rows(shows_word, dropped)
+    assert rows.tolist() == [False, True, True, True]
+    ids = torch.randint(0, 1000, (4, 77), generator=gen)
+    noisy, t = torch.randn(4, 4, 8, 8, generator=gen), torch.tensor([100, 400, 700, 900])
+    truth = torch.randn(4, 4, 8, 8, generator=gen)
+    target, scale = distill_teacher(unet, te, lora, ids, rows, weight=2.0)(noisy, t, truth)
+    assert scale.tolist() == [1.0, 2.0, 2.0, 2.0]
+    assert torch.equal(target[0], truth[0])
+    with torch.no_grad():
+        lora.remove()  # the plain base model
+        base = unet(noisy, t, encoder_hidden_states=te(ids).last_hidden_state).sample
+    assert torch.allclose(target[1:], base[1:], atol=1e-5)
+    assert all(a.strength == 1.0 for a in lora.adapters.values())
+
+
+def test_train_command_names_every_option_of_the_run() -> None:
+    """The record's command rebuilds the file whatever the defaults are now (a record of
+    a run from before --prior existed says it trained on ground truth alone)."""
+    old = train_command({"steps": 1500, "lr": 2e-3}, 1000)
+    assert old == (
+        "python -m demo.train_lora latents|train --steps 1500 --lr 0.002 --prior data "
+        "--prior-weight 1 --unet-layers blocks --stop-at 1000|export"
+    )
+    run = {"steps": 1000, "lr": 2e-3, "prior": "distill", "prior_weight": 4.0}
+    assert "--prior distill --prior-weight 4 --unet-layers blocks --stop-at 750" in train_command(
+        run | {"unet_layers": "blocks"}, 750
+    )
 
 
 # -- the shipped file ----------------------------------------------------------------------

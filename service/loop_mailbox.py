@@ -1,7 +1,7 @@
 """Calls from worker threads onto the event loop, many per wake-up.
 
-``loop.call_soon_threadsafe`` writes to the loop's self-pipe on every call: a fully
-cached job sends about ten messages, and each write woke the loop thread, which
+``loop.call_soon_threadsafe`` writes to the loop's self-pipe on every call: a job
+sends several messages in a burst, and each write woke the loop thread, which
 then had to win the interpreter lock from the job's thread (on a busy 2-core
 machine, a context switch each). Here calls queue up in order and the loop is
 woken once for all that arrived before it got to run them."""

@@ -23,7 +23,6 @@ from typing import Any
 
 from graph.failure import failure
 from service.deadline import JobDeadline
-from service.job_ends import JobEnds
 from service.job_fastpath import CachedJobs
 from service.scheduler import Idle, Policy, Waiting, assign
 from service.store import Job, JobStore
@@ -54,7 +53,7 @@ class Slot:
     thread: threading.Thread | None = None  # runs the jobs put in its inbox, one by one
 
 
-class Dispatcher(JobEnds, CachedJobs):
+class Dispatcher(CachedJobs):
     def __init__(
         self,
         store: JobStore,

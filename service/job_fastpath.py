@@ -10,22 +10,32 @@ queued it); only a job that must execute something goes to the worker's thread."
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from service.job_ends import JobEnds
 from service.node_states import track_node
+from service.store import Job
+from service.worker import JobRequest, Prepared, Worker
 
 if TYPE_CHECKING:
     from service.dispatcher import Slot
-    from service.store import Job
-    from service.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-class CachedJobs:
-    """Mixin of `service.dispatcher.Dispatcher`."""
+class CachedJobs(JobEnds):
+    """Mixed into `service.dispatcher.Dispatcher`: its lock, prepared workflows and
+    model hints are the ones used here."""
+
+    _lock: threading.Lock
+    _prepared: OrderedDict[str, Prepared]
+
+    def _remember_models(self, slot: Slot, job: Job) -> None:
+        raise NotImplementedError
 
     def _relay(
         self, job: Job, worker: Worker, nodes: dict[str, dict[str, Any]], final: dict[str, Any]
@@ -44,10 +54,10 @@ class CachedJobs:
             # the other changes ride along with the next write or the final one
             if kind != "progress" and track_node(nodes, message) and kind == "node_started":
                 try:
-                    self.store.set_nodes(job.id, nodes)  # type: ignore[attr-defined]
+                    self.store.set_nodes(job.id, nodes)
                 except Exception:  # a progress record is not worth failing the job
                     log.exception("could not record node states of job %s", job.id)
-            self._notify(job.client_id, message)  # type: ignore[attr-defined]
+            self._notify(job.client_id, message)
 
         return on_message
 
@@ -57,11 +67,8 @@ class CachedJobs:
         run_cached = getattr(slot.worker, "run_cached", None)
         if run_cached is None:
             return False
-        from service.worker import JobRequest
-
-        d: Any = self
-        with d._lock:
-            prepared = d._prepared.get(job.id)
+        with self._lock:
+            prepared = self._prepared.get(job.id)
         if prepared is None:
             return False
         nodes: dict[str, dict[str, Any]] = {}
@@ -70,10 +77,10 @@ class CachedJobs:
         outcome = run_cached(request, self._relay(job, slot.worker, nodes, final))
         if outcome is None:
             return False
-        with d._lock:
-            d._prepared.pop(job.id, None)
+        with self._lock:
+            self._prepared.pop(job.id, None)
             slot.job = None
             slot.last_used = time.time()
-        d._remember_models(slot, job)
-        d._finish(job, nodes, outcome, final.get("seconds", outcome.seconds))
+        self._remember_models(slot, job)
+        self._finish(job, nodes, outcome, final.get("seconds", outcome.seconds))
         return True

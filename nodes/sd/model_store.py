@@ -85,12 +85,27 @@ def _return_freed_memory() -> None:
         mps.empty_cache()
 
 
+def memory_format(device: torch.device, dtype: torch.dtype) -> torch.memory_format | None:
+    """channels_last where it measured faster: bf16 convolutions on the CPU (oneDNN's bf16
+    kernels work on NHWC; on an AVX512-BF16 EPYC the SD-1.5 U-Net call went 3.9 -> 3.6 s
+    and the 512x512 VAE decode 5.6 -> 4.0 s). Elsewhere None (the layout stays), so fp32
+    stays bit-equal to diffusers' pipelines."""
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        return torch.channels_last
+    return None
+
+
 def move(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
-    """Move and cast. diffusers' ``ModelMixin.to`` warns on every dtype cast even when no
-    module must stay in fp32; plain ``nn.Module.to`` is used when none must."""
+    """Move, cast and lay out (see `memory_format`; only 4-d weights change) in one pass.
+    diffusers' ``ModelMixin.to`` warns on every dtype cast even when no module must stay
+    in fp32; plain ``nn.Module.to`` is used when none must."""
+    layout = memory_format(device, dtype)
+    how: dict[str, Any] = {"device": device, "dtype": dtype}
+    if layout is not None:
+        how["memory_format"] = layout
     if getattr(module, "_keep_in_fp32_modules", None):
-        return module.to(device=device, dtype=dtype)
-    return torch.nn.Module.to(module, device=device, dtype=dtype)
+        return module.to(**how)
+    return torch.nn.Module.to(module, **how)
 
 
 def place(

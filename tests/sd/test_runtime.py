@@ -40,6 +40,27 @@ def test_native_bf16_probe_agrees_with_torch() -> None:
     assert runtime.cpu_has_native_bf16() == (probe or bool(runtime.cpu_flags() & {"amx_bf16"}))
 
 
+def test_bf16_on_the_cpu_lays_convolutions_out_channels_last() -> None:
+    """bf16 CPU convolutions run on NHWC (faster there); fp32 keeps diffusers' layout, so
+    the parity tests' pixels stay bit-equal."""
+    from nodes.sd.model_store import move
+
+    import copy
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3), torch.nn.Linear(6, 6))
+    cpu = torch.device("cpu")
+    fast = move(copy.deepcopy(net), cpu, torch.bfloat16)
+    assert fast[0].weight.dtype == torch.bfloat16
+    assert fast[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not fast[0].weight.is_contiguous()
+    plain = move(net, cpu, torch.float32)
+    assert plain[0].weight.is_contiguous()
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():  # same numbers either way, up to bf16 rounding
+        same = plain.to(torch.bfloat16)(x.bfloat16()).float()
+        assert torch.allclose(fast(x.bfloat16()).float(), same, atol=0.02)
+
+
 def _doc(width: int, height: int, batch: int = 1) -> dict[str, Any]:
     inputs = {"width": width, "height": height, "batch_size": batch}
     return {"nodes": {"latent": {"type": "EmptyLatent", "inputs": inputs}}}

@@ -43,9 +43,9 @@ def test_native_bf16_probe_agrees_with_torch() -> None:
 def test_bf16_on_the_cpu_lays_convolutions_out_channels_last() -> None:
     """bf16 CPU convolutions run on NHWC (faster there); fp32 keeps diffusers' layout, so
     the parity tests' pixels stay bit-equal."""
-    from nodes.sd.model_store import move
-
     import copy
+
+    from nodes.sd.model_store import move
 
     net = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3), torch.nn.Linear(6, 6))
     cpu = torch.device("cpu")

@@ -25,7 +25,15 @@ class Plan:
 
 
 def needed_nodes(checked: Checked) -> list[str]:
-    """Nodes that feed an output node, in the checked deterministic topological order."""
+    """Nodes that feed an output node, in the checked deterministic topological order
+    (found once per checked workflow)."""
+    needed = checked.derived.get("needed")
+    if needed is None:
+        needed = checked.derived["needed"] = _needed_nodes(checked)
+    return needed
+
+
+def _needed_nodes(checked: Checked) -> list[str]:
     nodes = checked.nodes
     outputs = [nid for nid in checked.order if nodes[nid].spec.output_node]
     keep: set[str] = set(outputs)
@@ -79,11 +87,7 @@ def make_plan(
     """Key every needed node (fingerprints included), then find what must execute."""
     nodes = checked.nodes
     order = needed_nodes(checked)
-    keys: dict[Any, str] = {}
-    for nid in order:
-        fp = fingerprint(nodes[nid])
-        keys[nid] = node_key(nodes[nid], keys, fp)
-        output_keys(nodes[nid], keys, fp)
+    keys = _keys(checked, order, [fingerprint(nodes[nid]) for nid in order])
     # Walk up from the outputs; a cache hit needs none of its ancestors.
     hits: dict[str, CacheEntry] = {}
     run: set[str] = set()
@@ -103,6 +107,23 @@ def make_plan(
     to_run = [nid for nid in order if nid in run]
     cached = [nid for nid in order if nid not in run]
     return Plan(order, keys, to_run, cached, hits)
+
+
+def _keys(checked: Checked, order: list[str], fingerprints: list[str | None]) -> dict[Any, str]:
+    """Every needed node's keys; the same checked workflow with the same fingerprints has
+    the same keys, so they are kept (unless a node is not cacheable: its key is new each
+    time). Read only once made."""
+    kept = checked.derived.get("keys")
+    if kept is not None and kept[0] == fingerprints:
+        return kept[1]
+    nodes = checked.nodes
+    keys: dict[Any, str] = {}
+    for nid, fp in zip(order, fingerprints, strict=True):
+        keys[nid] = node_key(nodes[nid], keys, fp)
+        output_keys(nodes[nid], keys, fp)
+    if all(nodes[nid].spec.cacheable for nid in order):
+        checked.derived["keys"] = (fingerprints, keys)
+    return keys
 
 
 def consumers(nodes: dict[str, CheckedNode], to_run: list[str]) -> dict[str, int]:

@@ -86,6 +86,9 @@ class Checked:
     # the Choice listings consulted ({source: values}): the same listings later mean
     # the same verdict (validation reads nothing else outside the workflow)
     listed: dict[str, list[str]] = field(default_factory=dict)
+    # what planning derives from this (never changed) outcome, kept for the next run of
+    # the same checked workflow (graph/plan.py)
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

@@ -32,20 +32,41 @@ class Imported:
     missing: list[Problem] = field(default_factory=list)  # model_missing
 
 
-def _import(data: Any, engine: Any) -> Imported:
+@dataclass(frozen=True)
+class Converted:
+    """A document made ours (converted, node versions migrated): a pure function of the
+    document, so an identical resubmission may reuse it (service/submission_memo.py)."""
+
+    workflow: Workflow
+    source: str
+    warnings: list[str]
+
+
+def convert(data: Any, engine: Any) -> Converted:
+    """Ours as is, ComfyUI's converted, old node versions migrated; 400 otherwise."""
     try:
         result = import_document(data, set(engine.registry.nodes))
     except WorkflowFormatError as exc:
         problems = getattr(exc, "problems", None) or [Problem(None, None, "bad_format", str(exc))]
         raise ApiError(400, "invalid_workflow", str(exc), [p.to_json() for p in problems]) from None
-    index, inputs = index_for(engine.workspace), model_inputs(engine.registry)
     workflow, outdated = migrate(result.workflow, engine.registry)  # node versions, stamped
     if outdated:
         problems = [p.to_json() for p in outdated]
         raise ApiError(400, "invalid_workflow", outdated[0].message, problems)
-    workflow, missing, notes = resolve_models(workflow, index, inputs)
+    return Converted(workflow, result.source, list(result.warnings))
+
+
+def with_models(converted: Converted, engine: Any) -> Imported:
+    """Model names resolved by content hash and the files used recorded: reads the model
+    folder and index (so it is done again for every job, memo or not)."""
+    index, inputs = index_for(engine.workspace), model_inputs(engine.registry)
+    workflow, missing, notes = resolve_models(converted.workflow, index, inputs)
     workflow = record_models(workflow, index, inputs, wait=False)  # pending: SaveImage fills in
-    return Imported(workflow, result.source, [*result.warnings, *notes], missing)
+    return Imported(workflow, converted.source, [*converted.warnings, *notes], missing)
+
+
+def _import(data: Any, engine: Any) -> Imported:
+    return with_models(convert(data, engine), engine)
 
 
 async def import_or_reject(data: Any, engine: Any, allow_missing: bool = False) -> Imported:
@@ -57,7 +78,11 @@ async def import_or_reject(data: Any, engine: Any, allow_missing: bool = False) 
 def import_checked(data: Any, engine: Any, allow_missing: bool = False) -> Imported:
     """`import_or_reject` in the calling thread: the event loop's only for a workflow
     without a ``models`` section (resolving recorded hashes may hash files)."""
-    imported = _import(data, engine)
+    return reject_missing(_import(data, engine), allow_missing)
+
+
+def reject_missing(imported: Imported, allow_missing: bool = False) -> Imported:
+    """400 naming every model the workflow needs that is not here (unless allowed)."""
     if imported.missing and not allow_missing:
         problems = [p.to_json() for p in imported.missing]
         raise ApiError(400, "invalid_workflow", "a model the workflow needs is missing", problems)

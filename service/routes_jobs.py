@@ -14,14 +14,14 @@ from aiohttp import web
 
 from graph import jsondoc
 from graph.validate import Problem
-from graph.workflow import Workflow
 from service.budgets import check_budgets, check_node_count
 from service.clients import HEADER, Caller, caller
 from service.errors import ApiError
 from service.params import query_int
-from service.routes_import import import_checked
+from service.routes_import import Converted, Imported, convert, reject_missing, with_models
 from service.state import Services, services
 from service.store import FINISHED, IdempotencyConflict, Job
+from service.submission_memo import Accepted
 from service.worker import Prepared
 
 routes = web.RouteTableDef()
@@ -57,17 +57,13 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not accepted: {exc}") from None
 
 
-def _stored_form(
-    workflow: Workflow, client_id: str, sent: Any, key: str | None
-) -> tuple[dict[str, Any], str | None]:
-    """The workflow as stored, and the digest that ties an idempotency key to it (of the
-    workflow as sent: model hashes recorded on the way in may still have been pending;
-    None without a key: nothing compares it)."""
-    data = workflow.model_dump(mode="json")
+def _digest(sent: Any, client_id: str, key: str | None) -> str | None:
+    """The digest that ties an idempotency key to the workflow as sent (model hashes
+    recorded on the way in may still have been pending; None without a key: nothing
+    compares it)."""
     if key is None:
-        return data, None
-    digest = hashlib.sha256(json.dumps([sent, client_id], sort_keys=True).encode()).hexdigest()
-    return data, digest
+        return None
+    return hashlib.sha256(json.dumps([sent, client_id], sort_keys=True).encode()).hexdigest()
 
 
 def _problems(problems: list[Problem]) -> list[dict[str, Any]]:
@@ -95,12 +91,10 @@ def _queue_job(
     svc: Services, raw: bytes, header_client: str | None, header_key: str | None
 ) -> dict[str, Any]:
     """Check and queue one POSTed job (on the loop when small, else in a thread); the
-    reply's body."""
-    body = parse_json(raw)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    if "workflow" not in body:
-        raise ApiError(400, "no_workflow", 'the body must carry the workflow as {"workflow": ...}')
+    reply's body. An identical resubmission reuses what did not change (`SubmissionMemo`)."""
+    memo = svc.submissions if b'"models"' not in raw else None  # else: hashes to resolve
+    seen = memo.get(raw) if memo is not None else None
+    body = seen.body if seen is not None else _request_body(raw)
     client_id = body.get("client_id") or header_client
     # no id: the server issues one (returned below); one it did not issue: 400
     client_id = svc.clients.issue() if client_id is None else svc.clients.check(client_id)
@@ -108,7 +102,59 @@ def _queue_job(
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
         raise ApiError(400, "bad_idempotency_key", "idempotency_key must be a short string")
 
-    imported = import_checked(body["workflow"], svc.engine)  # ours, or ComfyUI's converted
+    converted = seen.converted if seen is not None else convert(body["workflow"], svc.engine)
+    imported = reject_missing(with_models(converted, svc.engine))  # model files: every time
+    if seen is not None and seen.still_holds(imported, svc.engine):
+        accepted = seen
+    else:
+        accepted = _accept(svc, body, converted, imported)
+        if memo is not None:
+            memo.put(raw, accepted)
+    checked, workflow = accepted.checked, accepted.imported.workflow
+    over = check_budgets(checked, svc.config.budgets, svc.engine.workspace)  # reads image headers
+    if over:
+        raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
+
+    digest = _digest(body["workflow"], client_id, key)
+    store = svc.jobs
+    if key is None or store.get_by_key(key) is None:
+        queued = store.count("queued")
+        if queued >= svc.config.max_queue:
+            raise ApiError(
+                429,
+                "queue_full",
+                f"{queued} jobs are waiting; try again when some have run",
+                headers={"Retry-After": "5"},
+            )
+    try:
+        job, created = store.add(accepted.stored, client_id, key, digest, accepted.stored_json)
+    except IdempotencyConflict:
+        raise ApiError(
+            409, "idempotency_conflict", "this idempotency_key was used with a different request"
+        ) from None
+    if created:  # starts it here when a worker is idle, with the checked workflow at hand
+        svc.queue.submitted(job, Prepared(svc.engine, workflow, checked))
+    reply: dict[str, Any] = {"id": job.id, "status": job.status, "client_id": client_id}
+    if imported.warnings:
+        reply["import"] = {"source": imported.source, "warnings": imported.warnings}
+    return reply
+
+
+def _request_body(raw: bytes) -> dict[str, Any]:
+    """The decoded body of POST /api/jobs; 400 unless an object carrying a workflow."""
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    if "workflow" not in body:
+        raise ApiError(400, "no_workflow", 'the body must carry the workflow as {"workflow": ...}')
+    return body
+
+
+def _accept(
+    svc: Services, body: dict[str, Any], converted: Converted, imported: Imported
+) -> Accepted:
+    """Validate an imported workflow (400 listing its problems) and render its stored form
+    (~1 s at 5 MB)."""
     workflow = imported.workflow
     over = check_node_count(workflow, svc.config.budgets)
     if over:
@@ -121,33 +167,8 @@ def _queue_job(
             f"the workflow has {len(checked.problems)} problem(s)",
             _problems(checked.problems),
         )
-    over = check_budgets(checked, svc.config.budgets, svc.engine.workspace)  # reads image headers
-    if over:
-        raise ApiError(400, "budget_exceeded", over[0].message, _problems(over))
-
-    data, digest = _stored_form(workflow, client_id, body["workflow"], key)  # ~1 s at 5 MB
-    store = svc.jobs
-    if key is None or store.get_by_key(key) is None:
-        queued = store.count("queued")
-        if queued >= svc.config.max_queue:
-            raise ApiError(
-                429,
-                "queue_full",
-                f"{queued} jobs are waiting; try again when some have run",
-                headers={"Retry-After": "5"},
-            )
-    try:
-        job, created = store.add(data, client_id, key, digest)
-    except IdempotencyConflict:
-        raise ApiError(
-            409, "idempotency_conflict", "this idempotency_key was used with a different request"
-        ) from None
-    if created:  # starts it here when a worker is idle, with the checked workflow at hand
-        svc.queue.submitted(job, Prepared(svc.engine, workflow, checked))
-    reply: dict[str, Any] = {"id": job.id, "status": job.status, "client_id": client_id}
-    if imported.warnings:
-        reply["import"] = {"source": imported.source, "warnings": imported.warnings}
-    return reply
+    stored = workflow.model_dump(mode="json")
+    return Accepted(body, converted, imported, checked, stored, json.dumps(stored))
 
 
 @routes.post("/api/clients")

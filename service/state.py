@@ -14,6 +14,7 @@ from service.hub import Hub
 from service.startup import EngineLoad
 from service.status_feed import StatusFeed
 from service.store import JobStore
+from service.submission_memo import SubmissionMemo
 from service.worker import Worker
 
 
@@ -29,6 +30,7 @@ class Services:
     dispatcher: Dispatcher | None = None
     load: EngineLoad = field(default_factory=EngineLoad)  # the engine's background load
     status: StatusFeed | None = None  # queue status for every websocket (opened on start-up)
+    submissions: SubmissionMemo = field(default_factory=SubmissionMemo)  # resubmissions
 
     @property
     def jobs(self) -> JobStore:

@@ -145,6 +145,26 @@ def test_an_old_database_gains_the_new_columns(tmp_path):
     store.close()
 
 
+def test_pruning_counts_again_after_another_server_wrote(tmp_path):
+    """Each store skips counting the history while its own tally is within the limit;
+    jobs another store (server) finished in the same database are still pruned."""
+    one = JobStore(tmp_path / "j.db", history_limit=2)
+    two = JobStore(tmp_path / "j.db", history_limit=2)
+
+    def run(store):
+        job = store.add({"x": 1}, "c")[0]
+        store.claim(job.id)
+        store.finish(job.id, "ok", 0.1, {}, [], None)
+        return job.id
+
+    ids = [run(one), run(two), run(two), run(one)]
+    assert [j.id for j in one.page(10)[0]] == ids[::-1][:2]
+    ids.append(run(one))  # one's tally alone would say 3: it counts, as two wrote
+    assert [j.id for j in two.page(10)[0]] == ids[::-1][:2]
+    one.close()
+    two.close()
+
+
 def test_idempotency_and_pruning(tmp_path):
     store = JobStore(tmp_path / "j.db", history_limit=2)
     first, created = store.add({"x": 1}, "c", "key", "hash-1")

@@ -96,16 +96,28 @@ def memory_format(device: torch.device, dtype: torch.dtype) -> torch.memory_form
 
 
 def move(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
-    """Move, cast and lay out (see `memory_format`; only 4-d weights change) in one pass.
-    diffusers' ``ModelMixin.to`` warns on every dtype cast even when no module must stay
-    in fp32; plain ``nn.Module.to`` is used when none must."""
-    layout = memory_format(device, dtype)
-    how: dict[str, Any] = {"device": device, "dtype": dtype}
-    if layout is not None:
-        how["memory_format"] = layout
+    """Move, cast and lay out (see `memory_format`). diffusers' ``ModelMixin.to`` warns on
+    every dtype cast even when no module must stay in fp32; plain ``nn.Module.to`` is used
+    when none must."""
     if getattr(module, "_keep_in_fp32_modules", None):
-        return module.to(**how)
-    return torch.nn.Module.to(module, **how)
+        module = module.to(device=device, dtype=dtype)
+    else:
+        module = torch.nn.Module.to(module, device=device, dtype=dtype)
+    layout = memory_format(device, dtype)
+    if layout is not None:
+        _relayout(module, layout)
+    return module
+
+
+def _relayout(module: Any, layout: torch.memory_format) -> None:
+    """4-d weights into ``layout`` one at a time, each old copy handed back to the system
+    before the next is made (all at once, glibc's heap kept the old ones: load peak 1.5x
+    the weights instead of 1.07x)."""
+    for param in module.parameters():
+        if param.dim() == 4 and not param.is_contiguous(memory_format=layout):
+            param.data = param.data.contiguous(memory_format=layout)
+            if _LIBC is not None:
+                _LIBC.malloc_trim(0)
 
 
 def place(

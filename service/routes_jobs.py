@@ -73,12 +73,18 @@ def _problems(problems: list[Problem]) -> list[dict[str, Any]]:
 INLINE_BODY_BYTES = 64 * 1024  # POSTs up to this size are queued on the event loop
 
 
+def names_model_hashes(raw: bytes) -> bool:
+    """Whether a body may carry a ``models`` section: resolving its hashes may hash files
+    (not on the loop), and depends on more than the body (not remembered)."""
+    return b'"models"' in raw
+
+
 @routes.post("/api/jobs")
 async def submit(request: web.Request) -> web.Response:
     svc = services(request)
     body = await read_body(request, svc.config.max_body_bytes)
     headers = (request.headers.get(HEADER), request.headers.get("Idempotency-Key"))
-    if len(body) <= INLINE_BODY_BYTES and b'"models"' not in body:
+    if len(body) <= INLINE_BODY_BYTES and not names_model_hashes(body):
         # a small workflow that names no model hashes is checked in about a millisecond:
         # here, on the loop, rather than paying two thread hand-offs
         return web.json_response(_queue_job(svc, body, *headers))
@@ -92,7 +98,7 @@ def _queue_job(
 ) -> dict[str, Any]:
     """Check and queue one POSTed job (on the loop when small, else in a thread); the
     reply's body. An identical resubmission reuses what did not change (`SubmissionMemo`)."""
-    memo = svc.submissions if b'"models"' not in raw else None  # else: hashes to resolve
+    memo = None if names_model_hashes(raw) else svc.submissions
     seen = memo.get(raw) if memo is not None else None
     body = seen.body if seen is not None else _request_body(raw)
     client_id = body.get("client_id") or header_client
